@@ -1,0 +1,16 @@
+"""curata: describe a dataset with a pretrained model, cluster the embeddings, curate balanced subsets and build
+smart mini-batches.
+
+Example:
+    >>> import curata
+    >>> sorted(curata.__all__)[:3]
+    ['TorchEmbedder', 'VectorTable', 'Vectorizer']
+"""
+
+from curata.describe import describe
+from curata.embed import TorchEmbedder
+from curata.table import VectorTable
+from curata.vectorize import Vectorizer, Vectors
+
+__all__ = ["TorchEmbedder", "VectorTable", "Vectorizer", "Vectors", "describe"]
+__version__ = "0.1.0"

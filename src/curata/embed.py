@@ -1,0 +1,229 @@
+"""TorchEmbedder: features from named layers of any PyTorch model, through forward hooks, fused into one tensor."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["TorchEmbedder", "FUSIONS", "fuse", "model_digest"]
+
+FUSIONS = ("concat", "mean", "sum", "max")
+_OUTPUT = ""  # the hook name of the model itself, i.e. its output
+
+
+class _AllLayersSeen(Exception):
+    """Raised inside the forward pass once every hooked layer has fired, to skip the layers after them."""
+
+
+def _check_fusion(value: str, name: str) -> str:
+    if value not in FUSIONS:
+        raise ValueError(f"{name} must be one of {FUSIONS}, got {value!r}")
+    return value
+
+
+def _first_tensor(output: Any) -> Any:
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return output
+
+
+def _to_channels_first(features: torch.Tensor, channel_pos: int) -> torch.Tensor:
+    if features.ndim < 2:
+        raise ValueError(f"layer output must have a batch and a channel dimension, got shape {tuple(features.shape)}")
+    position = channel_pos % features.ndim
+    if position == 0:
+        raise ValueError("channel_pos cannot point at the batch dimension (0)")
+    return features.movedim(position, 1) if position != 1 else features
+
+
+def _resize_to(features: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    if features.ndim == 2:  # a pooled vector spreads over every position of the larger maps
+        return features.reshape(*features.shape, *([1] * len(size))).expand(*features.shape, *size)
+    if tuple(features.shape[2:]) == size:
+        return features
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(len(size))
+    if mode is None:
+        raise ValueError(f"cannot resize features with {len(size)} spatial dimensions")
+    return F.interpolate(features.float(), size=size, mode=mode, align_corners=False).to(features.dtype)
+
+
+def fuse(features: Sequence[torch.Tensor], strategy: str) -> torch.Tensor:
+    """Fuse channels-first tensors (B, C, *S): resize all to the largest spatial size, then combine.
+
+    Example:
+        >>> a, b = torch.ones(2, 3, 4, 4), torch.zeros(2, 3, 2, 2)
+        >>> fuse([a, b], "concat").shape, fuse([a, b], "mean").shape
+        (torch.Size([2, 6, 4, 4]), torch.Size([2, 3, 4, 4]))
+    """
+    _check_fusion(strategy, "strategy")
+    if len(features) == 1:
+        return features[0]
+    spatial_ndims = {f.ndim - 2 for f in features if f.ndim > 2}
+    if len(spatial_ndims) > 1:
+        shapes = [tuple(f.shape) for f in features]
+        raise ValueError(f"cannot fuse features with different numbers of spatial dimensions: {shapes}")
+    if spatial_ndims:
+        ndim = spatial_ndims.pop()
+        size = tuple(max(f.shape[2 + i] for f in features if f.ndim > 2) for i in range(ndim))
+        features = [_resize_to(f, size) for f in features]
+    if strategy == "concat":
+        return torch.cat(list(features), dim=1)
+    channels = {f.shape[1] for f in features}
+    if len(channels) > 1:
+        raise ValueError(f"fusion {strategy!r} needs the same number of channels everywhere, got {sorted(channels)}; "
+                         "use 'concat'")
+    stacked = torch.stack(list(features), dim=0)
+    if strategy == "mean":
+        return stacked.mean(dim=0)
+    if strategy == "sum":
+        return stacked.sum(dim=0)
+    return stacked.amax(dim=0)
+
+
+def model_digest(model: nn.Module) -> str:
+    """A hash of the model's class and every parameter and buffer (names, shapes, dtypes, values)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        data = tensor.detach().to("cpu").contiguous()
+        if data.numel():
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class TorchEmbedder:
+    """Embeds a batch with a PyTorch model, reading the outputs of named layers through forward hooks.
+
+    Args:
+        model: any ``nn.Module``.
+        layers: dotted module names from ``model.named_modules()``: a list (one group) or a dict of named groups.
+            ``None`` uses the model's output.
+        layer_fusion: how layers of one group are combined: "concat", "mean", "sum" or "max".
+        group_fusion: how the groups are combined, with the same choices.
+        channel_pos: where the channels are in the layers' outputs: 1 for (B, C, H, W), -1 for channels-last
+            maps and token sequences (B, T, C).
+        device: where the model runs (default: where its parameters are).
+
+    The result is (B, C) for vectors, (B, T, C) for token sequences and (B, C, H, W) for maps, the layout
+    ``Vectorizer`` expects. Maps of different sizes are resized (bilinear) to the largest before fusion.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2))
+        >>> TorchEmbedder(net, ["0", "2"])(torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 9, 8, 8])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        *,
+        layer_fusion: str = "concat",
+        group_fusion: str = "concat",
+        channel_pos: int = 1,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.layer_fusion = _check_fusion(layer_fusion, "layer_fusion")
+        self.group_fusion = _check_fusion(group_fusion, "group_fusion")
+        if not isinstance(channel_pos, int) or channel_pos == 0:
+            raise ValueError(f"channel_pos must be a non-zero int (1: channels first, -1: channels last), "
+                             f"got {channel_pos!r}")
+        self.channel_pos = channel_pos
+        self.groups = self._parse_layers(layers)
+        if device is None:
+            first = next(model.parameters(), None)
+            device = first.device if first is not None else "cpu"
+        self.device = torch.device(device)
+        self._digest: str | None = None
+
+    def _parse_layers(self, layers: Any) -> dict[str, list[str]]:
+        if layers is None:
+            return {"output": [_OUTPUT]}
+        if isinstance(layers, str):
+            raise TypeError(f"layers must be a list or a dict of lists of layer names, not a string: use [{layers!r}]")
+        groups = {str(k): list(v) for k, v in layers.items()} if isinstance(layers, Mapping) else {"layers": list(layers)}
+        valid = [name for name, _ in self.model.named_modules() if name]
+        valid_set = set(valid)
+        for group, names in groups.items():
+            if not names:
+                raise ValueError(f"layers group {group!r} is empty")
+            for name in names:
+                if name not in valid_set:
+                    close = difflib.get_close_matches(str(name), valid, n=5, cutoff=0.4) or valid[:5]
+                    raise ValueError(f"layer {name!r} is not in the model; close valid names: {close}")
+        return groups
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes this embedder's output what it is: model class and weights, layers and fusion settings."""
+        if self._digest is None:
+            self._digest = model_digest(self.model)
+        return {
+            "kind": "TorchEmbedder",
+            "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "weights": self._digest,
+            "layers": self.groups,
+            "layer_fusion": self.layer_fusion,
+            "group_fusion": self.group_fusion,
+            "channel_pos": self.channel_pos,
+        }
+
+    def __call__(self, batch: Any) -> torch.Tensor:
+        """Run the model on ``batch`` (a tensor, or what the model takes) and return the fused features."""
+        wanted = {name for names in self.groups.values() for name in names}
+        captured: dict[str, torch.Tensor] = {}
+        modules = dict(self.model.named_modules())
+
+        def record(name: str) -> Callable[..., None]:
+            def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                if name not in captured:
+                    captured[name] = _first_tensor(output)
+                if name != _OUTPUT and len(captured) == len(wanted):
+                    raise _AllLayersSeen
+
+            return hook
+
+        handles = [modules[name].register_forward_hook(record(name)) for name in wanted]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                try:
+                    self.model(_to_device(batch, self.device))
+                except _AllLayersSeen:
+                    pass
+        finally:
+            for handle in handles:
+                handle.remove()
+            self.model.train(was_training)
+        for name, value in captured.items():
+            if not isinstance(value, torch.Tensor):
+                shown = "the model's output" if name == _OUTPUT else f"layer {name!r}"
+                raise TypeError(f"{shown} returned {type(value).__name__}, not a tensor")
+        group_features = [
+            fuse([_to_channels_first(captured[n], self.channel_pos) for n in names], self.layer_fusion)
+            for names in self.groups.values()
+        ]
+        fused = fuse(group_features, self.group_fusion)
+        return fused.movedim(1, -1) if fused.ndim == 3 else fused  # tokens go back to (B, T, C)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
