@@ -1,0 +1,81 @@
+"""Tiny seeded models and datasets shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+class TinyCNN(nn.Module):
+    """Two conv stages with different spatial sizes and a pooled head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.stage = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stage(self.stem(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class TinyViT(nn.Module):
+    """Patch embedding plus a transformer layer: outputs tokens (B, 1 + P, C)."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(1, dim, 4, stride=4)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.block = nn.TransformerEncoderLayer(dim, 2, 16, batch_first=True, dropout=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), tokens], dim=1)
+        return self.block(tokens)
+
+
+class DictImages(Dataset):
+    """Seeded 1x8x8 images as dict items with a label and a mask."""
+
+    def __init__(self, n: int = 20, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(n, 1, 8, 8, generator=g)
+        self.labels = torch.arange(n) % 3
+        self.masks = (torch.rand(n, 8, 8, generator=g) > 0.5).to(torch.uint8)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"data": self.images[i], "label": self.labels[i], "mask": self.masks[i]}
+
+
+class TupleImages(DictImages):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.images[i], self.labels[i]
+
+
+@pytest.fixture
+def cnn() -> TinyCNN:
+    torch.manual_seed(0)  # the seeded construction of a test model, not a library random choice
+    return TinyCNN()
+
+
+@pytest.fixture
+def vit() -> TinyViT:
+    torch.manual_seed(0)
+    return TinyViT()
+
+
+@pytest.fixture
+def images() -> DictImages:
+    return DictImages()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
