@@ -57,8 +57,14 @@ def test_multi_vector_with_mask(tmp_path, cnn, images):
 
 
 def test_max_vectors_and_float16(tmp_path, cnn, images):
-    table = describe(images, TorchEmbedder(cnn, ["stage"]), tmp_path / "v", vectorizer=Vectorizer(max_vectors=3),
-                     dtype="float16", progress=False)
+    table = describe(
+        images,
+        TorchEmbedder(cnn, ["stage"]),
+        tmp_path / "v",
+        vectorizer=Vectorizer(max_vectors=3),
+        dtype="float16",
+        progress=False,
+    )
     assert len(table) == 60 and table.dtype == "float16" and table.dim == 6
     assert np.bincount(table.column("idx")).tolist() == [3] * 20
 
@@ -101,16 +107,15 @@ def test_resume_embeds_only_missing(tmp_path, cnn, images):
 def test_fingerprint_mismatch_says_what_differs(tmp_path, cnn, images):
     describe(images, TorchEmbedder(cnn, ["stem"]), tmp_path / "v", vectorizer=Vectorizer("mean"), progress=False)
     with pytest.raises(ValueError, match=r"embedder.layers.*vectorizer.pool"):
-        describe(images, TorchEmbedder(cnn, ["stage"]), tmp_path / "v", vectorizer=Vectorizer("max"),
-                 progress=False)
+        describe(images, TorchEmbedder(cnn, ["stage"]), tmp_path / "v", vectorizer=Vectorizer("max"), progress=False)
     with pytest.raises(ValueError, match="dataset_length: table has 20, this run has 10"):
-        describe(DictImages(10), TorchEmbedder(cnn, ["stem"]), tmp_path / "v", vectorizer=Vectorizer("mean"),
-                 progress=False)
+        describe(
+            DictImages(10), TorchEmbedder(cnn, ["stem"]), tmp_path / "v", vectorizer=Vectorizer("mean"), progress=False
+        )
     with torch.no_grad():
         cnn.stem[0].bias.add_(1)
     with pytest.raises(ValueError, match="embedder.weights"):
-        describe(images, TorchEmbedder(cnn, ["stem"]), tmp_path / "v", vectorizer=Vectorizer("mean"),
-                 progress=False)
+        describe(images, TorchEmbedder(cnn, ["stem"]), tmp_path / "v", vectorizer=Vectorizer("mean"), progress=False)
     assert len(VectorTable.open(tmp_path / "v")) == 20
 
 

@@ -14,9 +14,7 @@ def test_default_is_model_output(cnn):
     assert torch.allclose(out, cnn(x))
 
 
-@pytest.mark.parametrize(
-    ("fusion", "channels"), [("concat", 8), ("mean", 4), ("sum", 4), ("max", 4)]
-)
+@pytest.mark.parametrize(("fusion", "channels"), [("concat", 8), ("mean", 4), ("sum", 4), ("max", 4)])
 def test_layer_fusion_resizes_to_largest(cnn, fusion, channels):
     # stem (4 x 8x8) and stem's conv again; stage has 6 channels at 4x4, so use equal-channel pairs here
     embedder = TorchEmbedder(cnn, ["stem.0", "stem.1"], layer_fusion=fusion)

@@ -69,8 +69,10 @@ def _as_source(dataset: Any) -> Any:
     if isinstance(dataset, torch.Tensor):
         return _Rows(dataset)  # type: ignore[arg-type]
     if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-        raise TypeError(f"dataset must be a map-style torch Dataset (with __len__ and __getitem__), a numpy array "
-                        f"or a Hugging Face datasets.Dataset, got {type(dataset).__name__}")
+        raise TypeError(
+            f"dataset must be a map-style torch Dataset (with __len__ and __getitem__), a numpy array "
+            f"or a Hugging Face datasets.Dataset, got {type(dataset).__name__}"
+        )
     return dataset
 
 
@@ -78,8 +80,10 @@ def _as_embedder(embedder: Any) -> Embedder:
     if isinstance(embedder, nn.Module) and not isinstance(embedder, TorchEmbedder):
         return TorchEmbedder(embedder)
     if not callable(embedder):
-        raise TypeError(f"embedder must be a TorchEmbedder, an nn.Module or a callable batch -> Tensor, "
-                        f"got {type(embedder).__name__}")
+        raise TypeError(
+            f"embedder must be a TorchEmbedder, an nn.Module or a callable batch -> Tensor, "
+            f"got {type(embedder).__name__}"
+        )
     return embedder
 
 
@@ -106,8 +110,11 @@ def _split_batch(batch: Any, data_key: Any, label_key: Any, mask_key: str | None
         for key, what in ((data_key, "data_key"), (label_key, "label_key"), (mask_key, "mask_key")):
             if key is not None and key not in batch:
                 raise KeyError(f"{what} {key!r} is not in the dataset's items; their keys are {sorted(batch)}")
-        return (batch[data_key], batch[label_key] if label_key is not None else None,
-                batch[mask_key] if mask_key is not None else None)
+        return (
+            batch[data_key],
+            batch[label_key] if label_key is not None else None,
+            batch[mask_key] if mask_key is not None else None,
+        )
     if isinstance(batch, (tuple, list)):
         if mask_key is not None:
             raise ValueError(f"mask_key {mask_key!r} needs dict items; this dataset gives tuples")
@@ -136,7 +143,7 @@ class _Buffer:
         self.rows += len(columns[0])
 
     def take(self) -> list[np.ndarray]:
-        merged = [np.concatenate(col) for col in zip(*self.parts)]
+        merged = [np.concatenate(col) for col in zip(*self.parts, strict=True)]
         self.parts, self.rows = [], 0
         return merged
 
@@ -213,16 +220,23 @@ def describe(
         table = VectorTable.open(path)
         differences = _differences(table.fingerprint, fingerprint)
         if differences:
-            raise ValueError(f"table {os.fspath(path)!r} was made by a different job; not mixing rows. "
-                             f"Differences: {'; '.join(differences)}. Use another path or delete this table.")
+            raise ValueError(
+                f"table {os.fspath(path)!r} was made by a different job; not mixing rows. "
+                f"Differences: {'; '.join(differences)}. Use another path or delete this table."
+            )
         done = table.sample_ids()
     pending = np.setdiff1d(np.arange(total, dtype=np.int64), done, assume_unique=True)
     if len(pending) == 0:
         assert table is not None
         return table
 
-    loader = DataLoader(_Pending(source, pending), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=_IndexedCollate(collate_fn))
+    loader = DataLoader(
+        _Pending(source, pending),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_IndexedCollate(collate_fn),
+    )
     buffer = _Buffer()
     dim = table.dim if table is not None else None
     has_label: bool | None = table.has_labels if table is not None else None
@@ -238,8 +252,14 @@ def describe(
             table.append(idx, idx_vector, vectors, labels if has_label else None)
         last_commit = time.monotonic()
 
-    bar = tqdm(total=total, initial=total - len(pending), unit="sample", desc="describe", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=total - len(pending),
+        unit="sample",
+        desc="describe",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         for ids, batch in loader:
             data, labels, mask = _split_batch(batch, data_key, label_key, vectorizer.mask_key)
@@ -261,8 +281,12 @@ def describe(
                 has_label = label_array is not None
             elif has_label != (label_array is not None):
                 raise ValueError("labels appeared or disappeared between batches")
-            buffer.add(ids.numpy()[sample], out.idx_vector.cpu().numpy().astype(np.int32), vectors,
-                       label_array[sample] if label_array is not None else np.zeros(len(sample), np.int64))
+            buffer.add(
+                ids.numpy()[sample],
+                out.idx_vector.cpu().numpy().astype(np.int32),
+                vectors,
+                label_array[sample] if label_array is not None else np.zeros(len(sample), np.int64),
+            )
             if buffer.rows >= commit_rows or time.monotonic() - last_commit > _COMMIT_SECONDS:
                 commit()
             bar.update(len(ids))

@@ -76,8 +76,9 @@ def fuse(features: Sequence[torch.Tensor], strategy: str) -> torch.Tensor:
         return torch.cat(list(features), dim=1)
     channels = {f.shape[1] for f in features}
     if len(channels) > 1:
-        raise ValueError(f"fusion {strategy!r} needs the same number of channels everywhere, got {sorted(channels)}; "
-                         "use 'concat'")
+        raise ValueError(
+            f"fusion {strategy!r} needs the same number of channels everywhere, got {sorted(channels)}; use 'concat'"
+        )
     stacked = torch.stack(list(features), dim=0)
     if strategy == "mean":
         return stacked.mean(dim=0)
@@ -138,8 +139,9 @@ class TorchEmbedder:
         self.layer_fusion = _check_fusion(layer_fusion, "layer_fusion")
         self.group_fusion = _check_fusion(group_fusion, "group_fusion")
         if not isinstance(channel_pos, int) or channel_pos == 0:
-            raise ValueError(f"channel_pos must be a non-zero int (1: channels first, -1: channels last), "
-                             f"got {channel_pos!r}")
+            raise ValueError(
+                f"channel_pos must be a non-zero int (1: channels first, -1: channels last), got {channel_pos!r}"
+            )
         self.channel_pos = channel_pos
         self.groups = self._parse_layers(layers)
         if device is None:
@@ -153,7 +155,10 @@ class TorchEmbedder:
             return {"output": [_OUTPUT]}
         if isinstance(layers, str):
             raise TypeError(f"layers must be a list or a dict of lists of layer names, not a string: use [{layers!r}]")
-        groups = {str(k): list(v) for k, v in layers.items()} if isinstance(layers, Mapping) else {"layers": list(layers)}
+        if isinstance(layers, Mapping):
+            groups = {str(k): list(v) for k, v in layers.items()}
+        else:
+            groups = {"layers": list(layers)}
         valid = [name for name, _ in self.model.named_modules() if name]
         valid_set = set(valid)
         for group, names in groups.items():

@@ -24,6 +24,9 @@ _META_KEY = "curata.meta"
 _TMP_PREFIX = "__curata_tmp__"
 _CORE_COLUMNS = ("idx", "idx_vector", "label", "vector")
 _DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+# Lance file format 2.0 decodes fixed-size float lists about 3x faster and writes them 3x faster than 2.1/2.2
+# on this workload (bench/describe.py; 200k x 384 float32: read 0.11 s vs 0.32 s, write 0.30 s vs 1.0 s).
+_FILE_FORMAT = "2.0"
 
 
 def _arrow_schema(dim: int, dtype: str, has_label: bool) -> pa.Schema:
@@ -193,7 +196,7 @@ class VectorTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = _staging_path(path)
         try:
-            dataset = lance.write_dataset(data, str(staging), schema=data.schema)
+            dataset = lance.write_dataset(data, str(staging), schema=data.schema, data_storage_version=_FILE_FORMAT)
             dataset.update_config({_META_KEY: json.dumps(meta, sort_keys=True)})
             os.rename(staging, path)
         finally:
@@ -252,8 +255,10 @@ class VectorTable:
         if labels is not None:
             label_array = _as_numpy(labels, "labels")
             if label_array.shape != (rows,) or not np.issubdtype(label_array.dtype, np.integer):
-                raise ValueError(f"labels must hold one integer per row ({rows}), got {label_array.dtype} "
-                                 f"of shape {label_array.shape}")
+                raise ValueError(
+                    f"labels must hold one integer per row ({rows}), got {label_array.dtype} "
+                    f"of shape {label_array.shape}"
+                )
             columns["label"] = pa.array(label_array.astype(np.int64), pa.int64())
         columns["vector"] = _vectors_to_arrow(array, dtype)
         schema = _arrow_schema(array.shape[1], dtype, labels is not None)

@@ -26,8 +26,10 @@ def _check_positions(spec: Any, name: str) -> PositionSpec:
     if spec is None or isinstance(spec, slice):
         return spec
     if isinstance(spec, bool) or not isinstance(spec, (int, list, tuple)):
-        raise TypeError(f"{name} must be an int (first N positions, or last N when negative), a slice or a list "
-                        f"of positions, got {type(spec).__name__}")
+        raise TypeError(
+            f"{name} must be an int (first N positions, or last N when negative), a slice or a list "
+            f"of positions, got {type(spec).__name__}"
+        )
     if isinstance(spec, (list, tuple)) and not all(isinstance(p, int) and not isinstance(p, bool) for p in spec):
         raise TypeError(f"{name} must list int positions, got {spec!r}")
     return spec
@@ -113,8 +115,9 @@ class Vectorizer:
     ) -> None:
         if pool is not None and pool not in _POOLS:
             raise ValueError(f"pool must be None, 'mean' or 'max', got {pool!r}")
-        if max_vectors is not None and (isinstance(max_vectors, bool) or not isinstance(max_vectors, int)
-                                        or max_vectors < 1):
+        if max_vectors is not None and (
+            isinstance(max_vectors, bool) or not isinstance(max_vectors, int) or max_vectors < 1
+        ):
             raise ValueError(f"max_vectors must be a positive int or None, got {max_vectors!r}")
         if max_vectors is not None and pool is not None:
             raise ValueError("max_vectors applies only without pool (pooling already gives one vector per sample)")
@@ -133,8 +136,14 @@ class Vectorizer:
         def show(spec: PositionSpec) -> Any:
             return [spec.start, spec.stop, spec.step] if isinstance(spec, slice) else spec
 
-        return {"pool": self.pool, "keep": show(self.keep), "remove": show(self.remove),
-                "max_vectors": self.max_vectors, "mask_key": self.mask_key, "seed": self.seed}
+        return {
+            "pool": self.pool,
+            "keep": show(self.keep),
+            "remove": show(self.remove),
+            "max_vectors": self.max_vectors,
+            "mask_key": self.mask_key,
+            "seed": self.seed,
+        }
 
     def __call__(self, features: torch.Tensor, *, idx: Any = None, mask: Any = None) -> Vectors:
         """Vectorize a batch. ``idx`` holds the samples' ids (for ``max_vectors`` draws; default 0..B-1)."""

@@ -1,0 +1,39 @@
+# `make test` and `make demo` each set up everything they need on a fresh machine, then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: test demo bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+$(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[demo]"
+	touch $@
+
+$(FASHION_MNIST):
+	@if [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', then 'make demo'"; exit 1; \
+	fi
+
+test: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest --doctest-modules src tests
+
+demo: $(VENV)/.demo-deps $(FASHION_MNIST)
+	$(BIN)/python -m curata.demo --out runs/demo
+
+bench: $(VENV)/.test-deps $(VENV)/.demo-deps
+	$(BIN)/python bench/describe.py
+
+clean:
+	rm -rf $(VENV) runs

