@@ -47,9 +47,13 @@ def run_describe(embedder, dataset, batch_size: int, workdir: Path, vectorizer=N
 def storage(rows: int, dim: int, workdir: Path, repeats: int) -> list[tuple[str, float, float]]:
     vectors = np.random.default_rng(0).random((rows, dim), dtype=np.float32)
     megabytes = vectors.nbytes / 1e6
-    results = {"VectorTable.from_arrays (write)": [], "VectorTable.vectors (read)": [],
-               "VectorTable.iter_vectors(65536) (read)": [], "numpy.save (write, reference)": [],
-               "numpy.load (read, reference)": []}
+    results = {
+        "VectorTable.from_arrays (write)": [],
+        "VectorTable.vectors (read)": [],
+        "VectorTable.iter_vectors(65536) (read)": [],
+        "numpy.save (write, reference)": [],
+        "numpy.load (read, reference)": [],
+    }
     for _ in range(repeats):
         path = workdir / "bench-table"
         shutil.rmtree(path, ignore_errors=True)
@@ -95,15 +99,21 @@ def main() -> None:
             times["output"].append(run_describe(at_output, dataset, args.batch_size, workdir))
             times["pooling"].append(run_describe(at_pooling, dataset, args.batch_size, workdir, pooled))
         bare = statistics.median(times["bare"])
-        print(f"# describe vs bare forward: EfficientNet-Lite0, {args.images} Fashion-MNIST images at 64 px, "
-              f"batch {args.batch_size}, median of {args.repeats}")
-        print(f"# {date.today()} on {platform.machine()} with {torch.get_num_threads()} torch threads, "
-              f"torch {torch.__version__}")
+        print(
+            f"# describe vs bare forward: EfficientNet-Lite0, {args.images} Fashion-MNIST images at 64 px, "
+            f"batch {args.batch_size}, median of {args.repeats}"
+        )
+        print(
+            f"# {date.today()} on {platform.machine()} with {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}"
+        )
         print("| run | seconds | images/s | overhead vs bare forward |")
         print("|---|---:|---:|---:|")
-        rows = [("bare forward (model output, nothing stored)", bare),
-                ("describe, model output (1000-d)", statistics.median(times["output"])),
-                ("describe, `_avg_pooling` hook (1280-d; stops the forward early)", statistics.median(times["pooling"]))]
+        rows = [
+            ("bare forward (model output, nothing stored)", bare),
+            ("describe, model output (1000-d)", statistics.median(times["output"])),
+            ("describe, `_avg_pooling` hook (1280-d; stops the forward early)", statistics.median(times["pooling"])),
+        ]
         for name, seconds in rows:
             print(f"| {name} | {seconds:.2f} | {args.images / seconds:.0f} | {100 * (seconds / bare - 1):+.1f} % |")
         print()

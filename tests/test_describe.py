@@ -199,3 +199,15 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert len(np.unique(got_keys, axis=0)) == 360
     assert np.array_equal(got_keys, want_keys)
     np.testing.assert_allclose(got_vectors, want_vectors, rtol=1e-6, atol=1e-6)
+
+
+def test_hugging_face_dataset(tmp_path, rng, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    pixels = rng.random((12, 4), dtype=np.float32)
+    hf = datasets.Dataset.from_dict({"pixels": pixels.tolist(), "label": [i % 2 for i in range(12)]})
+    table = describe(
+        hf, nn.Identity(), tmp_path / "v", data_key="pixels", label_key="label", batch_size=5, progress=False
+    )
+    np.testing.assert_array_equal(table.vectors(), pixels)
+    assert table.column("label").tolist() == [i % 2 for i in range(12)]
