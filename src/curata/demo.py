@@ -40,10 +40,10 @@ def _read_idx(path: Path) -> np.ndarray:
 class FashionMNIST(Dataset):
     """Fashion-MNIST from the IDX files of Debian's ``dataset-fashion-mnist``; items are dicts of uint8 images.
 
-    Example:
-        >>> ds = FashionMNIST("train")  # doctest: +SKIP
-        >>> ds[0]["data"].shape, ds[0]["label"]  # doctest: +SKIP
-        (torch.Size([1, 28, 28]), tensor(9))
+    Example (needs the Debian package)::
+
+        ds = FashionMNIST("train")
+        ds[0]["data"].shape, ds[0]["label"]  # (torch.Size([1, 28, 28]), tensor(9))
     """
 
     def __init__(self, split: str = "train", root: str | os.PathLike[str] = FASHION_MNIST_DIR) -> None:
