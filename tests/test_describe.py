@@ -211,3 +211,10 @@ def test_hugging_face_dataset(tmp_path, rng, monkeypatch):
     )
     np.testing.assert_array_equal(table.vectors(), pixels)
     assert table.column("label").tolist() == [i % 2 for i in range(12)]
+
+
+def test_worker_processes_give_the_same_table(tmp_path, cnn, images):
+    one = describe(images, cnn, tmp_path / "one", batch_size=4, label_key="label", progress=False)
+    two = describe(images, cnn, tmp_path / "two", batch_size=4, num_workers=2, label_key="label", progress=False)
+    np.testing.assert_allclose(two.vectors(), one.vectors(), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(two.column("idx"), one.column("idx"))

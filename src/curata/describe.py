@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -261,7 +262,11 @@ def describe(
         dynamic_ncols=True,
     )
     try:
-        for ids, batch in loader:
+        with warnings.catch_warnings():
+            # Lance warns on fork; the DataLoader's workers only read the user's dataset and never call Lance.
+            warnings.filterwarnings("ignore", message="lance is not fork-safe")
+            batches = iter(loader)
+        for ids, batch in batches:
             data, labels, mask = _split_batch(batch, data_key, label_key, vectorizer.mask_key)
             features = embed(data)
             if not isinstance(features, torch.Tensor):
