@@ -9,8 +9,9 @@ Example:
 
 from curata.describe import describe
 from curata.embed import TorchEmbedder
+from curata.kmeans import KMeans
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer, Vectors
 
-__all__ = ["TorchEmbedder", "VectorTable", "Vectorizer", "Vectors", "describe"]
+__all__ = ["KMeans", "TorchEmbedder", "VectorTable", "Vectorizer", "Vectors", "describe"]
 __version__ = "0.1.0"

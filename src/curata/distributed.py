@@ -32,8 +32,9 @@ def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tu
     else:
         found = (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
     if found[1] < 1 or not 0 <= found[0] < found[1]:
-        raise ValueError(f"rank must be in [0, world_size) and world_size >= 1, got rank={found[0]}, "
-                         f"world_size={found[1]}")
+        raise ValueError(
+            f"rank must be in [0, world_size) and world_size >= 1, got rank={found[0]}, world_size={found[1]}"
+        )
     return found
 
 
@@ -78,4 +79,3 @@ def all_gather_rows(tensor: torch.Tensor, counts: list[int]) -> torch.Tensor:
     gathered = [torch.empty_like(padded) for _ in counts]
     dist.all_gather(gathered, padded)
     return torch.cat([g[:c] for g, c in zip(gathered, counts, strict=True)]).to(tensor.device)
-

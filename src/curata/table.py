@@ -381,10 +381,16 @@ class VectorTable:
         return [c for c in self._latest().schema.names if not c.startswith(_TMP_PREFIX)]
 
     def vectors(self, rows: Any = None) -> np.ndarray:
-        """All vectors as a (rows, dim) array, or only the given row positions."""
+        """All vectors as a (rows, dim) array; or the rows of a slice (``slice(start, stop)``), or of given positions."""
         dataset = self._latest()
         if rows is None:
             column = dataset.to_table(columns=["vector"]).column("vector")
+        elif isinstance(rows, slice):
+            start, stop, step = rows.indices(dataset.count_rows())
+            if step != 1:
+                raise ValueError(f"rows as a slice must have step 1, got {step}")
+            limit = max(0, stop - start)
+            column = dataset.to_table(columns=["vector"], offset=start, limit=limit).column("vector")
         else:
             positions = _as_numpy(rows, "rows").astype(np.int64).reshape(-1)
             column = dataset.take(positions, columns=["vector"]).column("vector")

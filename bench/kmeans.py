@@ -1,0 +1,175 @@
+"""Is our KMeans as fast as faiss on CPU?
+
+1. Lloyd iterations: Gaussian mixture, 200k x 384 float32, k = 1000, 20 iterations from the same initial centroids,
+   no early stop: curata.KMeans, faiss.Kmeans and scikit-learn; seconds per iteration, ratio ours / faiss, and the
+   share of the machine's sgemm peak (measured in the same run; an iteration costs 2 N k d flops).
+2. Assignment of 1M x 384 vectors to 10,000 centroids: curata.assign against faiss IndexFlatL2.search, time and
+   extra memory (peak RSS of a fresh process beyond the data).
+
+Goal: ratio <= 1.0 in both, >= 80 % of peak.
+
+    python bench/kmeans.py [--rows 200000 --dim 384 --k 1000 --iters 20] [--assign-rows 1000000 --assign-k 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+
+import numpy as np
+import torch
+
+from curata import KMeans
+from curata.kmeans import assign
+
+
+def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centers, dim)).astype(np.float32)
+    return means[rng.integers(0, centers, rows)] + rng.normal(scale=0.5, size=(rows, dim)).astype(np.float32)
+
+
+def sgemm_peak(repeats: int = 3) -> float:
+    """Best GFLOP/s of a large float32 matrix product, torch (MKL) or numpy (OpenBLAS)."""
+    a = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0))
+    out = torch.empty(4096, 4096)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, a, out=out)
+        best = max(best, 2 * 4096**3 / (time.perf_counter() - start) / 1e9)
+        an = a.numpy()
+        start = time.perf_counter()
+        an @ an
+        best = max(best, 2 * 4096**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def lloyd(args: argparse.Namespace) -> None:
+    import faiss
+    from sklearn.cluster import KMeans as SklearnKMeans
+
+    X = mixture(args.rows, args.dim, args.k, 0)
+    init = X[np.random.default_rng(1).choice(args.rows, args.k, replace=False)]
+    flops = 2 * args.rows * args.k * args.dim
+    peak = sgemm_peak()
+    results: dict[str, list[float]] = {"curata.KMeans": [], "faiss.Kmeans": [], "scikit-learn KMeans": []}
+    inertia: dict[str, float] = {}
+    for _ in range(args.repeats):  # interleaved so that drift in machine speed hits every contender alike
+        ours = KMeans(args.k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split")  # faiss splits too
+        start = time.perf_counter()
+        ours.fit(X)
+        # fit = `iters` assignments + updates, then one final assignment for labels_ and inertia_
+        results["curata.KMeans"].append((time.perf_counter() - start) / (args.iters + 1))
+        inertia["curata.KMeans"] = ours.inertia_
+        theirs = faiss.Kmeans(args.dim, args.k, niter=args.iters, seed=1, max_points_per_centroid=1 << 30)
+        start = time.perf_counter()
+        theirs.train(X, init_centroids=init)
+        results["faiss.Kmeans"].append((time.perf_counter() - start) / args.iters)
+        inertia["faiss.Kmeans"] = float(theirs.index.search(X, 1)[0].sum())
+        sk = SklearnKMeans(args.k, init=init, n_init=1, max_iter=args.iters, tol=0.0, algorithm="lloyd")
+        start = time.perf_counter()
+        sk.fit(X)
+        results["scikit-learn KMeans"].append((time.perf_counter() - start) / sk.n_iter_)
+        inertia["scikit-learn KMeans"] = float(sk.inertia_)
+    faiss_time = float(np.median(results["faiss.Kmeans"]))
+    print(
+        f"## Lloyd: {args.rows} x {args.dim} float32, k = {args.k}, {args.iters} iterations, same init, "
+        f"median of {args.repeats}; sgemm peak {peak:.0f} GFLOP/s"
+    )
+    print()
+    print("| implementation | s / iteration | ratio to faiss | % of sgemm peak | final inertia |")
+    print("|---|---:|---:|---:|---:|")
+    for name, times in results.items():
+        t = float(np.median(times))
+        print(
+            f"| {name} | {t:.3f} | {t / faiss_time:.2f} | {100 * flops / t / 1e9 / peak:.0f} % | {inertia[name]:.4g} |"
+        )
+    print()
+
+
+def assign_once(impl: str, rows: int, dim: int, k: int) -> dict[str, float]:
+    X = mixture(rows, dim, 1000, 2)
+    centroids = mixture(k, dim, 1000, 3)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if impl == "curata":
+        labels, _ = assign(X, centroids)
+    else:
+        import faiss
+
+        index = faiss.IndexFlatL2(dim)
+        index.add(centroids)
+        labels = index.search(X, 1)[1][:, 0]
+    seconds = time.perf_counter() - start
+    extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return {"seconds": seconds, "extra_mb": extra, "checksum": int(np.asarray(labels[:1000]).sum())}
+
+
+def assignment(args: argparse.Namespace) -> None:
+    out = {}
+    for impl in ("curata", "faiss"):
+        command = [
+            sys.executable,
+            __file__,
+            "--assign-only",
+            impl,
+            "--assign-rows",
+            str(args.assign_rows),
+            "--dim",
+            str(args.dim),
+            "--assign-k",
+            str(args.assign_k),
+        ]
+        out[impl] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    flops = 2 * args.assign_rows * args.assign_k * args.dim
+    peak = sgemm_peak()
+    print(
+        f"## Assignment: {args.assign_rows} x {args.dim} to {args.assign_k} centroids (fresh process each; "
+        f"same labels: {out['curata']['checksum'] == out['faiss']['checksum']})"
+    )
+    print()
+    print("| implementation | seconds | ratio to faiss | % of sgemm peak | extra memory (MB) |")
+    print("|---|---:|---:|---:|---:|")
+    for impl, name in (("curata", "curata.assign"), ("faiss", "faiss IndexFlatL2.search")):
+        r = out[impl]
+        print(
+            f"| {name} | {r['seconds']:.1f} | {r['seconds'] / out['faiss']['seconds']:.2f} | "
+            f"{100 * flops / r['seconds'] / 1e9 / peak:.0f} % | {r['extra_mb']:.0f} |"
+        )
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--assign-rows", type=int, default=1_000_000)
+    parser.add_argument("--assign-k", type=int, default=10_000)
+    parser.add_argument("--skip-assign", action="store_true")
+    parser.add_argument("--assign-only", choices=["curata", "faiss"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.assign_only:
+        print(json.dumps(assign_once(args.assign_only, args.assign_rows, args.dim, args.assign_k)))
+        return
+    print(
+        f"# bench/kmeans.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
+    )
+    print()
+    lloyd(args)
+    if not args.skip_assign:
+        assignment(args)
+
+
+if __name__ == "__main__":
+    main()

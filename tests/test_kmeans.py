@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans as SklearnKMeans
+from sklearn.datasets import make_blobs
+
+from curata import KMeans, VectorTable
+from curata.kmeans import assign
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_blobs(4000, n_features=8, centers=12, cluster_std=1.5, random_state=0)
+    return X.astype(np.float32), y
+
+
+def test_inertia_within_one_percent_of_sklearn(blobs):
+    X, _ = blobs
+    ours = KMeans(12, n_init=3, tol=1e-7, seed=0).fit(X)
+    theirs = SklearnKMeans(12, n_init=3, random_state=0).fit(X)
+    assert ours.inertia_ <= 1.01 * theirs.inertia_
+    assert ours.cluster_centers_.shape == (12, 8) and ours.labels_.shape == (4000,)
+    assert ours.labels_.dtype == np.int64
+
+
+def test_one_lloyd_step_matches_numpy(blobs):
+    X, _ = blobs
+    init = X[:12].copy()
+    km = KMeans(12, n_iter=1, init=init).fit(X)
+    labels = ((X[:, None] - init[None]) ** 2).sum(-1).argmin(1)
+    expected = np.stack([X[labels == j].astype(np.float64).mean(0) for j in range(12)])
+    np.testing.assert_allclose(km.cluster_centers_, expected, rtol=1e-5, atol=1e-5)
+    final = ((X[:, None] - expected[None]) ** 2).sum(-1)
+    assert np.array_equal(km.labels_, final.argmin(1))
+    np.testing.assert_allclose(km.inertia_, final.min(1).sum(), rtol=1e-5)
+    assert km.n_iter_ == 1
+
+
+def test_same_seed_same_result_other_seed_other_init(blobs):
+    X, _ = blobs
+    a, b = KMeans(12, n_iter=3, seed=7).fit(X), KMeans(12, n_iter=3, seed=7).fit(X)
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_) and np.array_equal(a.labels_, b.labels_)
+    c = KMeans(12, n_iter=3, seed=8).fit(X)
+    assert not np.array_equal(a.cluster_centers_, c.cluster_centers_)
+
+
+def test_greedy_kmeanspp_beats_random_init(blobs):
+    X, _ = blobs
+    plus = np.mean([KMeans(12, n_iter=1, seed=s).fit(X).inertia_ for s in range(5)])
+    rand = np.mean([KMeans(12, n_iter=1, init="random", seed=s).fit(X).inertia_ for s in range(5)])
+    assert plus < rand
+
+
+def test_cosine_groups_by_direction(rng):
+    directions = np.eye(3, dtype=np.float32)
+    X = np.concatenate([d * rng.uniform(0.1, 50, (200, 1)) + rng.normal(0, 0.01, (200, 3)) for d in directions])
+    km = KMeans(3, metric="cosine", seed=0).fit(X.astype(np.float32))
+    assert sorted(np.bincount(km.labels_).tolist()) == [200, 200, 200]
+    np.testing.assert_allclose(np.linalg.norm(km.cluster_centers_, axis=1), 1.0, rtol=1e-5)
+    assert km.inertia_ < 0.1  # 600 rows, each within a few degrees of its axis
+    distances = km.transform(X[:5])
+    assert distances.shape == (5, 3) and np.all(distances >= 0) and np.all(distances <= 2)
+
+
+def test_empty_clusters_keep_or_split(blobs):
+    X, _ = blobs
+    init = np.concatenate([X[:11], np.full((1, 8), 1e4, dtype=np.float32)])
+    kept = KMeans(12, n_iter=5, init=init, empty_clusters="keep").fit(X)
+    assert np.array_equal(kept.cluster_centers_[11], init[11])
+    assert np.bincount(kept.labels_, minlength=12)[11] == 0
+    split = KMeans(12, n_iter=5, init=init, empty_clusters="split").fit(X)
+    assert np.all(np.bincount(split.labels_, minlength=12) > 0)
+    assert split.inertia_ < kept.inertia_
+
+
+def test_fit_on_sample_assigns_all(blobs):
+    X, _ = blobs
+    km = KMeans(12, max_points_per_centroid=20, seed=0).fit(X)
+    assert len(km.labels_) == len(X)
+    assert np.array_equal(km.labels_, km.predict(X))
+    full = KMeans(12, seed=0).fit(X)
+    assert km.inertia_ < 1.2 * full.inertia_
+
+
+def test_predict_transform_assign_agree(blobs):
+    X, _ = blobs
+    km = KMeans(12, seed=0).fit(X)
+    distances = km.transform(X)
+    assert np.array_equal(distances.argmin(1), km.predict(X))
+    labels, squared = assign(X, km.cluster_centers_)
+    assert np.array_equal(labels, km.labels_)
+    np.testing.assert_allclose(np.sqrt(squared), distances.min(1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(squared.sum(), km.inertia_, rtol=1e-5)
+
+
+def test_inputs_table_tensor_array_agree(tmp_path, blobs):
+    X, _ = blobs
+    table = VectorTable.from_arrays(tmp_path / "t", X)
+    from_array = KMeans(12, n_iter=4, seed=1).fit(X)
+    from_table = KMeans(12, n_iter=4, seed=1).fit(table)
+    from_tensor = KMeans(12, n_iter=4, seed=1).fit(torch.from_numpy(X))
+    assert np.array_equal(from_array.labels_, from_table.labels_)
+    assert np.array_equal(from_array.labels_, from_tensor.labels_)
+    half = VectorTable.from_arrays(tmp_path / "h", X.astype(np.float16))
+    assert len(KMeans(12, n_iter=2).fit(half).labels_) == len(X)
+
+
+def test_chunk_size_does_not_change_result(blobs):
+    X, _ = blobs
+    small = KMeans(12, n_iter=3, chunk_size=100, seed=2).fit(X)
+    large = KMeans(12, n_iter=3, chunk_size=10_000, seed=2).fit(X)
+    assert np.array_equal(small.labels_, large.labels_)
+    np.testing.assert_allclose(small.cluster_centers_, large.cluster_centers_, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "X", "error", "match"),
+    [
+        ({"n_clusters": 0}, np.ones((5, 2)), ValueError, "n_clusters must be a positive int"),
+        ({"n_clusters": 6}, np.ones((5, 2)), ValueError, r"n_clusters \(6\) must be <= the number of rows of X \(5\)"),
+        ({"n_clusters": 2}, np.ones(5), ValueError, "X must be 2-D"),
+        ({"n_clusters": 2}, np.ones((0, 3)), ValueError, "X is empty"),
+        ({"n_clusters": 2}, np.array([[0.0, 1], [np.nan, 1], [2, 2]]), ValueError, "NaN or inf"),
+        ({"n_clusters": 2, "metric": "dot"}, np.ones((5, 2)), ValueError, "metric must be one of"),
+        ({"n_clusters": 2, "init": np.ones((3, 2))}, np.ones((5, 2)), ValueError, r"init centroids must have shape"),
+        ({"n_clusters": 2, "empty_clusters": "drop"}, np.ones((5, 2)), ValueError, "empty_clusters"),
+        ({"n_clusters": 2, "n_iter": 0}, np.ones((5, 2)), ValueError, "n_iter"),
+        ({"n_clusters": 2, "tol": -1}, np.ones((5, 2)), ValueError, "tol"),
+    ],
+)
+def test_bad_input(kwargs, X, error, match):
+    with pytest.raises(error, match=match):
+        KMeans(**kwargs).fit(X)
+
+
+def test_predict_before_fit_and_wrong_dim():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        KMeans(2).predict(np.ones((3, 2)))
+    km = KMeans(2).fit(np.arange(10, dtype=np.float32).reshape(5, 2))
+    with pytest.raises(ValueError, match="dimension 3"):
+        km.predict(np.ones((3, 3)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(blobs):
+    X, _ = blobs
+    cpu = KMeans(12, n_iter=5, seed=0).fit(X)
+    gpu = KMeans(12, n_iter=5, seed=0, device="cuda").fit(X)
+    np.testing.assert_allclose(gpu.inertia_, cpu.inertia_, rtol=1e-3)
