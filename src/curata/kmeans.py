@@ -365,7 +365,8 @@ class KMeans:
     def _lloyd(self, data: _Shard, centers: torch.Tensor) -> tuple[torch.Tensor, int]:
         previous = math.inf
         iterations = 0
-        for iterations in range(1, int(self.n_iter) + 1):
+        for _ in range(int(self.n_iter)):
+            iterations += 1
             _, distances, sums = _assign_shard(data, centers, self.metric, self._chunk, True)
             assert sums is not None
             sums = all_reduce_sum(sums)  # the last column holds the counts: one collective per iteration

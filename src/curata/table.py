@@ -381,7 +381,7 @@ class VectorTable:
         return [c for c in self._latest().schema.names if not c.startswith(_TMP_PREFIX)]
 
     def vectors(self, rows: Any = None) -> np.ndarray:
-        """All vectors as a (rows, dim) array; or the rows of a slice (``slice(start, stop)``), or of given positions."""
+        """All vectors as a (rows, dim) array; or those of a ``slice(start, stop)`` of rows, or of given positions."""
         dataset = self._latest()
         if rows is None:
             column = dataset.to_table(columns=["vector"]).column("vector")
