@@ -7,11 +7,22 @@ Example:
     ['TorchEmbedder', 'VectorTable', 'Vectorizer']
 """
 
+from curata.curate import curate
 from curata.describe import describe
 from curata.embed import TorchEmbedder
+from curata.hierarchical import HierarchicalKMeans
 from curata.kmeans import KMeans
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer, Vectors
 
-__all__ = ["KMeans", "TorchEmbedder", "VectorTable", "Vectorizer", "Vectors", "describe"]
+__all__ = [
+    "HierarchicalKMeans",
+    "KMeans",
+    "TorchEmbedder",
+    "VectorTable",
+    "Vectorizer",
+    "Vectors",
+    "curate",
+    "describe",
+]
 __version__ = "0.1.0"

@@ -161,9 +161,11 @@ def _assign_shard(
 
 
 def assign(
-    X: Any, centroids: Any, *, metric: str = "l2", chunk_size: int | str = "auto", device: str = "cpu"
+    X: Any, centroids: Any, *, metric: str = "l2", chunk_size: int | str = "auto", device: str | torch.device = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid of every row of X and the squared distance to it (cosine: between unit vectors).
+
+    Under an initialised process group every rank assigns its block of rows and the results are gathered once.
 
     Example:
         >>> labels, d2 = assign(np.array([[0.0, 0], [5, 5]]), np.array([[4.0, 4], [0, 1]]))
@@ -173,14 +175,16 @@ def assign(
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
     n, _ = _shape_of(X)
-    x, x_sq = _prepare(as_matrix(X, device=device), metric)
+    rank, world = _rank_world()
+    start, stop = shard_range(n, rank, world)
+    x, x_sq = _prepare(as_matrix(X, start, stop, device=device), metric)
     centers = as_matrix(centroids, device=device)
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
-    labels, best, _ = _assign_shard(
-        _Shard(x, x_sq, 0, n), centers, metric, _chunk_rows(chunk_size, len(centers)), False
-    )
-    return labels.cpu().numpy(), best.cpu().numpy()
+    chunk = _chunk_rows(chunk_size, len(centers))
+    labels, best, _ = _assign_shard(_Shard(x, x_sq, start, n), centers, metric, chunk, False)
+    counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
+    return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
 
 
 class KMeans:
@@ -201,8 +205,8 @@ class KMeans:
         device: "cpu", "cuda", ...
         seed: seed of every random choice.
 
-    Learned: ``cluster_centers_`` (k, dim), ``labels_`` (rows,), ``inertia_`` (sum of squared distances to the
-    nearest centroid; cosine: between unit vectors, 2 - 2 cos), ``n_iter_``.
+    Learned: ``cluster_centers_`` (k, dim), ``labels_`` (rows,), ``distances_`` (rows,: squared distance of each row
+    to its centroid; cosine: between unit vectors, 2 - 2 cos), ``inertia_`` (their sum), ``n_iter_``.
 
     Example:
         >>> X = np.r_[np.zeros((5, 2)), np.ones((5, 2)) * 10]
@@ -282,18 +286,19 @@ class KMeans:
         fit_set = data
         if self.max_points_per_centroid is not None and n > self.n_clusters * self.max_points_per_centroid:
             fit_set = self._subsample(data, self.n_clusters * self.max_points_per_centroid, generator, world)
-        best: tuple[float, torch.Tensor, int, torch.Tensor] | None = None
+        best: tuple[float, torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None
         for _ in range(self.n_init):
             centers = self._initial_centers(fit_set, generator, world)
             centers, iterations = self._lloyd(fit_set, centers)
             labels, distances, _ = _assign_shard(data, centers, self.metric, self._chunk, False)
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1)).item()
             if best is None or inertia < best[0]:
-                best = (inertia, centers, iterations, labels)
+                best = (inertia, centers, iterations, labels, distances)
         assert best is not None
-        self.inertia_, centers, self.n_iter_, labels = best
+        self.inertia_, centers, self.n_iter_, labels, distances = best
         counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
         self.labels_ = all_gather_rows(labels, counts).cpu().numpy()
+        self.distances_ = all_gather_rows(distances, counts).cpu().numpy()
         self.cluster_centers_ = centers.cpu().numpy()
         return self
 

@@ -1,0 +1,361 @@
+"""HierarchicalKMeans: levels of k-means with resampling steps (Vo et al. 2024), the tree that `curate` samples."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from curata.kmeans import KMeans, _shape_of, as_matrix, assign
+from curata.table import VectorTable
+
+__all__ = ["HierarchicalKMeans"]
+
+_RESAMPLE = ("closest", "random")
+_STATE_VERSION = 1
+
+
+def _derived_seed(seed: int, *path: int) -> int:
+    return int(np.random.SeedSequence([int(seed), *path]).generate_state(1)[0])
+
+
+def _rows(X: Any, ids: np.ndarray) -> np.ndarray:
+    """The given rows of X (array, tensor or VectorTable) as a float32 array."""
+    if isinstance(X, VectorTable):
+        return X.vectors(ids).astype(np.float32, copy=False)
+    if isinstance(X, torch.Tensor):
+        return X[torch.as_tensor(ids)].detach().to("cpu", torch.float32).numpy()
+    return np.asarray(X)[ids].astype(np.float32, copy=False)
+
+
+def _data_digest(X: Any, n: int) -> str:
+    """A cheap identity of X: its shape and 64 evenly spaced rows."""
+    ids = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(_rows(X, ids)).tobytes())
+    return f"{n}:{digest.hexdigest()}"
+
+
+def per_group_first(labels: np.ndarray, key: np.ndarray, count: int | np.ndarray) -> np.ndarray:
+    """Positions of the ``count`` rows with the smallest ``key`` in each group of ``labels`` (all if fewer)."""
+    order = np.lexsort((key, labels))
+    grouped = labels[order]
+    starts = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    limit = count if np.isscalar(count) else np.asarray(count)[grouped]
+    return np.sort(order[rank < limit])
+
+
+def _split_counts(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Sub-cluster counts proportional to ``sizes``, each in [1, size], summing to ``total`` (largest remainder)."""
+    share = total * sizes / sizes.sum()
+    counts = np.clip(np.floor(share).astype(np.int64), 1, sizes)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    while counts.sum() < total:
+        room = order[counts[order] < sizes[order]]
+        counts[room[: total - counts.sum()]] += 1
+    while counts.sum() > total:
+        big = np.argsort(-counts, kind="stable")
+        big = big[counts[big] > 1]
+        counts[big[: counts.sum() - total]] -= 1
+    return counts
+
+
+class HierarchicalKMeans:
+    """Hierarchical k-means with resampling steps: the clustering behind balanced curation (Vo et al. 2024).
+
+    Level 1 clusters the rows into ``n_clusters[0]`` clusters; level t + 1 clusters level t's centroids, each
+    counting once. A resampling step at a level takes the r inputs nearest each centroid (``resample="random"``:
+    r random members; a smaller cluster gives all it has), runs a fresh k-means (new k-means++ init) on that
+    subset and reassigns all of the level's inputs to the new centroids. The level's centroids are those of the
+    last subset k-means, not means over the full clusters, which would pull them back to the dense regions.
+
+    Args:
+        n_clusters: clusters per level, decreasing, e.g. [10000, 1000, 100].
+        n_resampling_steps: resampling steps per level (0: plain hierarchical k-means).
+        sample_size: r, one int or one per level (default ceil(N_t / (2 k_t)) for N_t inputs).
+        resample: "closest" or "random".
+        n_splits: when set, each level's k-means is two-step: ceil(k_t / n_splits) coarse clusters, then each is
+            split by a local k-means into a number of clusters proportional to its size (k_t in all).
+        seed: seed of every random choice (each level and step derives its own).
+        **kmeans_kwargs: passed to every ``KMeans`` (n_iter, metric, device, max_points_per_centroid, ...).
+
+    Learned: ``labels_`` (rows, T) cluster of every row at every level; ``centroids_`` list of (k_t, dim);
+    ``sizes_`` list of (k_t,) rows per cluster; ``distances_`` (rows,) squared distance of each row to its level-1
+    centroid.
+
+    Example:
+        >>> X = np.random.default_rng(0).normal(size=(600, 4)).astype(np.float32)
+        >>> tree = HierarchicalKMeans([20, 4], n_resampling_steps=2, n_iter=10).fit(X)
+        >>> tree.labels_.shape, [len(c) for c in tree.centroids_]
+        ((600, 2), [20, 4])
+    """
+
+    def __init__(
+        self,
+        n_clusters: Sequence[int],
+        *,
+        n_resampling_steps: int = 10,
+        sample_size: int | Sequence[int] | None = None,
+        resample: str = "closest",
+        n_splits: int | None = None,
+        seed: int = 0,
+        **kmeans_kwargs: Any,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_resampling_steps = n_resampling_steps
+        self.sample_size = sample_size
+        self.resample = resample
+        self.n_splits = n_splits
+        self.seed = seed
+        self.kmeans_kwargs = kmeans_kwargs
+
+    # ------------------------------------------------------------------ checks
+    def _levels(self) -> list[int]:
+        levels = [self.n_clusters] if isinstance(self.n_clusters, (int, np.integer)) else list(self.n_clusters)
+        if not levels or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in levels):
+            raise ValueError(f"n_clusters must be a non-empty list of positive ints, got {self.n_clusters!r}")
+        if any(b >= a for a, b in zip(levels, levels[1:])):
+            raise ValueError(f"n_clusters must decrease from level to level, got {levels}")
+        return [int(k) for k in levels]
+
+    def _sample_sizes(self, levels: int) -> list[int | None]:
+        if self.sample_size is None or isinstance(self.sample_size, (int, np.integer)):
+            sizes = [self.sample_size] * levels
+        else:
+            sizes = list(self.sample_size)
+        if len(sizes) != levels or any(s is not None and (isinstance(s, bool) or s < 1) for s in sizes):
+            raise ValueError(
+                f"sample_size must be a positive int or one per level ({levels}), got {self.sample_size!r}"
+            )
+        return sizes
+
+    def _validate(self, n: int, dim: int) -> list[int]:
+        levels = self._levels()
+        if n == 0 or dim == 0:
+            raise ValueError(f"X is empty (shape ({n}, {dim})): nothing to cluster")
+        if levels[0] > n:
+            raise ValueError(f"n_clusters[0] ({levels[0]}) must be <= the number of rows of X ({n})")
+        if (
+            isinstance(self.n_resampling_steps, bool)
+            or not isinstance(self.n_resampling_steps, int)
+            or (self.n_resampling_steps < 0)
+        ):
+            raise ValueError(f"n_resampling_steps must be an int >= 0, got {self.n_resampling_steps!r}")
+        if self.resample not in _RESAMPLE:
+            raise ValueError(f"resample must be one of {_RESAMPLE}, got {self.resample!r}")
+        if self.n_splits is not None and (
+            isinstance(self.n_splits, bool) or not isinstance(self.n_splits, int) or self.n_splits < 2
+        ):
+            raise ValueError(f"n_splits must be an int >= 2 or None, got {self.n_splits!r}")
+        for forbidden in ("n_clusters", "seed", "init"):
+            if forbidden in self.kmeans_kwargs:
+                raise ValueError(f"{forbidden} is set per level by HierarchicalKMeans; do not pass it in kmeans_kwargs")
+        self._sample_sizes(len(levels))
+        return levels
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "n_clusters": self._levels(),
+            "n_resampling_steps": self.n_resampling_steps,
+            "sample_size": self.sample_size if not isinstance(self.sample_size, Sequence) else list(self.sample_size),
+            "resample": self.resample,
+            "n_splits": self.n_splits,
+            "seed": self.seed,
+            "kmeans_kwargs": {
+                k: str(v) if not isinstance(v, (int, float, str, type(None))) else v
+                for k, v in sorted(self.kmeans_kwargs.items())
+            },
+        }
+
+    # ------------------------------------------------------------------ fitting
+    def _kmeans(self, k: int, seed: int) -> KMeans:
+        return KMeans(k, seed=seed, **self.kmeans_kwargs)
+
+    def _level_centroids(self, inputs: Any, k: int, seed: int) -> np.ndarray:
+        """k centroids of ``inputs``: one k-means, or the two-step coarse-then-split k-means with ``n_splits``."""
+        n, _ = _shape_of(inputs)
+        if self.n_splits is None or k <= self.n_splits:
+            return self._kmeans(k, seed).fit(inputs).cluster_centers_
+        coarse = self._kmeans(math.ceil(k / self.n_splits), _derived_seed(seed, 0)).fit(inputs)
+        sizes = np.bincount(coarse.labels_, minlength=len(coarse.cluster_centers_))
+        filled = np.flatnonzero(sizes)
+        counts = np.zeros_like(sizes)
+        counts[filled] = _split_counts(sizes[filled], k)
+        parts = []
+        for c in filled:
+            members = _rows(inputs, np.flatnonzero(coarse.labels_ == c))
+            if counts[c] == 1:
+                parts.append(members.astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32))
+            else:
+                parts.append(self._kmeans(int(counts[c]), _derived_seed(seed, 1, int(c))).fit(members).cluster_centers_)
+        return np.concatenate(parts)
+
+    def _fit_level(self, inputs: Any, k: int, level: int, sample_size: int | None) -> tuple[np.ndarray, ...]:
+        """(centroids, labels of the inputs, squared distances) of one level, with its resampling steps."""
+        n, _ = _shape_of(inputs)
+        metric = self.kmeans_kwargs.get("metric", "l2")
+        device = self.kmeans_kwargs.get("device", "cpu")
+        centroids = self._level_centroids(inputs, k, _derived_seed(self.seed, level, 0))
+        labels, distances = assign(inputs, centroids, metric=metric, device=device)
+        r = sample_size if sample_size is not None else math.ceil(n / (2 * k))
+        for step in range(1, self.n_resampling_steps + 1):
+            rng = np.random.default_rng(_derived_seed(self.seed, level, step, 1))
+            key = distances if self.resample == "closest" else rng.random(n)
+            subset = per_group_first(labels, key, r)
+            if len(subset) < k:  # empty clusters gave nothing: top up with random other inputs
+                others = np.setdiff1d(np.arange(n), subset)
+                subset = np.sort(np.r_[subset, rng.choice(others, k - len(subset), replace=False)])
+            centroids = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
+            labels, distances = assign(inputs, centroids, metric=metric, device=device)
+        return centroids.astype(np.float32), labels, distances
+
+    def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
+        """Build the tree over X (array, tensor or VectorTable). With ``checkpoint``, each finished level is saved
+        there and a rerun skips the levels already done (refusing a checkpoint of other data or settings)."""
+        n, dim = _shape_of(X)
+        levels = self._validate(n, dim)
+        sample_sizes = self._sample_sizes(len(levels))
+        as_matrix(X, 0, min(n, 1))  # fail early on non-numeric input
+        state: dict[str, Any] = {
+            "version": _STATE_VERSION,
+            "params": self._params(),
+            "data": _data_digest(X, n),
+            "dim": dim,
+            "levels_done": 0,
+        }
+        level_centroids: list[np.ndarray] = []
+        level_labels: list[np.ndarray] = []
+        distances = np.empty(0, dtype=np.float32)
+        if checkpoint is not None:
+            done = self._read_checkpoint(Path(checkpoint), state)
+            for t in range(done):
+                level_centroids.append(np.load(Path(checkpoint) / f"level_{t + 1}_centroids.npy", allow_pickle=False))
+                level_labels.append(np.load(Path(checkpoint) / f"level_{t + 1}_labels.npy", allow_pickle=False))
+            if done:
+                distances = np.load(Path(checkpoint) / "level_1_distances.npy", allow_pickle=False)
+        inputs: Any = X if not level_centroids else level_centroids[-1]
+        for t in range(len(level_centroids), len(levels)):
+            if t > 0 and levels[t] > len(level_centroids[-1]):
+                raise ValueError(
+                    f"n_clusters[{t}] ({levels[t]}) exceeds the {len(level_centroids[-1])} centroids below"
+                )
+            centroids, labels, level_distances = self._fit_level(inputs, levels[t], t + 1, sample_sizes[t])
+            level_centroids.append(centroids)
+            level_labels.append(labels.astype(np.int64))
+            if t == 0:
+                distances = level_distances.astype(np.float32)
+            if checkpoint is not None:
+                self._write_level(Path(checkpoint), state, t, centroids, level_labels[-1], distances)
+            inputs = centroids
+        self._set_tree(level_centroids, level_labels, distances)
+        return self
+
+    def _set_tree(self, centroids: list[np.ndarray], labels_per_level: list[np.ndarray], distances: np.ndarray) -> None:
+        rows = [labels_per_level[0]]
+        for parents in labels_per_level[1:]:
+            rows.append(parents[rows[-1]])
+        self.centroids_ = centroids
+        self.labels_ = np.stack(rows, axis=1)
+        self.sizes_ = [np.bincount(self.labels_[:, t], minlength=len(c)) for t, c in enumerate(centroids)]
+        self.distances_ = distances
+        self._level_labels = labels_per_level
+
+    @property
+    def n_levels(self) -> int:
+        """T, the number of levels."""
+        return len(self._levels())
+
+    # ------------------------------------------------------------------ saving and resuming
+    @staticmethod
+    def _read_checkpoint(path: Path, state: dict[str, Any]) -> int:
+        meta = path / "tree.json"
+        if not meta.exists():
+            if path.exists() and any(path.iterdir()):
+                raise ValueError(f"checkpoint {str(path)!r} exists, is not empty and holds no tree.json")
+            return 0
+        saved = json.loads(meta.read_text())
+        for key in ("version", "params", "data", "dim"):
+            if saved.get(key) != state[key]:
+                raise ValueError(
+                    f"checkpoint {str(path)!r} was made with other {key}: saved {saved.get(key)!r}, "
+                    f"now {state[key]!r}; use another path"
+                )
+        return int(saved["levels_done"])
+
+    @staticmethod
+    def _atomic_save(path: Path, array: np.ndarray) -> None:
+        staging = path.with_suffix(".staging.npy")
+        np.save(staging, array, allow_pickle=False)
+        os.replace(staging, path)
+
+    def _write_level(
+        self,
+        path: Path,
+        state: dict[str, Any],
+        t: int,
+        centroids: np.ndarray,
+        labels: np.ndarray,
+        distances: np.ndarray,
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._atomic_save(path / f"level_{t + 1}_centroids.npy", centroids)
+        self._atomic_save(path / f"level_{t + 1}_labels.npy", labels)
+        if t == 0:
+            self._atomic_save(path / "level_1_distances.npy", distances)
+        state["levels_done"] = t + 1
+        staging = path / "tree.json.staging"
+        staging.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(staging, path / "tree.json")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the fitted tree as JSON + .npy files in the directory ``path``."""
+        if not hasattr(self, "labels_"):
+            raise RuntimeError("this HierarchicalKMeans is not fitted yet: call fit(X) first")
+        path = Path(path)
+        state = {
+            "version": _STATE_VERSION,
+            "params": self._params(),
+            "data": "saved",
+            "dim": self.centroids_[0].shape[1],
+            "levels_done": 0,
+        }
+        for t, (centroids, labels) in enumerate(zip(self.centroids_, self._level_labels, strict=True)):
+            self._write_level(path, state, t, centroids, labels, self.distances_)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> HierarchicalKMeans:
+        """A fitted tree saved by ``save`` (or a finished ``fit(..., checkpoint=path)``)."""
+        path = Path(path)
+        if not (path / "tree.json").exists():
+            raise FileNotFoundError(f"no saved tree in {str(path)!r} (tree.json is missing)")
+        state = json.loads((path / "tree.json").read_text())
+        params = state["params"]
+        tree = cls(
+            params["n_clusters"],
+            n_resampling_steps=params["n_resampling_steps"],
+            sample_size=params["sample_size"],
+            resample=params["resample"],
+            n_splits=params["n_splits"],
+            seed=params["seed"],
+            **params["kmeans_kwargs"],
+        )
+        if state["levels_done"] != len(params["n_clusters"]):
+            raise ValueError(
+                f"the tree in {str(path)!r} is unfinished ({state['levels_done']} of "
+                f"{len(params['n_clusters'])} levels): rerun fit with checkpoint={str(path)!r}"
+            )
+        levels = range(1, state["levels_done"] + 1)
+        tree._set_tree(
+            [np.load(path / f"level_{t}_centroids.npy", allow_pickle=False) for t in levels],
+            [np.load(path / f"level_{t}_labels.npy", allow_pickle=False) for t in levels],
+            np.load(path / "level_1_distances.npy", allow_pickle=False),
+        )
+        return tree
