@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curata.distributed import rank_and_world, shard_range
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shard_ranges_cover_rows_once():
+    for n in (0, 1, 7, 100):
+        for world in (1, 2, 3, 5):
+            ranges = [shard_range(n, r, world) for r in range(world)]
+            assert ranges[0][0] == 0 and ranges[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_rank_and_world_sources(monkeypatch):
+    assert rank_and_world(2, 3) == (2, 3)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert rank_and_world() == (1, 2)
+    with pytest.raises(ValueError, match="rank must be in"):
+        rank_and_world(3, 2)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_two_gloo_processes_equal_one(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from distributed_job import fit_all
+
+    single = fit_all()
+    out = tmp_path / "two.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(HERE / "distributed_job.py"),
+        str(out),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = np.load(out)
+    np.testing.assert_allclose(two["flat_centers"], single["flat_centers"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(two["flat_inertia"], single["flat_inertia"], rtol=1e-5)
+    for key in ("flat_labels", "sampled_labels", "tree_labels", "curated"):
+        assert np.array_equal(two[key], single[key]), key
+    np.testing.assert_allclose(two["tree_centroids_1"], single["tree_centroids_1"], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from curata import HierarchicalKMeans, KMeans, VectorTable, curate
+from curata.hierarchical import _derived_seed, per_group_first
+from curata.kmeans import assign
+
+
+def long_tailed(seed: int = 0, concepts: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sizes = np.round(1000 * np.arange(1, concepts + 1) ** -1.2).astype(int)
+    centres = rng.normal(0.0, 3.0, size=(concepts, 6))
+    X = np.concatenate([centres[c] + rng.normal(size=(s, 6)) for c, s in enumerate(sizes)]).astype(np.float32)
+    return X, np.repeat(np.arange(concepts), sizes)
+
+
+def kl_to_uniform(values: np.ndarray, classes: int) -> float:
+    p = np.bincount(values, minlength=classes) / len(values)
+    return float(np.sum(p[p > 0] * np.log(p[p > 0] * classes)))
+
+
+def test_levels_shapes_and_consistent_labels():
+    X, _ = long_tailed()
+    tree = HierarchicalKMeans([60, 12, 3], n_resampling_steps=2, n_iter=10).fit(X)
+    assert tree.labels_.shape == (len(X), 3)
+    assert [c.shape for c in tree.centroids_] == [(60, 6), (12, 6), (3, 6)]
+    assert [int(s.sum()) for s in tree.sizes_] == [len(X)] * 3
+    # a row's level-2 cluster is the level-2 cluster of its level-1 centroid
+    parents, _ = assign(tree.centroids_[0], tree.centroids_[1])
+    assert np.array_equal(tree.labels_[:, 1], parents[tree.labels_[:, 0]])
+    labels, distances = assign(X, tree.centroids_[0])
+    assert np.array_equal(tree.labels_[:, 0], labels)
+    np.testing.assert_allclose(tree.distances_, distances, rtol=1e-5, atol=1e-5)
+
+
+def test_resampling_step_output_is_the_subset_kmeans():
+    X, _ = long_tailed()
+    tree = HierarchicalKMeans([40], n_resampling_steps=1, n_iter=8).fit(X)
+    first = KMeans(40, seed=_derived_seed(0, 1, 0), n_iter=8).fit(X)
+    labels, distances = assign(X, first.cluster_centers_)
+    r = math.ceil(len(X) / (2 * 40))
+    subset = per_group_first(labels, distances, r)
+    assert np.all(np.bincount(labels[subset]) <= r)
+    again = KMeans(40, seed=_derived_seed(0, 1, 1), n_iter=8).fit(X[subset])
+    np.testing.assert_allclose(tree.centroids_[0], again.cluster_centers_, rtol=1e-5, atol=1e-5)
+
+
+def test_resampling_balances_more_than_plain_tree_and_flat():
+    X, concept = long_tailed(1)
+    flat = KMeans(10, seed=0).fit(X)
+    plain = HierarchicalKMeans([120, 10], n_resampling_steps=0, seed=0).fit(X)
+    resampled = HierarchicalKMeans([120, 10], n_resampling_steps=8, seed=0).fit(X)
+    kls = [kl_to_uniform(concept[curate(t, 300, seed=0)], 30) for t in (flat, plain, resampled)]
+    assert kls[0] > kls[1] > kls[2], kls
+
+
+def test_random_resample_sample_sizes_and_same_seed():
+    X, _ = long_tailed()
+    a = HierarchicalKMeans([30, 5], resample="random", sample_size=[10, 3], n_resampling_steps=2, n_iter=5).fit(X)
+    b = HierarchicalKMeans([30, 5], resample="random", sample_size=[10, 3], n_resampling_steps=2, n_iter=5).fit(X)
+    assert np.array_equal(a.labels_, b.labels_)
+    c = HierarchicalKMeans([30, 5], resample="random", sample_size=[10, 3], n_resampling_steps=2, n_iter=5, seed=1).fit(
+        X
+    )
+    assert not np.array_equal(a.centroids_[0], c.centroids_[0])
+
+
+def test_two_step_levels_with_n_splits():
+    X, _ = long_tailed()
+    tree = HierarchicalKMeans([50, 6], n_splits=10, n_resampling_steps=1, n_iter=5).fit(X)
+    assert [len(c) for c in tree.centroids_] == [50, 6]
+    assert len(np.unique(tree.labels_[:, 0])) > 40
+
+
+def test_table_input_and_save_load(tmp_path):
+    X, _ = long_tailed()
+    table = VectorTable.from_arrays(tmp_path / "t", X)
+    tree = HierarchicalKMeans([20, 4], n_resampling_steps=1, n_iter=5).fit(table)
+    same = HierarchicalKMeans([20, 4], n_resampling_steps=1, n_iter=5).fit(X)
+    assert np.array_equal(tree.labels_, same.labels_)
+    tree.save(tmp_path / "tree")
+    loaded = HierarchicalKMeans.load(tmp_path / "tree")
+    assert np.array_equal(loaded.labels_, tree.labels_)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.centroids_, tree.centroids_, strict=True))
+    assert loaded.n_resampling_steps == 1 and loaded.kmeans_kwargs == {"n_iter": 5}
+    assert np.array_equal(curate(loaded, 50, strategy="closest"), curate(tree, 50, strategy="closest"))
+
+
+def test_checkpoint_resume_skips_finished_levels(tmp_path, monkeypatch):
+    X, _ = long_tailed()
+    path = tmp_path / "ckpt"
+    full = HierarchicalKMeans([20, 5, 2], n_resampling_steps=1, n_iter=5).fit(X, checkpoint=path)
+    # pretend the run died after level 2
+    meta = json.loads((path / "tree.json").read_text())
+    meta["levels_done"] = 2
+    (path / "tree.json").write_text(json.dumps(meta))
+    calls = []
+    original = HierarchicalKMeans._fit_level
+
+    def counting(self, inputs, k, level, sample_size):
+        calls.append(level)
+        return original(self, inputs, k, level, sample_size)
+
+    monkeypatch.setattr(HierarchicalKMeans, "_fit_level", counting)
+    resumed = HierarchicalKMeans([20, 5, 2], n_resampling_steps=1, n_iter=5).fit(X, checkpoint=path)
+    assert calls == [3]
+    assert np.array_equal(resumed.labels_, full.labels_)
+    with pytest.raises(ValueError, match="other params"):
+        HierarchicalKMeans([20, 5, 2], n_resampling_steps=2, n_iter=5).fit(X, checkpoint=path)
+    with pytest.raises(ValueError, match="other data"):
+        HierarchicalKMeans([20, 5, 2], n_resampling_steps=1, n_iter=5).fit(X * 2, checkpoint=path)
+
+
+@pytest.mark.parametrize(
+    ("levels", "X", "match"),
+    [
+        ([10, 10], np.ones((50, 2)), "must decrease"),
+        ([10, 20], np.ones((50, 2)), "must decrease"),
+        ([], np.ones((50, 2)), "non-empty list"),
+        ([60, 5], np.ones((50, 2)), r"n_clusters\[0\] \(60\) must be <= the number of rows"),
+        ([5, 2], np.ones(50), "2-D"),
+        ([5, 2], np.ones((0, 2)), "empty"),
+        ([5, 2], np.r_[np.ones((49, 2)), [[np.inf, 0]]], "NaN or inf"),
+    ],
+)
+def test_bad_input(levels, X, match):
+    with pytest.raises(ValueError, match=match):
+        HierarchicalKMeans(levels, n_resampling_steps=1).fit(X)
+
+
+def test_bad_settings():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="resample"):
+        HierarchicalKMeans([4], resample="far").fit(X)
+    with pytest.raises(ValueError, match="sample_size"):
+        HierarchicalKMeans([4, 2], sample_size=[3]).fit(X)
+    with pytest.raises(ValueError, match="set per level"):
+        HierarchicalKMeans([4, 2], init="random").fit(X)
