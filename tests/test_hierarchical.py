@@ -139,5 +139,5 @@ def test_bad_settings():
         HierarchicalKMeans([4], resample="far").fit(X)
     with pytest.raises(ValueError, match="sample_size"):
         HierarchicalKMeans([4, 2], sample_size=[3]).fit(X)
-    with pytest.raises(ValueError, match="set per level"):
-        HierarchicalKMeans([4, 2], init="random").fit(X)
+    with pytest.raises(ValueError, match="starts afresh"):
+        HierarchicalKMeans([4, 2], init=X[:4]).fit(X)

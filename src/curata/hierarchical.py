@@ -155,9 +155,8 @@ class HierarchicalKMeans:
             isinstance(self.n_splits, bool) or not isinstance(self.n_splits, int) or self.n_splits < 2
         ):
             raise ValueError(f"n_splits must be an int >= 2 or None, got {self.n_splits!r}")
-        for forbidden in ("n_clusters", "seed", "init"):
-            if forbidden in self.kmeans_kwargs:
-                raise ValueError(f"{forbidden} is set per level by HierarchicalKMeans; do not pass it in kmeans_kwargs")
+        if not isinstance(self.kmeans_kwargs.get("init", "k-means++"), str):
+            raise ValueError("init must be 'k-means++' or 'random' here: every level and step starts afresh")
         self._sample_sizes(len(levels))
         return levels
 
