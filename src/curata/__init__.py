@@ -12,10 +12,12 @@ from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.hierarchical import HierarchicalKMeans
 from curata.kmeans import KMeans
+from curata.sampler import ClusterBatchSampler
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer, Vectors
 
 __all__ = [
+    "ClusterBatchSampler",
     "HierarchicalKMeans",
     "KMeans",
     "TorchEmbedder",

@@ -1,0 +1,292 @@
+"""ClusterBatchSampler: mini-batches drawn across clusters, for DataLoader(batch_sampler=...), DDP-aware and resumable."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from curata.distributed import rank_and_world
+from curata.table import VectorTable
+
+__all__ = ["ClusterBatchSampler", "per_sample_majority"]
+
+_STRATEGIES = ("exclude", "restart", "stop")
+_STATE_KEYS = ("epoch", "seed", "batches_yielded", "world_size", "fingerprint")
+
+
+def per_sample_majority(idx: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """One cluster per sample: the most frequent among its vectors (ties: the smallest id). ``idx`` must be 0..n-1.
+
+    Example:
+        >>> per_sample_majority(np.array([0, 0, 0, 1]), np.array([5, 2, 5, 7])).tolist()
+        [5, 7]
+    """
+    order = np.lexsort((clusters, idx))
+    i, c = idx[order], clusters[order]
+    change = np.r_[True, (i[1:] != i[:-1]) | (c[1:] != c[:-1])]
+    starts = np.flatnonzero(change)
+    runs = np.diff(np.r_[starts, len(i)])
+    run_idx, run_cluster = i[starts], c[starts]
+    best = np.lexsort((run_cluster, -runs, run_idx))  # per sample: longest run first, then smallest cluster
+    first = np.r_[True, run_idx[best][1:] != run_idx[best][:-1]]
+    out = np.empty(int(idx.max()) + 1, dtype=np.int64)
+    out[run_idx[best][first]] = run_cluster[best][first]
+    return out
+
+
+def _dense_labels(clusters: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cluster ids relabelled 0..K-1 in O(N + max id) when the ids are small, else via np.unique."""
+    top = int(clusters.max())
+    if top < 4 * len(clusters) + 1024:
+        present = np.bincount(clusters, minlength=top + 1) > 0
+        new_ids = np.cumsum(present) - 1
+        return new_ids[clusters], int(present.sum())
+    unique, inverse = np.unique(clusters, return_inverse=True)
+    return inverse.astype(np.int64), len(unique)
+
+
+class _EpochForwarder:
+    """The ``.sampler`` of the batch sampler: Lightning and accelerate call ``set_epoch`` only there."""
+
+    def __init__(self, owner: ClusterBatchSampler) -> None:
+        self._owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self._owner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self._owner.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self._owner:
+            yield from batch
+
+
+class ClusterBatchSampler(Sampler[list[int]]):
+    """Batches that mix clusters: each batch takes its samples from as many distinct clusters as it can.
+
+    The active clusters are visited round-robin in a random order (fixed for the epoch): with K active clusters
+    and K >= B (the batch size), a batch takes B samples from B distinct clusters and every active cluster
+    appears at least once in any ceil(K / B) consecutive batches; with K < B each cluster gets floor(B / K)
+    slots plus rotating extra slots. Samples inside a batch are shuffled when ``shuffle``.
+
+    Exhausted clusters, by ``strategy``:
+        "exclude": the cluster leaves the rotation; every sample exactly once per epoch.
+        "restart": the cluster is reshuffled and drawn again until every sample has been drawn at least once
+            (the epoch lasts as long as the largest cluster: K * max size draws).
+        "stop": the epoch ends when the first cluster is exhausted (K * min size draws).
+
+    ``force_same_size=True``: every batch has exactly B samples; a short last batch is completed with the first
+    samples of the epoch's order (so those few appear twice). ``drop_last=True`` drops it instead.
+
+    DDP: rank and world size come from the arguments, else the initialised process group, else ``RANK`` and
+    ``WORLD_SIZE``. The epoch's batches are dealt to the ranks in turn; every rank yields the same number of
+    batches (with ``drop_last=False`` the last ranks repeat early batches to even the count, as DistributedSampler
+    pads), and the ranks' samples are otherwise disjoint.
+
+    Output is a pure function of (seed, epoch, rank, world size, clusters, settings): call ``set_epoch`` every
+    epoch. ``state_dict``/``load_state_dict`` resume mid-epoch (torchdata's ``StatefulDataLoader`` uses them).
+
+    Args:
+        clusters: one cluster id (int >= 0) per sample, or a column name of ``table`` (its vector-level ids are
+            reduced to one per sample by majority).
+        batch_size: B.
+        strategy: "exclude", "restart" or "stop".
+        shuffle: random cluster order, random order inside clusters and batches; else everything in id order.
+        seed: seed of every draw.
+        drop_last, force_same_size: how the last, short batch is handled.
+        num_replicas, rank: DDP world size and rank.
+        table: the VectorTable that ``clusters`` names a column of.
+
+    Example:
+        >>> ids = np.array([0, 0, 0, 1, 1, 2])
+        >>> sampler = ClusterBatchSampler(ids, batch_size=3, seed=0)
+        >>> len(sampler), [sorted(ids[batch].tolist()) for batch in sampler]
+        (2, [[0, 1, 2], [0, 0, 1]])
+    """
+
+    def __init__(
+        self,
+        clusters: Any,
+        batch_size: int,
+        *,
+        strategy: str = "exclude",
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        force_same_size: bool = False,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        table: VectorTable | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        ids = self._cluster_ids(clusters, table)
+        self.batch_size = int(batch_size)
+        self.strategy = strategy
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.force_same_size = bool(force_same_size)
+        self.rank, self.num_replicas = self._rank_world(rank, num_replicas)
+        self.epoch = 0
+        self.sampler = _EpochForwarder(self)
+        labels, self.n_clusters = _dense_labels(ids)
+        self._sizes = np.bincount(labels, minlength=self.n_clusters)
+        self._starts = np.r_[0, np.cumsum(self._sizes)[:-1]]
+        # samples grouped by cluster (a radix sort when ids fit 16 bits): the epoch shuffles start from here
+        self._labels = labels.astype(np.uint16 if self.n_clusters <= 1 << 16 else np.int64)
+        self._by_cluster = np.argsort(self._labels, kind="stable")
+        digest = hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16)
+        digest.update(repr((self.batch_size, strategy, self.shuffle, self.drop_last, self.force_same_size)).encode())
+        self._fingerprint = digest.hexdigest()
+        self._resume_at = 0
+        self._yielded = 0
+        self._cache: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] | None = None
+
+    @staticmethod
+    def _cluster_ids(clusters: Any, table: VectorTable | None) -> np.ndarray:
+        if isinstance(clusters, str):
+            if table is None:
+                raise ValueError(f"clusters names a column ({clusters!r}); pass the VectorTable as table=")
+            return per_sample_majority(table.column("idx"), table.column(clusters).astype(np.int64))
+        ids = np.asarray(clusters.cpu() if hasattr(clusters, "cpu") else clusters)
+        if ids.ndim != 1 or len(ids) == 0:
+            raise ValueError(f"clusters must be a non-empty 1-D array of cluster ids, got shape {ids.shape}")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"clusters must hold integer ids, got dtype {ids.dtype}")
+        if ids.min() < 0:
+            raise ValueError(f"clusters must be >= 0, got {int(ids.min())} at sample {int(np.argmin(ids))}")
+        return ids.astype(np.int64)
+
+    @staticmethod
+    def _rank_world(rank: int | None, num_replicas: int | None) -> tuple[int, int]:
+        found_rank, found_world = rank_and_world()
+        return rank_and_world(
+            found_rank if rank is None else rank, found_world if num_replicas is None else num_replicas
+        )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_samples(self) -> int:
+        """Draws in one epoch over all ranks, before cutting into batches."""
+        k = self.n_clusters
+        if self.strategy == "exclude":
+            return int(self._sizes.sum())
+        return int(k * (self._sizes.max() if self.strategy == "restart" else self._sizes.min()))
+
+    def _global_batches(self) -> int:
+        draws, b = self.num_samples, self.batch_size
+        return draws // b if self.drop_last else -(-draws // b)
+
+    def __len__(self) -> int:
+        total, world = self._global_batches(), self.num_replicas
+        return total // world if self.drop_last else -(-total // world)
+
+    # ------------------------------------------------------------------ epochs and state
+    def set_epoch(self, epoch: int) -> None:
+        """Use the draws of ``epoch`` from the next iteration on (and forget any mid-epoch resume point)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        if int(epoch) != self.epoch:
+            self._resume_at = 0
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sampler is: epoch, seed, batches yielded this epoch, world size and a fingerprint."""
+        return {
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "batches_yielded": self._yielded,
+            "world_size": self.num_replicas,
+            "fingerprint": self._fingerprint,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state``: the next iteration yields exactly the batches not yet yielded in that epoch."""
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing}; expected a ClusterBatchSampler.state_dict()")
+        if state["world_size"] != self.num_replicas:
+            raise ValueError(
+                f"state was saved with world size {state['world_size']}, this sampler has "
+                f"{self.num_replicas}: a resume needs the same number of ranks"
+            )
+        if state["fingerprint"] != self._fingerprint:
+            raise ValueError("state was saved for other clusters or settings (fingerprint differs)")
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self._resume_at = self._yielded = int(state["batches_yielded"])
+
+    # ------------------------------------------------------------------ drawing
+    def _sequence(self, rng: np.random.Generator) -> np.ndarray:
+        """The epoch's draws in round-robin order (before batching)."""
+        k, sizes, starts = self.n_clusters, self._sizes, self._starts
+        if self.shuffle:
+            perm = rng.permutation(len(self._labels))
+            grouped = perm[np.argsort(self._labels[perm], kind="stable")]
+            rotation = rng.permutation(k)
+        else:
+            grouped, rotation = self._by_cluster, np.arange(k)
+        if self.strategy == "stop":
+            rounds = np.arange(int(sizes.min()))
+            return grouped[(starts[rotation][None, :] + rounds[:, None]).ravel()]
+        if self.strategy == "restart":
+            longest = int(sizes.max())
+            columns = np.empty((longest, k), dtype=np.int64)
+            for position, c in enumerate(rotation):
+                members = grouped[starts[c] : starts[c] + sizes[c]]
+                cycles = [members] + [
+                    rng.permutation(members) if self.shuffle else members for _ in range(-(-longest // sizes[c]) - 1)
+                ]
+                columns[:, position] = np.concatenate(cycles)[:longest]
+            return columns.ravel()
+        # exclude: between two distinct cluster sizes the active set is fixed; emit those rounds as one block
+        rotated_sizes = sizes[rotation]
+        parts, done = [], 0
+        for size in np.unique(rotated_sizes):
+            active = rotation[rotated_sizes >= size]
+            rounds = np.arange(done, int(size))
+            parts.append((starts[active][None, :] + rounds[:, None]).ravel())
+            done = int(size)
+        return grouped[np.concatenate(parts)]
+
+    def _epoch_plan(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(full batches as rows, the short last batch or None, this rank's batch numbers) of the current epoch."""
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        sequence = self._sequence(rng)
+        b, total = self.batch_size, self._global_batches()
+        tail = len(sequence) % b
+        if tail and not self.drop_last and self.force_same_size:
+            sequence = np.r_[sequence, sequence[: b - tail]]
+        full = (len(sequence) // b) * b
+        rows = sequence[:full].reshape(-1, b)
+        if self.shuffle:
+            rows = np.take_along_axis(rows, np.argsort(rng.random(rows.shape), axis=1), axis=1)
+        last = None
+        if len(sequence) > full and not self.drop_last:
+            last = sequence[full:]
+            last = last[rng.permutation(len(last))] if self.shuffle else last
+        assert len(rows) + (last is not None) == total
+        mine = np.arange(self.rank, len(self) * self.num_replicas, self.num_replicas) % total
+        plan = (rows, last, mine)
+        self._cache = (self.epoch, plan)
+        return plan
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rows, last, mine = self._epoch_plan()
+        start, self._resume_at = self._resume_at, 0
+        self._yielded = start
+        for number in mine[start:]:
+            self._yielded += 1
+            yield rows[number].tolist() if number < len(rows) else last.tolist()  # type: ignore[union-attr]
