@@ -1,4 +1,4 @@
-"""ClusterBatchSampler: mini-batches drawn across clusters, for DataLoader(batch_sampler=...), DDP-aware and resumable."""
+"""ClusterBatchSampler: mini-batches drawn across clusters for DataLoader(batch_sampler=...); DDP-aware, resumable."""
 
 from __future__ import annotations
 
