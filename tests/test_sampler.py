@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from curata import ClusterBatchSampler, VectorTable
-from curata.sampler import per_sample_majority
+from curata.clusterize import per_sample_majority
 
 
 def random_clusters(rng: np.random.Generator) -> np.ndarray:
@@ -180,7 +180,7 @@ def test_table_column_majority(tmp_path):
         ((np.arange(5), 0), {}, ValueError, "batch_size must be an int >= 1"),
         ((np.array([0, -1, 2]), 2), {}, ValueError, "clusters must be >= 0, got -1 at sample 1"),
         ((np.array([0.5, 1.0]), 2), {}, TypeError, "integer ids"),
-        ((np.zeros((2, 2), dtype=int), 2), {}, ValueError, "1-D"),
+        ((np.zeros((2, 3), dtype=int), 2), {}, ValueError, "1-D"),
         ((np.arange(5), 2), {"strategy": "drop"}, ValueError, "strategy"),
         ((np.arange(5), 2), {"num_replicas": 2, "rank": 2}, ValueError, "rank must be in"),
         (("cluster", 2), {}, ValueError, "pass the VectorTable"),

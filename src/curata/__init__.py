@@ -2,11 +2,13 @@
 smart mini-batches.
 
 Example:
-    >>> import curata
-    >>> sorted(curata.__all__)[:3]
-    ['TorchEmbedder', 'VectorTable', 'Vectorizer']
+    >>> import numpy as np, curata
+    >>> ids = curata.curate(np.array([0] * 8 + [1] * 2), 4, seed=0)
+    >>> np.bincount(np.array([0] * 8 + [1] * 2)[ids]).tolist()
+    [2, 2]
 """
 
+from curata.clusterize import cluster, reduce
 from curata.curate import curate
 from curata.describe import describe
 from curata.embed import TorchEmbedder
@@ -24,7 +26,9 @@ __all__ = [
     "VectorTable",
     "Vectorizer",
     "Vectors",
+    "cluster",
     "curate",
     "describe",
+    "reduce",
 ]
 __version__ = "0.1.0"

@@ -117,6 +117,9 @@ class HierarchicalKMeans:
         self.seed = seed
         self.kmeans_kwargs = kmeans_kwargs
 
+    def __repr__(self) -> str:
+        return f"HierarchicalKMeans({', '.join(f'{k}={v!r}' for k, v in self._params().items())})"
+
     # ------------------------------------------------------------------ checks
     def _levels(self) -> list[int]:
         levels = [self.n_clusters] if isinstance(self.n_clusters, (int, np.integer)) else list(self.n_clusters)

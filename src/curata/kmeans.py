@@ -260,6 +260,38 @@ class KMeans:
         self.device = device
         self.seed = seed
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's contract, so ``clone`` works)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "n_clusters",
+                "n_iter",
+                "tol",
+                "init",
+                "n_init",
+                "metric",
+                "max_points_per_centroid",
+                "init_size",
+                "empty_clusters",
+                "chunk_size",
+                "device",
+                "seed",
+            )
+        }
+
+    def set_params(self, **params: Any) -> KMeans:
+        """Set constructor parameters; returns self."""
+        for name, value in params.items():
+            if name not in self.get_params():
+                raise ValueError(f"KMeans has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.get_params().items() if isinstance(v, (int, float, str, type(None)))}
+        return f"KMeans({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     # ------------------------------------------------------------------ checks
     def _validate(self, n: int, dim: int) -> None:
         _positive_int(self.n_clusters, "n_clusters")

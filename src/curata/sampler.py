@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
 
+from curata.clusterize import cluster, per_sample_majority
+from curata.describe import describe
 from curata.distributed import rank_and_world
+from curata.kmeans import KMeans
 from curata.table import VectorTable
+from curata.vectorize import Vectorizer
 
-__all__ = ["ClusterBatchSampler", "per_sample_majority"]
+__all__ = ["ClusterBatchSampler"]
 
 _STRATEGIES = ("exclude", "restart", "stop")
 _STATE_KEYS = ("epoch", "seed", "batches_yielded", "world_size", "fingerprint")
-
-
-def per_sample_majority(idx: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    """One cluster per sample: the most frequent among its vectors (ties: the smallest id). ``idx`` must be 0..n-1.
-
-    Example:
-        >>> per_sample_majority(np.array([0, 0, 0, 1]), np.array([5, 2, 5, 7])).tolist()
-        [5, 7]
-    """
-    order = np.lexsort((clusters, idx))
-    i, c = idx[order], clusters[order]
-    change = np.r_[True, (i[1:] != i[:-1]) | (c[1:] != c[:-1])]
-    starts = np.flatnonzero(change)
-    runs = np.diff(np.r_[starts, len(i)])
-    run_idx, run_cluster = i[starts], c[starts]
-    best = np.lexsort((run_cluster, -runs, run_idx))  # per sample: longest run first, then smallest cluster
-    first = np.r_[True, run_idx[best][1:] != run_idx[best][:-1]]
-    out = np.empty(int(idx.max()) + 1, dtype=np.int64)
-    out[run_idx[best][first]] = run_cluster[best][first]
-    return out
 
 
 def _dense_labels(clusters: np.ndarray) -> tuple[np.ndarray, int]:
@@ -92,8 +78,9 @@ class ClusterBatchSampler(Sampler[list[int]]):
     epoch. ``state_dict``/``load_state_dict`` resume mid-epoch (torchdata's ``StatefulDataLoader`` uses them).
 
     Args:
-        clusters: one cluster id (int >= 0) per sample, or a column name of ``table`` (its vector-level ids are
-            reduced to one per sample by majority).
+        clusters: one cluster id (int >= 0) per sample; or (sample, cluster) pairs, shape (P, 2), to list a
+            sample in every cluster it falls in (``cluster(..., per_sample="all")``; "exactly once" then holds
+            per pair); or a column name of ``table`` (its vector-level ids reduced to one per sample by majority).
         batch_size: B.
         strategy: "exclude", "restart" or "stop".
         shuffle: random cluster order, random order inside clusters and batches; else everything in id order.
@@ -129,7 +116,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
             raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {seed!r}")
-        ids = self._cluster_ids(clusters, table)
+        ids, self._samples = self._cluster_ids(clusters, table)
         self.batch_size = int(batch_size)
         self.strategy = strategy
         self.shuffle = bool(shuffle)
@@ -152,20 +139,69 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self._yielded = 0
         self._cache: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] | None = None
 
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Any,
+        embedder: Any,
+        *,
+        n_clusters: int,
+        batch_size: int,
+        path: str | os.PathLike[str],
+        vectorizer: Vectorizer | None = None,
+        clusterer: Any = None,
+        label_key: Any = None,
+        seed: int = 0,
+        **sampler_kwargs: Any,
+    ) -> ClusterBatchSampler:
+        """The one-call path: describe ``dataset`` into ``path``, cluster the vectors, build the sampler.
+
+        Both stages reuse what is stored under ``path``: describe resumes or returns at once, and the clustering
+        is redone only when its settings (clusterer, n_clusters, seed) differ from the stored ones.
+
+        Example:
+            >>> import tempfile, torch
+            >>> data = np.random.default_rng(0).random((40, 3), dtype=np.float32)
+            >>> s = ClusterBatchSampler.from_dataset(data, torch.nn.Identity(), n_clusters=4, batch_size=4,
+            ...                                      path=tempfile.mkdtemp())
+            >>> len(s), s.n_clusters
+            (10, 4)
+        """
+        table = describe(
+            dataset, embedder, Path(path) / "vectors", vectorizer=vectorizer, label_key=label_key, progress=False
+        )
+        clusterer = KMeans(n_clusters, seed=seed) if clusterer is None else clusterer
+        settings = {"clusterer": repr(clusterer), "n_clusters": n_clusters, "seed": seed}
+        if table.get_attr("cluster_settings") == settings and "cluster" in table.columns:
+            per_sample = per_sample_majority(table.column("idx"), table.column("cluster"))
+        else:
+            per_sample = cluster(table, clusterer, n_clusters=n_clusters, seed=seed)
+            table.set_attr("cluster_settings", settings)
+        return cls(per_sample, batch_size, seed=seed, **sampler_kwargs)
+
     @staticmethod
-    def _cluster_ids(clusters: Any, table: VectorTable | None) -> np.ndarray:
+    def _cluster_ids(clusters: Any, table: VectorTable | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Cluster id per entry, and the sample of each entry when entries are (sample, cluster) pairs."""
         if isinstance(clusters, str):
             if table is None:
                 raise ValueError(f"clusters names a column ({clusters!r}); pass the VectorTable as table=")
-            return per_sample_majority(table.column("idx"), table.column(clusters).astype(np.int64))
+            return per_sample_majority(table.column("idx"), table.column(clusters).astype(np.int64)), None
         ids = np.asarray(clusters.cpu() if hasattr(clusters, "cpu") else clusters)
+        samples = None
+        if ids.ndim == 2 and ids.shape[1] == 2:  # (sample, cluster) pairs: a sample listed in several clusters
+            samples, ids = ids[:, 0].astype(np.int64), ids[:, 1]
         if ids.ndim != 1 or len(ids) == 0:
-            raise ValueError(f"clusters must be a non-empty 1-D array of cluster ids, got shape {ids.shape}")
+            raise ValueError(
+                f"clusters must be a non-empty 1-D array of cluster ids (or (sample, cluster) pairs), "
+                f"got shape {ids.shape}"
+            )
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"clusters must hold integer ids, got dtype {ids.dtype}")
         if ids.min() < 0:
             raise ValueError(f"clusters must be >= 0, got {int(ids.min())} at sample {int(np.argmin(ids))}")
-        return ids.astype(np.int64)
+        if samples is not None and samples.min() < 0:
+            raise ValueError("sample ids in (sample, cluster) pairs must be >= 0")
+        return ids.astype(np.int64), samples
 
     @staticmethod
     def _rank_world(rank: int | None, num_replicas: int | None) -> tuple[int, int]:
@@ -289,4 +325,5 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self._yielded = start
         for number in mine[start:]:
             self._yielded += 1
-            yield rows[number].tolist() if number < len(rows) else last.tolist()  # type: ignore[union-attr]
+            batch = rows[number] if number < len(rows) else last
+            yield (batch if self._samples is None else self._samples[batch]).tolist()  # type: ignore[index]

@@ -22,6 +22,7 @@ __all__ = ["VectorTable", "SCHEMA_VERSION"]
 SCHEMA_VERSION = 1
 _META_KEY = "curata.meta"
 _TMP_PREFIX = "__curata_tmp__"
+_ATTR_PREFIX = "curata.attr."
 _CORE_COLUMNS = ("idx", "idx_vector", "label", "vector")
 _DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # Lance file format 2.0 decodes fixed-size float lists about 3x faster and writes them 3x faster than 2.1/2.2
@@ -332,6 +333,17 @@ class VectorTable:
             dataset.drop_columns([name])
             dataset.alter_columns({"path": target, "name": name})
         self._dataset = dataset
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a small JSON-serialisable value with the table (one commit), e.g. how a column was made."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self._latest().update_config({_ATTR_PREFIX + key: json.dumps(value, sort_keys=True)})
+
+    def get_attr(self, key: str, default: Any = None) -> Any:
+        """A value stored with ``set_attr``, or ``default``."""
+        raw = self._latest().config().get(_ATTR_PREFIX + key)
+        return default if raw is None else json.loads(raw)
 
     def _repair_interrupted_overwrite(self) -> None:
         dataset = self._latest()
