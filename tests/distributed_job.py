@@ -8,7 +8,7 @@ import numpy as np
 import torch.distributed as dist
 from sklearn.datasets import make_blobs
 
-from curata import HierarchicalKMeans, KMeans, curate
+from curata import ClusterBatchSampler, HierarchicalKMeans, KMeans, curate
 
 
 def fit_all() -> dict[str, np.ndarray]:
@@ -28,10 +28,19 @@ def fit_all() -> dict[str, np.ndarray]:
     }
 
 
+def sampler_batches() -> np.ndarray:
+    """This rank's batches of one epoch (rank and world size from the process group)."""
+    clusters = np.random.default_rng(0).integers(0, 37, 1003)
+    sampler = ClusterBatchSampler(clusters, 16, seed=0, drop_last=True)
+    sampler.set_epoch(2)
+    return np.array(list(sampler))
+
+
 if __name__ == "__main__":
     dist.init_process_group("gloo")
     results = fit_all()
     if dist.get_rank() == 0:
         np.savez(sys.argv[1], **results)
+    np.save(f"{sys.argv[1]}.batches.{dist.get_rank()}.npy", sampler_batches())
     dist.barrier()
     dist.destroy_process_group()

@@ -63,3 +63,14 @@ def test_two_gloo_processes_equal_one(tmp_path):
     for key in ("flat_labels", "sampled_labels", "tree_labels", "curated"):
         assert np.array_equal(two[key], single[key]), key
     np.testing.assert_allclose(two["tree_centroids_1"], single["tree_centroids_1"], rtol=1e-4, atol=1e-4)
+    # the sampler under a real process group: equal lengths, disjoint samples, the in-process simulation's batches
+    from curata import ClusterBatchSampler
+
+    ranks = [np.load(f"{out}.batches.{r}.npy") for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) > 0
+    assert not set(ranks[0].ravel().tolist()) & set(ranks[1].ravel().tolist())
+    clusters = np.random.default_rng(0).integers(0, 37, 1003)
+    for r in range(2):
+        simulated = ClusterBatchSampler(clusters, 16, seed=0, drop_last=True, num_replicas=2, rank=r)
+        simulated.set_epoch(2)
+        assert np.array_equal(np.array(list(simulated)), ranks[r])
