@@ -17,12 +17,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from curata.clusterize import cluster
 from curata.describe import describe
 from curata.embed import TorchEmbedder
+from curata.kmeans import KMeans
+from curata.sampler import ClusterBatchSampler
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
 
-__all__ = ["FASHION_MNIST_DIR", "FashionMNIST", "ImagePreprocess", "efficientnet_lite0", "run_describe", "main"]
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "FashionMNIST",
+    "ImagePreprocess",
+    "efficientnet_lite0",
+    "run_describe",
+    "run_smart_batches",
+    "main",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -112,8 +123,36 @@ def run_describe(out: Path, n_images: int, size: int, batch_size: int) -> Vector
     embedded = n_images - already
     if already:
         print(f"resumed: {already} images were already in the table, {embedded} embedded now")
-    print(f"describe took {seconds:.1f} s for {embedded} images ({embedded / seconds:.0f} images/s)")
+    if embedded:
+        print(f"describe took {seconds:.1f} s for {embedded} images ({embedded / seconds:.0f} images/s)")
     return table
+
+
+def _label_tv(labels: np.ndarray, batch: list[int], overall: np.ndarray) -> float:
+    histogram = np.bincount(labels[batch], minlength=len(overall)) / len(batch)
+    return 0.5 * float(np.abs(histogram - overall).sum())
+
+
+def run_smart_batches(table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3) -> None:
+    """Cluster the vectors, build a ClusterBatchSampler and print its first batches next to random ones."""
+    start = time.perf_counter()
+    clusters = cluster(table, KMeans(n_clusters, seed=0))
+    sampler = ClusterBatchSampler(clusters, batch_size, seed=0)
+    print(f"clustered {len(table)} vectors into {n_clusters} clusters in {time.perf_counter() - start:.1f} s; "
+          f"the sampler gives {len(sampler)} batches of {batch_size}")
+    labels = table.column("label")
+    overall = np.bincount(labels, minlength=10) / len(labels)
+    random_order = np.random.default_rng(0).permutation(len(labels))
+    smart = list(sampler)
+    for i in range(shown):
+        batch, rand = smart[i], random_order[i * batch_size : (i + 1) * batch_size].tolist()
+        print(f"batch {i}: smart: {len(set(clusters[batch].tolist()))} distinct clusters, label TV to the data "
+              f"{_label_tv(labels, batch, overall):.3f}; random: {len(set(clusters[rand].tolist()))} clusters, "
+              f"TV {_label_tv(labels, rand, overall):.3f}")
+    smart_tv = np.mean([_label_tv(labels, b, overall) for b in smart])
+    random_tv = np.mean([_label_tv(labels, random_order[j : j + batch_size].tolist(), overall)
+                         for j in range(0, len(labels), batch_size)])
+    print(f"mean label TV over the epoch: smart {smart_tv:.3f}, random {random_tv:.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    run_describe(args.out, args.images, args.size, args.batch_size)
+    table = run_describe(args.out, args.images, args.size, args.batch_size)
+    run_smart_batches(table)
 
 
 if __name__ == "__main__":
