@@ -59,7 +59,9 @@ def _rank_world() -> tuple[int, int]:
 
 
 def _check_finite(x: torch.Tensor, name: str) -> None:
-    bad = torch.tensor([0.0 if bool(torch.isfinite(x).all()) else 1.0], dtype=torch.float64)
+    # NaN and inf survive a row sum; checking the sums avoids a (rows, dim) boolean temporary
+    finite = bool(torch.isfinite(x.sum(dim=1, dtype=torch.float64)).all()) if x.numel() else True
+    bad = torch.tensor([0.0 if finite else 1.0], dtype=torch.float64)
     if all_reduce_sum(bad).item() > 0:
         raise ValueError(f"{name} holds NaN or inf")
 
