@@ -18,6 +18,10 @@ $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[demo]"
 	touch $@
 
+$(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
 $(FASHION_MNIST):
 	@if [ "$$(id -u)" = "0" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
@@ -32,8 +36,13 @@ test: $(VENV)/.test-deps
 demo: $(VENV)/.demo-deps $(FASHION_MNIST)
 	$(BIN)/python -m curata.demo --out runs/demo
 
-bench: $(VENV)/.test-deps $(VENV)/.demo-deps
+bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/describe.py
+	$(BIN)/python bench/kmeans.py
+	$(BIN)/python bench/curation_balance.py
+	$(BIN)/python bench/sampler.py
+	$(BIN)/python bench/smart_batching_effect.py
+	$(BIN)/python bench/hkmeans_scale.py
 
 clean:
 	rm -rf $(VENV) runs

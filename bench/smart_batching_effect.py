@@ -27,8 +27,13 @@ from curata.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
 
 def vectors(split: str, count: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     model = nn.Sequential(ImagePreprocess(64), efficientnet_lite0())
-    table = describe(Subset(FashionMNIST(split), range(count)), TorchEmbedder(model, ["1._avg_pooling"]),
-                     cache / f"{split}-{count}", vectorizer=Vectorizer("mean"), label_key="label")
+    table = describe(
+        Subset(FashionMNIST(split), range(count)),
+        TorchEmbedder(model, ["1._avg_pooling"]),
+        cache / f"{split}-{count}",
+        vectorizer=Vectorizer("mean"),
+        label_key="label",
+    )
     order = np.argsort(table.column("idx"))
     return table.vectors()[order], table.column("label")[order]
 
@@ -76,14 +81,17 @@ def main() -> None:
     Xt, yt = vectors("test", args.test, args.cache)
     start = time.perf_counter()
     clusters = KMeans(args.clusters, seed=0).fit(X).labels_
-    print(f"# bench/smart_batching_effect.py, {date.today()}: {args.train} train / {args.test} test vectors, "
-          f"K = {args.clusters}, B = {args.batch_size}, strategy {args.strategy}, {args.seeds} seeds, "
-          f"k-means {time.perf_counter() - start:.1f} s")
+    print(
+        f"# bench/smart_batching_effect.py, {date.today()}: {args.train} train / {args.test} test vectors, "
+        f"K = {args.clusters}, B = {args.batch_size}, strategy {args.strategy}, {args.seeds} seeds, "
+        f"k-means {time.perf_counter() - start:.1f} s"
+    )
     arms = {}
     for arm in ("random", "smart"):
         runs = []
         for seed in range(args.seeds):
             if arm == "random":
+
                 def batch_fn(epoch, seed=seed):
                     return batches_random(len(X), args.batch_size, seed, epoch)
             else:
@@ -92,6 +100,7 @@ def main() -> None:
                 def batch_fn(epoch, sampler=sampler):
                     sampler.set_epoch(epoch)
                     return list(sampler)
+
             runs.append(train(X, y, Xt, yt, batch_fn, seed, args.epochs))
         arms[arm] = runs
     print()
@@ -106,8 +115,10 @@ def main() -> None:
         print(f"| {arm} | {tv.mean():.3f} | {loss_std.mean():.3f} +- {loss_std.std():.3f} | {cells} |")
     diff = np.array([r[0][-1] for r in arms["smart"]]) - np.array([r[0][-1] for r in arms["random"]])
     print()
-    print(f"final accuracy, smart - random, paired by seed: {diff.mean():+.4f} +- {diff.std():.4f} "
-          f"(per seed: {', '.join(f'{d:+.4f}' for d in diff)})")
+    print(
+        f"final accuracy, smart - random, paired by seed: {diff.mean():+.4f} +- {diff.std():.4f} "
+        f"(per seed: {', '.join(f'{d:+.4f}' for d in diff)})"
+    )
 
 
 if __name__ == "__main__":

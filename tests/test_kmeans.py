@@ -118,7 +118,7 @@ def test_chunk_size_does_not_change_result(blobs):
 @pytest.mark.parametrize(
     ("kwargs", "X", "error", "match"),
     [
-        ({"n_clusters": 0}, np.ones((5, 2)), ValueError, "n_clusters must be a positive int"),
+        ({"n_clusters": 0}, np.ones((5, 2)), ValueError, "n_clusters must be an int >= 1"),
         ({"n_clusters": 6}, np.ones((5, 2)), ValueError, r"n_clusters \(6\) must be <= the number of rows of X \(5\)"),
         ({"n_clusters": 2}, np.ones(5), ValueError, "X must be 2-D"),
         ({"n_clusters": 2}, np.ones((0, 3)), ValueError, "X is empty"),

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata.checks import check_int
 from curata.table import VectorTable
 
 __all__ = ["cluster", "reduce", "per_sample_majority"]
@@ -131,10 +132,8 @@ def cluster(
         raise TypeError(f"table must be a VectorTable, got {type(table).__name__}")
     if per_sample not in _PER_SAMPLE:
         raise ValueError(f"per_sample must be one of {_PER_SAMPLE}, got {per_sample!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    if n_clusters is not None and (isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1):
-        raise ValueError(f"n_clusters must be a positive int or None, got {n_clusters!r}")
+    check_int(chunk_size, "chunk_size", minimum=1, allow_none=True)
+    check_int(n_clusters, "n_clusters", minimum=1, allow_none=True)
     if stratify_by_label and not table.has_labels:
         raise ValueError("stratify_by_label=True needs a table with a label column")
     if not (hasattr(clusterer, "fit") or hasattr(clusterer, "fit_predict")):

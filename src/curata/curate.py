@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from curata.checks import check_int
+
 __all__ = ["curate", "water_fill"]
 
 _STRATEGIES = ("random", "closest")
@@ -104,10 +106,8 @@ def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier:
         >>> np.bincount(labels[picked]).tolist()
         [5, 4, 1]
     """
-    if isinstance(target_size, bool) or not isinstance(target_size, (int, np.integer)) or target_size < 1:
-        raise ValueError(f"target_size must be an int >= 1, got {target_size!r}")
-    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, np.integer)) or multiplier < 1:
-        raise ValueError(f"multiplier must be an int >= 1, got {multiplier!r}")
+    check_int(target_size, "target_size", minimum=1)
+    check_int(multiplier, "multiplier", minimum=1)
     if strategy not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
     labels, distances = _tree_arrays(tree)

@@ -138,20 +138,28 @@ def run_smart_batches(table: VectorTable, n_clusters: int = 64, batch_size: int 
     start = time.perf_counter()
     clusters = cluster(table, KMeans(n_clusters, seed=0))
     sampler = ClusterBatchSampler(clusters, batch_size, seed=0)
-    print(f"clustered {len(table)} vectors into {n_clusters} clusters in {time.perf_counter() - start:.1f} s; "
-          f"the sampler gives {len(sampler)} batches of {batch_size}")
+    print(
+        f"clustered {len(table)} vectors into {n_clusters} clusters in {time.perf_counter() - start:.1f} s; "
+        f"the sampler gives {len(sampler)} batches of {batch_size}"
+    )
     labels = table.column("label")
     overall = np.bincount(labels, minlength=10) / len(labels)
     random_order = np.random.default_rng(0).permutation(len(labels))
     smart = list(sampler)
     for i in range(shown):
         batch, rand = smart[i], random_order[i * batch_size : (i + 1) * batch_size].tolist()
-        print(f"batch {i}: smart: {len(set(clusters[batch].tolist()))} distinct clusters, label TV to the data "
-              f"{_label_tv(labels, batch, overall):.3f}; random: {len(set(clusters[rand].tolist()))} clusters, "
-              f"TV {_label_tv(labels, rand, overall):.3f}")
+        print(
+            f"batch {i}: smart: {len(set(clusters[batch].tolist()))} distinct clusters, label TV to the data "
+            f"{_label_tv(labels, batch, overall):.3f}; random: {len(set(clusters[rand].tolist()))} clusters, "
+            f"TV {_label_tv(labels, rand, overall):.3f}"
+        )
     smart_tv = np.mean([_label_tv(labels, b, overall) for b in smart])
-    random_tv = np.mean([_label_tv(labels, random_order[j : j + batch_size].tolist(), overall)
-                         for j in range(0, len(labels), batch_size)])
+    random_tv = np.mean(
+        [
+            _label_tv(labels, random_order[j : j + batch_size].tolist(), overall)
+            for j in range(0, len(labels), batch_size)
+        ]
+    )
     print(f"mean label TV over the epoch: smart {smart_tv:.3f}, random {random_tv:.3f}")
 
 

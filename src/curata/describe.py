@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
+from curata.checks import check_int
 from curata.embed import TorchEmbedder
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
@@ -192,11 +193,9 @@ def describe(
         >>> len(t), t.dim
         (10, 3)
     """
-    for value, name in ((batch_size, "batch_size"), (commit_rows, "commit_rows")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(commit_rows, "commit_rows", minimum=1)
+    check_int(num_workers, "num_workers", minimum=0)
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     source = _as_source(dataset)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata.checks import check_int, is_int
 from curata.kmeans import KMeans, _shape_of, as_matrix, assign
 from curata.table import VectorTable
 
@@ -123,7 +124,7 @@ class HierarchicalKMeans:
     # ------------------------------------------------------------------ checks
     def _levels(self) -> list[int]:
         levels = [self.n_clusters] if isinstance(self.n_clusters, (int, np.integer)) else list(self.n_clusters)
-        if not levels or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in levels):
+        if not levels or any(not is_int(k) or k < 1 for k in levels):
             raise ValueError(f"n_clusters must be a non-empty list of positive ints, got {self.n_clusters!r}")
         if any(b >= a for a, b in zip(levels, levels[1:])):
             raise ValueError(f"n_clusters must decrease from level to level, got {levels}")
@@ -134,7 +135,7 @@ class HierarchicalKMeans:
             sizes = [self.sample_size] * levels
         else:
             sizes = list(self.sample_size)
-        if len(sizes) != levels or any(s is not None and (isinstance(s, bool) or s < 1) for s in sizes):
+        if len(sizes) != levels or any(s is not None and (not is_int(s) or s < 1) for s in sizes):
             raise ValueError(
                 f"sample_size must be a positive int or one per level ({levels}), got {self.sample_size!r}"
             )
@@ -146,18 +147,10 @@ class HierarchicalKMeans:
             raise ValueError(f"X is empty (shape ({n}, {dim})): nothing to cluster")
         if levels[0] > n:
             raise ValueError(f"n_clusters[0] ({levels[0]}) must be <= the number of rows of X ({n})")
-        if (
-            isinstance(self.n_resampling_steps, bool)
-            or not isinstance(self.n_resampling_steps, int)
-            or (self.n_resampling_steps < 0)
-        ):
-            raise ValueError(f"n_resampling_steps must be an int >= 0, got {self.n_resampling_steps!r}")
+        check_int(self.n_resampling_steps, "n_resampling_steps", minimum=0)
         if self.resample not in _RESAMPLE:
             raise ValueError(f"resample must be one of {_RESAMPLE}, got {self.resample!r}")
-        if self.n_splits is not None and (
-            isinstance(self.n_splits, bool) or not isinstance(self.n_splits, int) or self.n_splits < 2
-        ):
-            raise ValueError(f"n_splits must be an int >= 2 or None, got {self.n_splits!r}")
+        check_int(self.n_splits, "n_splits", minimum=2, allow_none=True)
         if not isinstance(self.kmeans_kwargs.get("init", "k-means++"), str):
             raise ValueError("init must be 'k-means++' or 'random' here: every level and step starts afresh")
         self._sample_sizes(len(levels))

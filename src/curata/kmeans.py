@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata.checks import check_int
 from curata.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
 from curata.table import VectorTable
 
@@ -21,13 +22,6 @@ __all__ = ["KMeans", "assign", "as_matrix"]
 _METRICS = ("l2", "cosine")
 _EMPTY = ("keep", "split")
 _SPLIT_EPS = 1.0 / 1024.0  # relative perturbation when an empty cluster takes half of the largest one
-
-
-def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
 
 
 def _shape_of(X: Any) -> tuple[int, int]:
@@ -296,21 +290,20 @@ class KMeans:
 
     # ------------------------------------------------------------------ checks
     def _validate(self, n: int, dim: int) -> None:
-        _positive_int(self.n_clusters, "n_clusters")
-        _positive_int(self.n_iter, "n_iter")
-        _positive_int(self.n_init, "n_init")
-        _positive_int(self.max_points_per_centroid, "max_points_per_centroid", allow_none=True)
-        _positive_int(self.init_size, "init_size", allow_none=True)
+        check_int(self.n_clusters, "n_clusters", minimum=1)
+        check_int(self.n_iter, "n_iter", minimum=1)
+        check_int(self.n_init, "n_init", minimum=1)
+        check_int(self.max_points_per_centroid, "max_points_per_centroid", minimum=1, allow_none=True)
+        check_int(self.init_size, "init_size", minimum=1, allow_none=True)
         if self.chunk_size != "auto":
-            _positive_int(self.chunk_size, "chunk_size")
+            check_int(self.chunk_size, "chunk_size", minimum=1)
         if not isinstance(self.tol, (int, float)) or self.tol < 0:
             raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
         if self.metric not in _METRICS:
             raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
         if self.empty_clusters not in _EMPTY:
             raise ValueError(f"empty_clusters must be one of {_EMPTY}, got {self.empty_clusters!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int, got {self.seed!r}")
+        check_int(self.seed, "seed")
         if n == 0 or dim == 0:
             raise ValueError(f"X is empty (shape ({n}, {dim})): nothing to cluster")
         if self.n_clusters > n:

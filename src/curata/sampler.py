@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
+from curata.checks import check_int
 from curata.clusterize import cluster, per_sample_majority
 from curata.describe import describe
 from curata.distributed import rank_and_world
@@ -110,12 +111,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
         table: VectorTable | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int(batch_size, "batch_size", minimum=1)
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        check_int(seed, "seed")
         ids, self._samples = self._cluster_ids(clusters, table)
         self.batch_size = int(batch_size)
         self.strategy = strategy
@@ -230,8 +229,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
     # ------------------------------------------------------------------ epochs and state
     def set_epoch(self, epoch: int) -> None:
         """Use the draws of ``epoch`` from the next iteration on (and forget any mid-epoch resume point)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        check_int(epoch, "epoch", minimum=0)
         if int(epoch) != self.epoch:
             self._resume_at = 0
         self.epoch = int(epoch)

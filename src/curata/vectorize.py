@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from curata.checks import check_int
+
 __all__ = ["Vectorizer", "Vectors"]
 
 _POOLS = ("mean", "max")
@@ -115,10 +117,7 @@ class Vectorizer:
     ) -> None:
         if pool is not None and pool not in _POOLS:
             raise ValueError(f"pool must be None, 'mean' or 'max', got {pool!r}")
-        if max_vectors is not None and (
-            isinstance(max_vectors, bool) or not isinstance(max_vectors, int) or max_vectors < 1
-        ):
-            raise ValueError(f"max_vectors must be a positive int or None, got {max_vectors!r}")
+        check_int(max_vectors, "max_vectors", minimum=1, allow_none=True)
         if max_vectors is not None and pool is not None:
             raise ValueError("max_vectors applies only without pool (pooling already gives one vector per sample)")
         if not isinstance(seed, int):
