@@ -189,3 +189,21 @@ def test_table_column_majority(tmp_path):
 def test_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         ClusterBatchSampler(*args, **kwargs)
+
+
+def test_proportional_pacing_stratifies_every_batch():
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(4), [400, 200, 100, 100])[rng.permutation(800)]
+    sampler = ClusterBatchSampler(clusters, 16, pacing="proportional", seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 50
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(800))
+    for batch in batches:
+        counts = np.bincount(clusters[batch], minlength=4)
+        assert np.all(np.abs(counts - np.array([8, 4, 2, 2])) <= 1), counts
+    balanced = list(ClusterBatchSampler(clusters, 16, seed=0))
+    assert np.bincount(clusters[balanced[-1]], minlength=4)[0] == 16  # the round-robin's tail: one cluster left
+    with pytest.raises(ValueError, match="strategy='exclude'"):
+        ClusterBatchSampler(clusters, 16, pacing="proportional", strategy="stop")
+    with pytest.raises(ValueError, match="pacing"):
+        ClusterBatchSampler(clusters, 16, pacing="fast")

@@ -22,6 +22,7 @@ from curata.vectorize import Vectorizer
 __all__ = ["ClusterBatchSampler"]
 
 _STRATEGIES = ("exclude", "restart", "stop")
+_PACINGS = ("balanced", "proportional")
 _STATE_KEYS = ("epoch", "seed", "batches_yielded", "world_size", "fingerprint")
 
 
@@ -67,6 +68,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
             (the epoch lasts as long as the largest cluster: K * max size draws).
         "stop": the epoch ends when the first cluster is exhausted (K * min size draws).
 
+    ``pacing="proportional"`` (with "exclude") spreads every cluster evenly over the epoch instead: each batch then
+    holds the clusters in proportion to their sizes (stratified batches, all clusters running out together at the
+    end), rather than one sample per cluster with the large clusters left alone at the end of the epoch.
+
     ``force_same_size=True``: every batch has exactly B samples; a short last batch is completed with the first
     samples of the epoch's order (so those few appear twice). ``drop_last=True`` drops it instead.
 
@@ -84,6 +89,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
             per pair); or a column name of ``table`` (its vector-level ids reduced to one per sample by majority).
         batch_size: B.
         strategy: "exclude", "restart" or "stop".
+        pacing: "balanced" (round-robin, one sample per cluster per round) or "proportional" (stratified).
         shuffle: random cluster order, random order inside clusters and batches; else everything in id order.
         seed: seed of every draw.
         drop_last, force_same_size: how the last, short batch is handled.
@@ -103,6 +109,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
         batch_size: int,
         *,
         strategy: str = "exclude",
+        pacing: str = "balanced",
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
@@ -114,10 +121,16 @@ class ClusterBatchSampler(Sampler[list[int]]):
         check_int(batch_size, "batch_size", minimum=1)
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
+        if pacing not in _PACINGS:
+            raise ValueError(f"pacing must be one of {_PACINGS}, got {pacing!r}")
+        if pacing == "proportional" and strategy != "exclude":
+            raise ValueError("pacing='proportional' exhausts every cluster at the end of the epoch: use it with "
+                             f"strategy='exclude', not {strategy!r}")
         check_int(seed, "seed")
         ids, self._samples = self._cluster_ids(clusters, table)
         self.batch_size = int(batch_size)
         self.strategy = strategy
+        self.pacing = pacing
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
@@ -132,7 +145,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self._labels = labels.astype(np.uint16 if self.n_clusters <= 1 << 16 else np.int64)
         self._by_cluster = np.argsort(self._labels, kind="stable")
         digest = hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16)
-        digest.update(repr((self.batch_size, strategy, self.shuffle, self.drop_last, self.force_same_size)).encode())
+        settings = (self.batch_size, strategy, pacing, self.shuffle, self.drop_last, self.force_same_size)
+        digest.update(repr(settings).encode())
         self._fingerprint = digest.hexdigest()
         self._resume_at = 0
         self._yielded = 0
@@ -270,6 +284,13 @@ class ClusterBatchSampler(Sampler[list[int]]):
             rotation = rng.permutation(k)
         else:
             grouped, rotation = self._by_cluster, np.arange(k)
+        if self.pacing == "proportional":
+            # the j-th draw of cluster c lands at (j + u_c) / size_c of the epoch: every cluster is spread evenly
+            # over the epoch, so each window of B draws holds clusters in proportion to their sizes
+            cluster_of = np.repeat(np.arange(k), sizes)
+            within = np.arange(len(grouped)) - np.repeat(starts, sizes)
+            phase = rng.random(k) if self.shuffle else np.full(k, 0.5)
+            return grouped[np.argsort((within + phase[cluster_of]) / sizes[cluster_of], kind="stable")]
         if self.strategy == "stop":
             rounds = np.arange(int(sizes.min()))
             return grouped[(starts[rotation][None, :] + rounds[:, None]).ravel()]
