@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Sampler
 
 from curata.checks import check_int
@@ -279,7 +280,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
         """The epoch's draws in round-robin order (before batching)."""
         k, sizes, starts = self.n_clusters, self._sizes, self._starts
         if self.shuffle:
-            perm = rng.permutation(len(self._labels))
+            # a uniform shuffle inside every cluster: a random permutation (torch's is 2x faster than numpy's at
+            # 10M, seeded from this epoch's generator), then a stable (radix) sort by cluster
+            torch_generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            perm = torch.randperm(len(self._labels), generator=torch_generator).numpy()
             grouped = perm[np.argsort(self._labels[perm], kind="stable")]
             rotation = rng.permutation(k)
         else:
@@ -306,13 +310,16 @@ class ClusterBatchSampler(Sampler[list[int]]):
             return columns.ravel()
         # exclude: between two distinct cluster sizes the active set is fixed; emit those rounds as one block
         rotated_sizes = sizes[rotation]
-        parts, done = [], 0
+        positions = np.empty(len(grouped), dtype=np.int64)
+        written, done = 0, 0
         for size in np.unique(rotated_sizes):
-            active = rotation[rotated_sizes >= size]
+            active_starts = starts[rotation[rotated_sizes >= size]]
             rounds = np.arange(done, int(size))
-            parts.append((starts[active][None, :] + rounds[:, None]).ravel())
+            block = positions[written : written + len(rounds) * len(active_starts)]
+            np.add(active_starts[None, :], rounds[:, None], out=block.reshape(len(rounds), len(active_starts)))
+            written += len(block)
             done = int(size)
-        return grouped[np.concatenate(parts)]
+        return grouped[positions]
 
     def _epoch_plan(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(full batches as rows, the short last batch or None, this rank's batch numbers) of the current epoch."""
