@@ -10,11 +10,14 @@ Example:
 
 from curata.clusterize import cluster, reduce
 from curata.curate import curate
+from curata.dedup import dedup
 from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.hierarchical import HierarchicalKMeans
 from curata.kmeans import KMeans
 from curata.sampler import ClusterBatchSampler
+from curata.select import select
+from curata.split import leakage, split
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer, Vectors
 
@@ -28,7 +31,11 @@ __all__ = [
     "Vectors",
     "cluster",
     "curate",
+    "dedup",
     "describe",
+    "leakage",
     "reduce",
+    "select",
+    "split",
 ]
 __version__ = "0.1.0"

@@ -125,8 +125,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
         if pacing not in _PACINGS:
             raise ValueError(f"pacing must be one of {_PACINGS}, got {pacing!r}")
         if pacing == "proportional" and strategy != "exclude":
-            raise ValueError("pacing='proportional' exhausts every cluster at the end of the epoch: use it with "
-                             f"strategy='exclude', not {strategy!r}")
+            raise ValueError(
+                "pacing='proportional' exhausts every cluster at the end of the epoch: use it with "
+                f"strategy='exclude', not {strategy!r}"
+            )
         check_int(seed, "seed")
         ids, self._samples = self._cluster_ids(clusters, table)
         self.batch_size = int(batch_size)

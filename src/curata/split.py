@@ -1,0 +1,134 @@
+"""split() and leakage(): cluster-aware train/val/test splits, and the near-identical pairs that cross them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from curata.checks import is_int
+from curata.kmeans import KMeans, _shape_of, as_matrix
+
+__all__ = ["split", "leakage"]
+
+_MODES = ("stratified", "disjoint")
+
+
+def _targets(sizes: Mapping[str, float | int], rows: int) -> dict[str, int]:
+    """Row counts per split from fractions (summing to <= 1) or counts (summing to <= rows)."""
+    if not isinstance(sizes, Mapping) or not sizes:
+        raise ValueError(f"sizes must be a non-empty dict like {{'train': 0.8, 'val': 0.2}}, got {sizes!r}")
+    values = list(sizes.values())
+    if all(is_int(v) for v in values):
+        if any(v < 0 for v in values) or sum(values) > rows:
+            raise ValueError(f"sizes as counts must be >= 0 and sum to <= the {rows} rows, got {dict(sizes)}")
+        return {name: int(v) for name, v in sizes.items()}
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in values) or (
+        sum(values) > 1 + 1e-9
+    ):
+        raise ValueError(f"sizes as fractions must be in [0, 1] and sum to <= 1, got {dict(sizes)}")
+    exact = np.array(values, dtype=np.float64) * rows
+    counts = np.floor(exact).astype(np.int64)
+    # largest remainders, without exceeding the rows the fractions cover
+    spare = min(int(round(sum(values) * rows)), rows) - int(counts.sum())
+    counts[np.argsort(-(exact - counts), kind="stable")[: max(spare, 0)]] += 1
+    return dict(zip(sizes, counts.tolist()))
+
+
+def _cluster_ids(X_or_clusters: Any, seed: int) -> np.ndarray:
+    if isinstance(X_or_clusters, np.ndarray) and X_or_clusters.ndim == 1:
+        if not np.issubdtype(X_or_clusters.dtype, np.integer):
+            raise TypeError(f"a 1-D input must hold integer cluster ids, got dtype {X_or_clusters.dtype}")
+        return X_or_clusters.astype(np.int64)
+    rows, _ = _shape_of(X_or_clusters)
+    k = int(min(rows, max(2, round(np.sqrt(rows)))))
+    return KMeans(k, seed=seed).fit(X_or_clusters).labels_
+
+
+def split(
+    X_or_clusters: Any, sizes: Mapping[str, float | int], *, mode: str = "stratified", seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Split rows into named parts, cluster-aware.
+
+    Args:
+        X_or_clusters: a cluster id per row (1-D int array), or vectors (array, tensor, VectorTable), which are
+            clustered by k-means with k = sqrt(rows).
+        sizes: e.g. ``{"train": 0.8, "val": 0.2}`` (fractions summing to <= 1) or counts; rows left over go nowhere.
+        mode: "stratified" puts every cluster into every split in proportion (each split gets a cluster's rows
+            in proportion to the split's size, +-1); "disjoint" keeps every cluster inside one split (no
+            near-identical rows across splits; sizes are then approximate).
+        seed: seed of the draws.
+
+    Returns:
+        {name: sorted row ids}.
+
+    Example:
+        >>> parts = split(np.array([0] * 8 + [1] * 4), {"train": 0.75, "val": 0.25}, seed=0)
+        >>> [len(parts["train"]), len(parts["val"])]
+        [9, 3]
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    clusters = _cluster_ids(X_or_clusters, seed)
+    rows = len(clusters)
+    targets = _targets(sizes, rows)
+    rng = np.random.default_rng(seed)
+    _, dense = np.unique(clusters, return_inverse=True)
+    cluster_sizes = np.bincount(dense)
+    if mode == "stratified":
+        # every cluster spread evenly over one random order: any contiguous segment is stratified
+        order = np.lexsort((rng.random(rows), dense))
+        starts = np.r_[0, np.cumsum(cluster_sizes)[:-1]]
+        rank = np.arange(rows) - np.repeat(starts, cluster_sizes)
+        phase = rng.random(len(cluster_sizes))
+        grouped = dense[order]
+        order = order[np.argsort((rank + phase[grouped]) / cluster_sizes[grouped], kind="stable")]
+        out, begin = {}, 0
+        for name, count in targets.items():
+            out[name] = np.sort(order[begin : begin + count])
+            begin += count
+        return out
+    # disjoint: clusters in random order, each to the split furthest below its target
+    names = list(targets)
+    filled = np.zeros(len(names), dtype=np.int64)
+    goal = np.array([targets[n] for n in names], dtype=np.int64)
+    owner = np.full(len(cluster_sizes), -1, dtype=np.int64)
+    for c in rng.permutation(len(cluster_sizes)):
+        room = goal - filled
+        if room.max() <= 0:
+            break
+        best = int(np.argmax(room))
+        owner[c] = best
+        filled[best] += cluster_sizes[c]
+    return {name: np.flatnonzero(owner[dense] == i) for i, name in enumerate(names)}
+
+
+def leakage(
+    splits: Mapping[str, Any], X: Any, *, threshold: float = 0.95, chunk_rows: int = 4096
+) -> list[tuple[str, int, str, int, float]]:
+    """Pairs of rows in different splits whose cosine similarity is at least ``threshold`` (chunked: never a
+    full pairwise matrix). Returns (split_a, row_a, split_b, row_b, similarity) tuples.
+
+    Example:
+        >>> X = np.array([[1.0, 0], [1.0, 0.01], [0, 1]])
+        >>> [(a, i, b, j) for a, i, b, j, _ in leakage({"train": [0, 2], "val": [1]}, X)]
+        [('train', 0, 'val', 1)]
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    x = torch.nn.functional.normalize(as_matrix(X), dim=1)
+    names = list(splits)
+    ids = {name: np.asarray(splits[name], dtype=np.int64) for name in names}
+    found: list[tuple[str, int, str, int, float]] = []
+    for a_index, a in enumerate(names):
+        for b in names[a_index + 1 :]:
+            right = x[torch.from_numpy(ids[b])]
+            for start in range(0, len(ids[a]), chunk_rows):
+                rows_a = ids[a][start : start + chunk_rows]
+                similarity = x[torch.from_numpy(rows_a)] @ right.T
+                i, j = torch.nonzero(similarity >= threshold, as_tuple=True)
+                for p, q in zip(i.tolist(), j.tolist()):
+                    found.append((a, int(rows_a[p]), b, int(ids[b][q]), float(similarity[p, q])))
+    return found

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curata import leakage, split
+
+
+def test_stratified_puts_every_cluster_everywhere_in_proportion():
+    rng = np.random.default_rng(0)
+    clusters = rng.permutation(np.repeat(np.arange(6), [500, 300, 100, 50, 40, 10]))
+    parts = split(clusters, {"train": 0.7, "val": 0.2, "test": 0.1}, seed=0)
+    assert [len(parts[n]) for n in ("train", "val", "test")] == [700, 200, 100]
+    everything = np.concatenate(list(parts.values()))
+    assert len(np.unique(everything)) == 1000
+    for name, fraction in (("train", 0.7), ("val", 0.2), ("test", 0.1)):
+        counts = np.bincount(clusters[parts[name]], minlength=6)
+        expected = fraction * np.bincount(clusters)
+        assert np.all(np.abs(counts - expected) <= 1.5), (name, counts, expected)
+
+
+def test_disjoint_keeps_clusters_whole_and_counts_work():
+    clusters = np.repeat(np.arange(20), 10)
+    parts = split(clusters, {"train": 150, "val": 50}, mode="disjoint", seed=1)
+    train, val = set(clusters[parts["train"]].tolist()), set(clusters[parts["val"]].tolist())
+    assert not train & val
+    assert len(parts["train"]) == 150 and len(parts["val"]) == 50
+
+
+def test_vectors_are_clustered_first_and_seeded():
+    X = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    a = split(X, {"train": 0.5, "val": 0.5}, mode="disjoint", seed=0)
+    b = split(X, {"train": 0.5, "val": 0.5}, mode="disjoint", seed=0)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(a["train"]) + len(a["val"]) == 300
+
+
+def test_leakage_finds_cross_split_near_duplicates():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 16))
+    X[150] = X[10] + 1e-4  # a near-copy of row 10
+    found = leakage({"train": np.arange(100), "val": np.arange(100, 200)}, X, threshold=0.999)
+    assert [(a, i, b, j) for a, i, b, j, _ in found] == [("train", 10, "val", 150)]
+    assert leakage({"train": np.arange(100), "val": np.arange(100, 150)}, X, threshold=0.999) == []
+
+
+@pytest.mark.parametrize(
+    ("sizes", "match"),
+    [
+        ({"train": 0.8, "val": 0.3}, "sum to <= 1"),
+        ({"train": -0.1}, "in \\[0, 1\\]"),
+        ({"train": 90, "val": 20}, "sum to <= the 100 rows"),
+        ({}, "non-empty dict"),
+    ],
+)
+def test_bad_sizes(sizes, match):
+    with pytest.raises(ValueError, match=match):
+        split(np.arange(100) % 5, sizes)
+
+
+def test_bad_mode_and_threshold():
+    with pytest.raises(ValueError, match="mode"):
+        split(np.arange(10) % 2, {"a": 0.5}, mode="grouped")
+    for threshold in (0, 1.5):
+        with pytest.raises(ValueError, match="threshold must be in"):
+            leakage({"a": [0], "b": [1]}, np.ones((2, 2)), threshold=threshold)
