@@ -15,6 +15,7 @@ from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.hierarchical import HierarchicalKMeans
 from curata.kmeans import KMeans
+from curata.report import report
 from curata.sampler import ClusterBatchSampler
 from curata.select import select
 from curata.split import leakage, split
@@ -35,6 +36,7 @@ __all__ = [
     "describe",
     "leakage",
     "reduce",
+    "report",
     "select",
     "split",
 ]

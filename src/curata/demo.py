@@ -18,9 +18,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from curata.clusterize import cluster
+from curata.curate import curate
 from curata.describe import describe
 from curata.embed import TorchEmbedder
+from curata.hierarchical import HierarchicalKMeans
 from curata.kmeans import KMeans
+from curata.report import report
 from curata.sampler import ClusterBatchSampler
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
@@ -30,7 +33,10 @@ __all__ = [
     "FashionMNIST",
     "ImagePreprocess",
     "efficientnet_lite0",
+    "long_tailed",
+    "kl_to_uniform",
     "run_describe",
+    "run_curation",
     "run_smart_batches",
     "main",
 ]
@@ -105,22 +111,24 @@ def efficientnet_lite0(weights_path: str | os.PathLike[str] | None = None) -> nn
     return model.eval()
 
 
-def run_describe(out: Path, n_images: int, size: int, batch_size: int) -> VectorTable:
-    """Describe the first ``n_images`` training images into ``out / "vectors"``; prints what and how fast."""
-    dataset = torch.utils.data.Subset(FashionMNIST("train"), range(n_images))
+def long_tailed(labels: np.ndarray, base: int = 6000, ratio: float = 0.6) -> np.ndarray:
+    """Indices keeping the first floor(base * ratio^c) images of class c: a long-tailed pool."""
+    keep = [np.flatnonzero(labels == c)[: int(base * ratio**c)] for c in range(int(labels.max()) + 1)]
+    return np.sort(np.concatenate(keep))
+
+
+def run_describe(out: Path, indices: np.ndarray, size: int, batch_size: int) -> VectorTable:
+    """Describe the chosen training images into ``out / "pool"``; prints what and how fast."""
+    dataset = torch.utils.data.Subset(FashionMNIST("train"), indices.tolist())
     model = nn.Sequential(ImagePreprocess(size), efficientnet_lite0())
     embedder = TorchEmbedder(model, ["1._avg_pooling"])
-    path = out / "vectors"
+    path = out / "pool"
     already = len(VectorTable.open(path).sample_ids()) if VectorTable.is_table(path) else 0
     start = time.perf_counter()
-    table = describe(
-        dataset, embedder, out / "vectors", vectorizer=Vectorizer("mean"), batch_size=batch_size, label_key="label"
-    )
+    table = describe(dataset, embedder, path, vectorizer=Vectorizer("mean"), batch_size=batch_size, label_key="label")
     seconds = time.perf_counter() - start
-    counts = np.bincount(table.column("label"), minlength=10)
     print(f"stored {len(table)} vectors of dimension {table.dim} ({table.dtype}) at {table.path}")
-    print(f"labels per class: {counts.tolist()}")
-    embedded = n_images - already
+    embedded = len(indices) - already
     if already:
         print(f"resumed: {already} images were already in the table, {embedded} embedded now")
     if embedded:
@@ -128,12 +136,39 @@ def run_describe(out: Path, n_images: int, size: int, batch_size: int) -> Vector
     return table
 
 
+def kl_to_uniform(labels: np.ndarray, classes: int = 10) -> float:
+    """KL(label histogram || uniform), 0 for a perfectly balanced set."""
+    p = np.bincount(labels, minlength=classes) / len(labels)
+    return float(np.sum(p[p > 0] * np.log(p[p > 0] * classes)))
+
+
+def run_curation(table: VectorTable, out: Path, target: int) -> tuple[HierarchicalKMeans, np.ndarray]:
+    """Hierarchical k-means with resampling, then a balanced subset of ``target`` rows; prints the class balance."""
+    start = time.perf_counter()
+    tree = HierarchicalKMeans([500, 50], n_resampling_steps=5, n_iter=20, seed=0).fit(table, checkpoint=out / "tree")
+    curated = curate(tree, target, seed=0)
+    np.save(out / "curated_rows.npy", curated, allow_pickle=False)
+    labels = table.column("label")
+    print(
+        f"hierarchical k-means [500, 50] with 5 resampling steps and curate({target}) took "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    print(f"pool:    {np.bincount(labels, minlength=10).tolist()}  KL to uniform {kl_to_uniform(labels):.3f}")
+    print(
+        f"curated: {np.bincount(labels[curated], minlength=10).tolist()}  "
+        f"KL to uniform {kl_to_uniform(labels[curated]):.3f}"
+    )
+    return tree, curated
+
+
 def _label_tv(labels: np.ndarray, batch: list[int], overall: np.ndarray) -> float:
     histogram = np.bincount(labels[batch], minlength=len(overall)) / len(batch)
     return 0.5 * float(np.abs(histogram - overall).sum())
 
 
-def run_smart_batches(table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3) -> None:
+def run_smart_batches(
+    table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3
+) -> ClusterBatchSampler:
     """Cluster the vectors, build a ClusterBatchSampler and print its first batches next to random ones."""
     start = time.perf_counter()
     clusters = cluster(table, KMeans(n_clusters, seed=0))
@@ -161,19 +196,25 @@ def run_smart_batches(table: VectorTable, n_clusters: int = 64, batch_size: int 
         ]
     )
     print(f"mean label TV over the epoch: smart {smart_tv:.3f}, random {random_tv:.3f}")
+    return sampler
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry of the demo."""
+    """Command-line entry of the demo: describe -> hierarchical k-means -> curate -> smart batches -> report."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    parser.add_argument("--images", type=int, default=10_000, help="how many training images to describe")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels fed to the model")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--target", type=int, default=5000, help="size of the curated subset")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    table = run_describe(args.out, args.images, args.size, args.batch_size)
-    run_smart_batches(table)
+    indices = long_tailed(FashionMNIST("train").labels.numpy())
+    print(f"long-tailed Fashion-MNIST pool: {len(indices)} training images (class c keeps 6000 * 0.6^c)")
+    table = run_describe(args.out, indices, args.size, args.batch_size)
+    tree, curated = run_curation(table, args.out, args.target)
+    sampler = run_smart_batches(table)
+    index = report(table, args.out / "report", tree=tree, curated=curated, sampler=sampler)
+    print(f"report: {index}")
 
 
 if __name__ == "__main__":
