@@ -34,7 +34,7 @@ test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest --doctest-modules src tests
 
 demo: $(VENV)/.demo-deps $(FASHION_MNIST)
-	$(BIN)/python -m curata.demo --out runs/demo
+	$(BIN)/curata demo --out runs/demo
 
 bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/describe.py

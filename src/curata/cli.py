@@ -1,0 +1,286 @@
+"""The `curata` command: describe, cluster, curate, select, split, dedup, report, demo.
+
+Every command writes into a run directory (``--out``): row ids as ``.npy`` and a ``summary.json``. ``--config
+run.toml`` supplies defaults per command (a ``[cluster]`` table for ``curata cluster``, ...), so a run can be
+repeated exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curata.checks import check_int
+
+__all__ = ["main", "load_vectors"]
+
+
+def load_vectors(path: str | Path, out: Path) -> Any:
+    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / "vectors"`` from a .npy or
+    Parquet file of embeddings (Parquet: a list column named ``vector`` or ``embedding``, optional ``label``)."""
+    from curata.table import VectorTable
+
+    path = Path(path)
+    if path.is_dir():
+        return VectorTable.open(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--vectors {str(path)!r} does not exist")
+    target = out / "vectors"
+    if VectorTable.is_table(target):
+        return VectorTable.open(target)
+    if path.suffix == ".npy":
+        return VectorTable.from_arrays(target, np.load(path, allow_pickle=False))
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        data = pq.read_table(path)
+        column = next((c for c in ("vector", "embedding") if c in data.column_names), None)
+        if column is None:
+            raise ValueError(f"{str(path)!r} has no 'vector' or 'embedding' column; columns: {data.column_names}")
+        vectors = np.stack(data.column(column).to_numpy(zero_copy_only=False)).astype(np.float32)
+        labels = data.column("label").to_numpy() if "label" in data.column_names else None
+        return VectorTable.from_arrays(target, vectors, labels=labels)
+    raise ValueError(f"--vectors must be a VectorTable/Lance directory, a .npy or a .parquet file, got {str(path)!r}")
+
+
+def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, values in arrays.items():
+        np.save(out / f"{name}.npy", np.asarray(values), allow_pickle=False)
+    summary = {
+        "command": command,
+        "seconds": round(time.perf_counter() - started, 3),
+        "files": sorted(f"{name}.npy" for name in arrays),
+        **summary,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+    print(json.dumps(summary, sort_keys=True, default=str))
+
+
+def _tree_or_kmeans(args: argparse.Namespace) -> Any:
+    from curata.hierarchical import HierarchicalKMeans
+    from curata.kmeans import KMeans
+
+    if len(args.levels) == 1 and args.resampling == 0:
+        return KMeans(args.levels[0], seed=args.seed, n_iter=args.n_iter)
+    return HierarchicalKMeans(args.levels, n_resampling_steps=args.resampling, n_iter=args.n_iter, seed=args.seed)
+
+
+def _describe(args: argparse.Namespace) -> None:
+    from curata.describe import describe
+    from curata.embed import TorchEmbedder
+    from curata.vectorize import Vectorizer
+
+    module, _, function = args.data.partition(":")
+    if not function:
+        raise ValueError(f"--data must be module:function returning (dataset, model), got {args.data!r}")
+    sys.path.insert(0, str(Path.cwd()))
+    dataset, model = getattr(importlib.import_module(module), function)()
+    started = time.perf_counter()
+    table = describe(
+        dataset,
+        TorchEmbedder(model, args.layers or None),
+        args.out / "vectors",
+        vectorizer=Vectorizer(args.pool),
+        batch_size=args.batch_size,
+        label_key=args.label_key,
+    )
+    _finish(
+        args.out,
+        "describe",
+        started,
+        {"sample_ids": table.sample_ids()},
+        rows=len(table),
+        dim=table.dim,
+        table=str(table.path),
+    )
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    from curata.clusterize import cluster
+
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    per_sample = cluster(table, _tree_or_kmeans(args), stratify_by_label=args.stratify_by_label, seed=args.seed)
+    _finish(args.out, "cluster", started, {"clusters": per_sample}, clusters=int(per_sample.max()) + 1)
+
+
+def _curate(args: argparse.Namespace) -> None:
+    from curata.curate import curate
+
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    tree = _tree_or_kmeans(args).fit(table)
+    rows = curate(tree, args.target, strategy=args.strategy, seed=args.seed)
+    _finish(
+        args.out,
+        "curate",
+        started,
+        {"curated_rows": rows, "labels": tree.labels_},
+        target=args.target,
+        picked=len(rows),
+    )
+
+
+def _select(args: argparse.Namespace) -> None:
+    from curata.select import select
+
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    exclude = np.load(args.exclude, allow_pickle=False) if args.exclude else None
+    rows = select(table, args.n, method=args.method, exclude=exclude, seed=args.seed)
+    _finish(args.out, "select", started, {"selected_rows": rows}, method=args.method, n=args.n)
+
+
+def _split(args: argparse.Namespace) -> None:
+    from curata.split import split
+
+    sizes: dict[str, float | int] = {}
+    for item in args.sizes:
+        name, _, value = item.partition("=")
+        sizes[name] = int(value) if value.isdigit() else float(value)
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    parts = split(table, sizes, mode=args.mode, seed=args.seed)
+    _finish(
+        args.out,
+        "split",
+        started,
+        {f"split_{name}": rows for name, rows in parts.items()},
+        mode=args.mode,
+        sizes={name: len(rows) for name, rows in parts.items()},
+    )
+
+
+def _dedup(args: argparse.Namespace) -> None:
+    from curata.dedup import dedup
+
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    kept, groups = dedup(table, threshold=args.threshold, keep=args.keep, seed=args.seed)
+    _finish(
+        args.out,
+        "dedup",
+        started,
+        {"kept_rows": kept},
+        groups=len(groups),
+        removed=int(sum(len(g) - 1 for g in groups)),
+    )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from curata.report import report
+
+    table = load_vectors(args.vectors, args.out)
+    started = time.perf_counter()
+    curated = np.load(args.curated, allow_pickle=False) if args.curated else None
+    index = report(table, args.out / "report", curated=curated, seed=args.seed)
+    _finish(args.out, "report", started, {}, report=str(index))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from curata.demo import main as demo_main
+
+    demo_main(["--out", str(args.out), "--target", str(args.target)])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with defaults per command")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Any, text: str, vectors: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--out",
+            type=Path,
+            required=name != "demo",
+            default=Path("runs/demo") if name == "demo" else None,
+            help="run directory",
+        )
+        sub.add_argument("--seed", type=int, default=0)
+        if vectors:
+            sub.add_argument("--vectors", required=True, help="VectorTable directory, .npy or .parquet of embeddings")
+        sub.set_defaults(run=run)
+        return sub
+
+    def clustering(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--levels", type=int, nargs="+", default=[100], help="clusters per level, e.g. 500 50")
+        sub.add_argument("--resampling", type=int, default=0, help="resampling steps per level")
+        sub.add_argument("--n-iter", type=int, default=20)
+
+    sub = command("describe", _describe, "embed a dataset into a VectorTable (resumable)", vectors=False)
+    sub.add_argument("--data", required=True, help="module:function returning (dataset, model)")
+    sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
+    sub.add_argument("--pool", choices=["mean", "max"], default="mean")
+    sub.add_argument("--batch-size", type=int, default=64)
+    sub.add_argument("--label-key", default=None)
+    sub = command("cluster", _cluster, "cluster the vectors; writes one cluster id per sample")
+    clustering(sub)
+    sub.add_argument("--stratify-by-label", action="store_true")
+    sub = command("curate", _curate, "hierarchical k-means, then a balanced subset (Vo et al. 2024)")
+    clustering(sub)
+    sub.add_argument("--target", type=int, required=True)
+    sub.add_argument("--strategy", choices=["random", "closest"], default="random")
+    sub = command("select", _select, "pick rows to annotate")
+    sub.add_argument("--n", type=int, required=True)
+    sub.add_argument("--method", choices=["kcenter", "cluster_balanced", "typical", "random"], default="kcenter")
+    sub.add_argument("--exclude", help=".npy of row ids already labelled")
+    sub = command("split", _split, "cluster-aware splits")
+    sub.add_argument("--sizes", nargs="+", required=True, help="name=fraction or name=count, e.g. train=0.8 val=0.2")
+    sub.add_argument("--mode", choices=["stratified", "disjoint"], default="stratified")
+    sub = command("dedup", _dedup, "near-duplicate removal within clusters")
+    sub.add_argument("--threshold", type=float, default=0.95)
+    sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
+    sub = command("report", _report, "plots and an HTML report")
+    sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
+    sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
+    sub.add_argument("--target", type=int, default=5000)
+    return parser
+
+
+def _config_defaults(argv: list[str]) -> dict[str, dict[str, Any]]:
+    if "--config" not in argv:
+        return {}
+    path = Path(argv[argv.index("--config") + 1])
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``curata`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    config = _config_defaults(argv)
+    if config:
+        for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+            for name, sub in action.choices.items():
+                defaults = {key.replace("-", "_"): value for key, value in config.get(name, {}).items()}
+                for key in ("out",):
+                    if key in defaults:
+                        defaults[key] = Path(defaults[key])
+                sub.set_defaults(**defaults)
+                for sub_action in sub._actions:
+                    if sub_action.dest in defaults:
+                        sub_action.required = False
+    args = parser.parse_args(argv)
+    for name in ("n", "target", "batch_size"):
+        if getattr(args, name, None) is not None:
+            check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from curata.cli import main
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, _ = make_blobs(400, n_features=6, centers=5, random_state=0)
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    (tmp_path / "job.py").write_text(
+        "import numpy as np, torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    data = np.random.default_rng(0).random((50, 4), dtype=np.float32)\n"
+        "    return data, torch.nn.Linear(4, 3)\n"
+    )
+    return tmp_path
+
+
+def summary(run):
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_every_command_end_to_end(workdir):
+    main(["describe", "--data", "job:make", "--out", "d"])
+    assert summary(workdir / "d")["rows"] == 50 and (workdir / "d" / "vectors").is_dir()
+    main(["cluster", "--vectors", "x.npy", "--out", "r", "--levels", "5"])
+    assert np.load(workdir / "r" / "clusters.npy").shape == (400,)
+    main(
+        ["curate", "--vectors", "r/vectors", "--out", "r", "--levels", "30", "5", "--resampling", "1", "--target", "60"]
+    )
+    assert len(np.load(workdir / "r" / "curated_rows.npy")) == 60
+    main(["select", "--vectors", "x.npy", "--out", "r", "--n", "7"])
+    assert len(np.load(workdir / "r" / "selected_rows.npy")) == 7
+    main(["split", "--vectors", "x.npy", "--out", "r", "--sizes", "train=300", "val=100", "--mode", "disjoint"])
+    assert summary(workdir / "r")["sizes"]["train"] + summary(workdir / "r")["sizes"]["val"] == 400
+    main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.999"])
+    assert summary(workdir / "r")["command"] == "dedup"
+    main(["report", "--vectors", "x.npy", "--out", "r", "--curated", "r/curated_rows.npy"])
+    assert (workdir / "r" / "report" / "index.html").exists()
+
+
+def test_config_file_supplies_the_arguments(workdir):
+    (workdir / "run.toml").write_text('[curate]\nout = "c"\nvectors = "x.npy"\nlevels = [20, 4]\ntarget = 40\n')
+    main(["--config", "run.toml", "curate"])
+    assert summary(workdir / "c")["picked"] == 40
+
+
+def test_installed_command_and_bad_input(workdir):
+    result = subprocess.run([sys.executable, "-m", "curata.cli", "select", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--method" in result.stdout
+    with pytest.raises(ValueError, match="--n must be an int >= 1"):
+        main(["select", "--vectors", "x.npy", "--out", "r", "--n", "0"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["select", "--vectors", "missing.npy", "--out", "r", "--n", "3"])
+    with pytest.raises(ValueError, match="module:function"):
+        main(["describe", "--data", "job", "--out", "d"])
+    with pytest.raises(SystemExit):
+        main(["cluster", "--out", "r"])  # --vectors is required
