@@ -8,6 +8,7 @@ Example:
     [2, 2]
 """
 
+from curata.adapters import add_to_hf, table_from_hf
 from curata.clusterize import cluster, reduce
 from curata.curate import curate
 from curata.dedup import dedup
@@ -30,6 +31,7 @@ __all__ = [
     "VectorTable",
     "Vectorizer",
     "Vectors",
+    "add_to_hf",
     "cluster",
     "curate",
     "dedup",
@@ -39,5 +41,6 @@ __all__ = [
     "report",
     "select",
     "split",
+    "table_from_hf",
 ]
 __version__ = "0.1.0"

@@ -129,8 +129,11 @@ def report(
     if sampler is not None:
         batches = list(itertools.islice(iter(sampler), 12))
         fig, ax = plt.subplots(figsize=(7, 3.2))
-        if level_labels is not None:
-            per_sample = per_sample_majority(table.column("idx"), level_labels[:, 0])
+        sampler_clusters = table.column(cluster_column) if cluster_column in table.columns else None
+        if sampler_clusters is None and level_labels is not None:
+            sampler_clusters = level_labels[:, 0]
+        if sampler_clusters is not None:
+            per_sample = per_sample_majority(table.column("idx"), sampler_clusters)
             distinct = [len(set(per_sample[np.asarray(b)].tolist())) for b in batches]
             ax.bar(np.arange(len(batches)), distinct, color="#70ad47", label="distinct clusters")
         ax.plot(np.arange(len(batches)), [len(b) for b in batches], "k--", label="batch size")
