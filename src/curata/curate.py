@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from curata.checks import check_int
+from curata.grouping import order_within_groups
 
 __all__ = ["curate", "water_fill"]
 
@@ -60,9 +61,9 @@ def water_fill(groups: np.ndarray, capacity: np.ndarray, budget: np.ndarray, rng
     leftover = budget[g[starts]] - np.add.reduceat(share, starts)
     eligible = c > member_tau
     key = np.where(eligible, rng.random(len(g)), 2.0)
-    second = np.lexsort((key, g))
+    second, ranks = order_within_groups(g, key)
     rank = np.empty(len(g), dtype=np.int64)
-    rank[second] = np.arange(len(g)) - np.repeat(starts, lengths)
+    rank[second] = ranks
     share += eligible & (rank < np.repeat(np.where(has_cap, leftover, 0), lengths))
     out[order] = share
     return out
@@ -133,11 +134,8 @@ def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier:
     nodes = labels[:, 0]
     size = np.bincount(nodes, minlength=len(budget))
     key = distances if strategy == "closest" else rng.random(rows)
-    order = np.lexsort((key, nodes))
-    sorted_nodes = nodes[order]
-    starts = _group_starts(sorted_nodes)
-    rank = np.arange(rows) - np.repeat(starts, np.diff(np.r_[starts, rows]))
-    full, extra = np.divmod(budget[sorted_nodes], size[sorted_nodes])
+    order, rank = order_within_groups(nodes, key)
+    full, extra = np.divmod(budget[nodes[order]], size[nodes[order]])
     times = full + (rank < extra)
     picked = np.sort(np.repeat(order, times))
     if len(picked) < target_size:

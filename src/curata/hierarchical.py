@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from curata.checks import check_int, is_int
+from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, _shape_of, as_matrix, assign
 from curata.table import VectorTable
 
@@ -46,11 +47,8 @@ def _data_digest(X: Any, n: int) -> str:
 
 def per_group_first(labels: np.ndarray, key: np.ndarray, count: int | np.ndarray) -> np.ndarray:
     """Positions of the ``count`` rows with the smallest ``key`` in each group of ``labels`` (all if fewer)."""
-    order = np.lexsort((key, labels))
-    grouped = labels[order]
-    starts = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
-    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    limit = count if np.isscalar(count) else np.asarray(count)[grouped]
+    order, rank = order_within_groups(labels, key)
+    limit = count if np.isscalar(count) else np.asarray(count)[labels[order]]
     return np.sort(order[rank < limit])
 
 

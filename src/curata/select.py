@@ -9,6 +9,7 @@ import torch
 
 from curata.checks import check_int
 from curata.curate import water_fill
+from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, _shape_of, as_matrix, assign
 
 __all__ = ["select"]
@@ -99,9 +100,7 @@ def select(
     sizes = np.bincount(dense)
     if method == "cluster_balanced":
         budget = water_fill(np.zeros(len(sizes), dtype=np.int64), sizes, np.array([n]), rng)
-        order = np.lexsort((rng.random(len(candidates)), dense))
-        starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        rank = np.arange(len(candidates)) - np.repeat(starts, sizes)
+        order, rank = order_within_groups(dense, rng.random(len(candidates)))
         return np.sort(candidates[order][rank < budget[dense[order]]])
     # typical: the row nearest each cluster's centroid, largest clusters first, then the next nearest
     centroids = np.zeros((len(sizes), x.shape[1]), dtype=np.float64)
@@ -109,9 +108,8 @@ def select(
     centroids /= sizes[:, None]
     diff = x[torch.from_numpy(candidates)].double().numpy() - centroids[dense]
     distance = np.einsum("ij,ij->i", diff, diff)
-    order = np.lexsort((distance, dense))
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    order, ranks = order_within_groups(dense, distance)
     rank = np.empty(len(candidates), dtype=np.int64)
-    rank[order] = np.arange(len(candidates)) - np.repeat(starts, sizes)
+    rank[order] = ranks
     priority = np.lexsort((-sizes[dense], rank))
     return np.sort(candidates[priority[:n]])

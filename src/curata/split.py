@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from curata.checks import is_int
+from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, _shape_of, as_matrix
 
 __all__ = ["split", "leakage"]
@@ -79,9 +80,7 @@ def split(
     cluster_sizes = np.bincount(dense)
     if mode == "stratified":
         # every cluster spread evenly over one random order: any contiguous segment is stratified
-        order = np.lexsort((rng.random(rows), dense))
-        starts = np.r_[0, np.cumsum(cluster_sizes)[:-1]]
-        rank = np.arange(rows) - np.repeat(starts, cluster_sizes)
+        order, rank = order_within_groups(dense, rng.random(rows))
         phase = rng.random(len(cluster_sizes))
         grouped = dense[order]
         order = order[np.argsort((rank + phase[grouped]) / cluster_sizes[grouped], kind="stable")]
