@@ -62,7 +62,33 @@ def test_installed_command_and_bad_input(workdir):
         main(["select", "--vectors", "x.npy", "--out", "r", "--n", "0"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         main(["select", "--vectors", "missing.npy", "--out", "r", "--n", "3"])
-    with pytest.raises(ValueError, match="module:function"):
+    with pytest.raises(ValueError, match="must be module:function"):
         main(["describe", "--data", "job", "--out", "d"])
     with pytest.raises(SystemExit):
         main(["cluster", "--out", "r"])  # --vectors is required
+
+
+def test_describe_a_folder_of_images(workdir):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("cats", "dogs")):
+        (workdir / "photos" / name).mkdir(parents=True)
+        for i in range(3 + label):
+            pixels = rng.integers(0, 255, (10 + i, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(workdir / "photos" / name / f"{i}.png")
+    (workdir / "net.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),"
+        " torch.nn.Flatten())\n"
+    )
+    main(["describe", "--images", "photos", "--model", "net:make", "--size", "16", "--out", "i"])
+    from curata import VectorTable
+
+    table = VectorTable.open(workdir / "i" / "vectors")
+    assert len(table) == 7 and table.dim == 4
+    assert table.column("label").tolist() == [0, 0, 0, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="needs --model"):
+        main(["describe", "--images", "photos", "--out", "j"])

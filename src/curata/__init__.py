@@ -15,6 +15,7 @@ from curata.dedup import dedup
 from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.hierarchical import HierarchicalKMeans
+from curata.images import ImageFolder
 from curata.kmeans import KMeans
 from curata.report import report
 from curata.sampler import ClusterBatchSampler
@@ -26,6 +27,7 @@ from curata.vectorize import Vectorizer, Vectors
 __all__ = [
     "ClusterBatchSampler",
     "HierarchicalKMeans",
+    "ImageFolder",
     "KMeans",
     "TorchEmbedder",
     "VectorTable",

@@ -73,24 +73,46 @@ def _tree_or_kmeans(args: argparse.Namespace) -> Any:
     return HierarchicalKMeans(args.levels, n_resampling_steps=args.resampling, n_iter=args.n_iter, seed=args.seed)
 
 
+def _call(target: str, flag: str) -> Any:
+    """Import ``module:function`` (the working directory is importable) and call it."""
+    module, _, function = target.partition(":")
+    if not module or not function:
+        raise ValueError(f"{flag} must be module:function, got {target!r}")
+    sys.path.insert(0, str(Path.cwd()))
+    return getattr(importlib.import_module(module), function)()
+
+
 def _describe(args: argparse.Namespace) -> None:
     from curata.describe import describe
     from curata.embed import TorchEmbedder
     from curata.vectorize import Vectorizer
 
-    module, _, function = args.data.partition(":")
-    if not function:
-        raise ValueError(f"--data must be module:function returning (dataset, model), got {args.data!r}")
-    sys.path.insert(0, str(Path.cwd()))
-    dataset, model = getattr(importlib.import_module(module), function)()
+    label_key = args.label_key
+    if args.images:
+        from torch import nn
+
+        from curata.demo import ImagePreprocess
+        from curata.images import ImageFolder
+
+        if not args.model:
+            raise ValueError("--images needs --model module:function returning the model")
+        dataset = ImageFolder(args.images, size=args.size)
+        model = nn.Sequential(ImagePreprocess(args.size), _call(args.model, "--model"))
+        layers = [f"1.{name}" for name in args.layers]
+        label_key = "label" if dataset.classes else None
+    elif args.data:
+        dataset, model = _call(args.data, "--data")
+        layers = args.layers
+    else:
+        raise ValueError("describe needs --data module:function, or --images DIR with --model module:function")
     started = time.perf_counter()
     table = describe(
         dataset,
-        TorchEmbedder(model, args.layers or None),
+        TorchEmbedder(model, layers or None),
         args.out / "vectors",
         vectorizer=Vectorizer(args.pool),
         batch_size=args.batch_size,
-        label_key=args.label_key,
+        label_key=label_key,
     )
     _finish(
         args.out,
@@ -219,7 +241,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--n-iter", type=int, default=20)
 
     sub = command("describe", _describe, "embed a dataset into a VectorTable (resumable)", vectors=False)
-    sub.add_argument("--data", required=True, help="module:function returning (dataset, model)")
+    sub.add_argument("--data", help="module:function returning (dataset, model)")
+    sub.add_argument("--images", type=Path, help="a folder of images (subfolders are classes); needs --model")
+    sub.add_argument("--model", help="module:function returning the model, with --images")
+    sub.add_argument("--size", type=int, default=224, help="image side for --images")
     sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
     sub.add_argument("--pool", choices=["mean", "max"], default="mean")
     sub.add_argument("--batch-size", type=int, default=64)
