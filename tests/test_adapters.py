@@ -36,3 +36,27 @@ def test_bad_input(tmp_path):
         table_from_hf(np.ones((2, 2)), tmp_path / "t")
     with pytest.raises(ValueError, match="one entry per row"):
         add_to_hf(hf, "c", [1, 2])
+
+
+def test_pixeltable_round_trip_stops_its_server(tmp_path):
+    pytest.importorskip("pixeltable")
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PIXELTABLE_HOME": str(tmp_path / "pxt"), "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "pixeltable_job.py"), str(tmp_path / "t")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["rows"] == 1000 and out["vectors_equal"] and out["table_vectors_equal"] and out["clusters_equal"]
+    assert out["selected"] == out["chosen"] and len(out["chosen"]) == 10
+    running = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "pxt") not in running  # the embedded Postgres was stopped

@@ -8,7 +8,7 @@ Example:
     [2, 2]
 """
 
-from curata.adapters import add_to_hf, table_from_hf
+from curata.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.clusterize import cluster, reduce
 from curata.curate import curate
 from curata.dedup import dedup
@@ -34,6 +34,7 @@ __all__ = [
     "Vectorizer",
     "Vectors",
     "add_to_hf",
+    "add_to_pixeltable",
     "cluster",
     "curate",
     "dedup",
@@ -44,5 +45,6 @@ __all__ = [
     "select",
     "split",
     "table_from_hf",
+    "table_from_pixeltable",
 ]
 __version__ = "0.1.0"
