@@ -107,7 +107,8 @@ def report(
     points, method = _project_2d(table.vectors(shown).astype(np.float32), seed)
     fig, ax = plt.subplots(figsize=(6, 5))
     colour = level_labels[shown, -1] if level_labels is not None else None
-    ax.scatter(points[:, 0], points[:, 1], c=colour, s=3, cmap="tab20", alpha=0.7, linewidths=0)
+    style = {"c": colour, "cmap": "tab20"} if colour is not None else {}
+    ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.7, linewidths=0, **style)
     ax.set_title(
         f"{method} of {len(shown)} vectors" + (", coloured by top-level cluster" if colour is not None else "")
     )
