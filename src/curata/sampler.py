@@ -147,6 +147,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
         # samples grouped by cluster (a radix sort when ids fit 16 bits): the epoch shuffles start from here
         self._labels = labels.astype(np.uint16 if self.n_clusters <= 1 << 16 else np.int64)
         self._by_cluster = np.argsort(self._labels, kind="stable")
+        # 32-bit indices halve the memory traffic of the epoch's gathers and sorts when they fit
+        self._index_dtype = torch.int32 if len(self._labels) < 2**31 - 1 else torch.int64
         digest = hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16)
         settings = (self.batch_size, strategy, pacing, self.shuffle, self.drop_last, self.force_same_size)
         digest.update(repr(settings).encode())
@@ -285,7 +287,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
             # a uniform shuffle inside every cluster: a random permutation (torch's is 2x faster than numpy's at
             # 10M, seeded from this epoch's generator), then a stable (radix) sort by cluster
             torch_generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            perm = torch.randperm(len(self._labels), generator=torch_generator).numpy()
+            perm = torch.randperm(len(self._labels), generator=torch_generator, dtype=self._index_dtype).numpy()
             grouped = perm[np.argsort(self._labels[perm], kind="stable")]
             rotation = rng.permutation(k)
         else:
@@ -312,7 +314,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
             return columns.ravel()
         # exclude: between two distinct cluster sizes the active set is fixed; emit those rounds as one block
         rotated_sizes = sizes[rotation]
-        positions = np.empty(len(grouped), dtype=np.int64)
+        positions = np.empty(len(grouped), dtype=np.int32 if self._index_dtype == torch.int32 else np.int64)
         written, done = 0, 0
         for size in np.unique(rotated_sizes):
             active_starts = starts[rotation[rotated_sizes >= size]]
