@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.kmeans import KMeans, _shape_of, as_matrix
+from curata.kmeans import KMeans
+from curata.rows import as_matrix, shape_of
 
 __all__ = ["dedup"]
 
@@ -61,7 +62,7 @@ def dedup(
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
     if keep not in _KEEP:
         raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
-    rows, _ = _shape_of(X)
+    rows, _ = shape_of(X)
     x = torch.nn.functional.normalize(as_matrix(X), dim=1)
     if clusters is None:
         labels = KMeans(max(1, rows // 1000), seed=seed).fit(x).labels_ if rows else np.zeros(0, np.int64)

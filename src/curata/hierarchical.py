@@ -15,7 +15,8 @@ import torch
 
 from curata.checks import check_int, is_int
 from curata.grouping import order_within_groups
-from curata.kmeans import KMeans, _shape_of, as_matrix, assign
+from curata.kmeans import KMeans, assign
+from curata.rows import TableRows, as_matrix, shape_of
 from curata.table import VectorTable
 
 __all__ = ["HierarchicalKMeans"]
@@ -28,10 +29,13 @@ def _derived_seed(seed: int, *path: int) -> int:
     return int(np.random.SeedSequence([int(seed), *path]).generate_state(1)[0])
 
 
-def _rows(X: Any, ids: np.ndarray) -> np.ndarray:
-    """The given rows of X (array, tensor or VectorTable) as a float32 array."""
+def _rows(X: Any, ids: np.ndarray) -> Any:
+    """The given rows of X: a lazy TableRows for data on disk (read later, streamed under a memory budget),
+    else a float32 array."""
     if isinstance(X, VectorTable):
-        return X.vectors(ids).astype(np.float32, copy=False)
+        return TableRows(X, ids)
+    if isinstance(X, TableRows):
+        return X.subset(ids)
     if isinstance(X, torch.Tensor):
         return X[torch.as_tensor(ids)].detach().to("cpu", torch.float32).numpy()
     return np.asarray(X)[ids].astype(np.float32, copy=False)
@@ -41,7 +45,7 @@ def _data_digest(X: Any, n: int) -> str:
     """A cheap identity of X: its shape and 64 evenly spaced rows."""
     ids = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(np.ascontiguousarray(_rows(X, ids)).tobytes())
+    digest.update(as_matrix(_rows(X, ids)).numpy().tobytes())
     return f"{n}:{digest.hexdigest()}"
 
 
@@ -174,7 +178,7 @@ class HierarchicalKMeans:
 
     def _level_centroids(self, inputs: Any, k: int, seed: int) -> np.ndarray:
         """k centroids of ``inputs``: one k-means, or the two-step coarse-then-split k-means with ``n_splits``."""
-        n, _ = _shape_of(inputs)
+        n, _ = shape_of(inputs)
         if self.n_splits is None or k <= self.n_splits:
             return self._kmeans(k, seed).fit(inputs).cluster_centers_
         coarse = self._kmeans(math.ceil(k / self.n_splits), _derived_seed(seed, 0)).fit(inputs)
@@ -186,18 +190,19 @@ class HierarchicalKMeans:
         for c in filled:
             members = _rows(inputs, np.flatnonzero(coarse.labels_ == c))
             if counts[c] == 1:
-                parts.append(members.astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32))
+                parts.append(as_matrix(members).double().mean(dim=0, keepdim=True).float().numpy())
             else:
                 parts.append(self._kmeans(int(counts[c]), _derived_seed(seed, 1, int(c))).fit(members).cluster_centers_)
         return np.concatenate(parts)
 
     def _fit_level(self, inputs: Any, k: int, level: int, sample_size: int | None) -> tuple[np.ndarray, ...]:
         """(centroids, labels of the inputs, squared distances) of one level, with its resampling steps."""
-        n, _ = _shape_of(inputs)
+        n, _ = shape_of(inputs)
         metric = self.kmeans_kwargs.get("metric", "l2")
         device = self.kmeans_kwargs.get("device", "cpu")
+        budget = self.kmeans_kwargs.get("memory_budget")
         centroids = self._level_centroids(inputs, k, _derived_seed(self.seed, level, 0))
-        labels, distances = assign(inputs, centroids, metric=metric, device=device)
+        labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
         r = sample_size if sample_size is not None else math.ceil(n / (2 * k))
         for step in range(1, self.n_resampling_steps + 1):
             rng = np.random.default_rng(_derived_seed(self.seed, level, step, 1))
@@ -207,13 +212,13 @@ class HierarchicalKMeans:
                 others = np.setdiff1d(np.arange(n), subset)
                 subset = np.sort(np.r_[subset, rng.choice(others, k - len(subset), replace=False)])
             centroids = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
-            labels, distances = assign(inputs, centroids, metric=metric, device=device)
+            labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
         return centroids.astype(np.float32), labels, distances
 
     def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
         """Build the tree over X (array, tensor or VectorTable). With ``checkpoint``, each finished level is saved
         there and a rerun skips the levels already done (refusing a checkpoint of other data or settings)."""
-        n, dim = _shape_of(X)
+        n, dim = shape_of(X)
         levels = self._validate(n, dim)
         sample_sizes = self._sample_sizes(len(levels))
         as_matrix(X, 0, min(n, 1))  # fail early on non-numeric input

@@ -7,7 +7,6 @@ works on its contiguous block of rows; per-cluster sums and counts are all-reduc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,37 +14,20 @@ import torch
 
 from curata.checks import check_int
 from curata.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
-from curata.table import VectorTable
+from curata.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
 
 __all__ = ["KMeans", "assign", "as_matrix"]
+
+_Shard = MemoryShard | StreamedShard
 
 _METRICS = ("l2", "cosine")
 _EMPTY = ("keep", "split")
 _SPLIT_EPS = 1.0 / 1024.0  # relative perturbation when an empty cluster takes half of the largest one
 
 
-def _shape_of(X: Any) -> tuple[int, int]:
-    if isinstance(X, VectorTable):
-        return len(X), X.dim
-    shape = tuple(getattr(X, "shape", ()))
-    if len(shape) != 2:
-        raise ValueError(f"X must be 2-D (rows, dim), got shape {shape}")
-    return int(shape[0]), int(shape[1])
-
-
-def as_matrix(X: Any, start: int = 0, stop: int | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Rows [start, stop) of X (numpy array, torch tensor or VectorTable) as a float32 tensor on ``device``."""
-    if isinstance(X, VectorTable):
-        stop = len(X) if stop is None else stop
-        block = torch.from_numpy(X.vectors(slice(start, stop)))
-    elif isinstance(X, torch.Tensor):
-        block = X[start:stop]
-    else:
-        array = np.asarray(X)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise TypeError(f"X must hold numbers, got dtype {array.dtype}")
-        block = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
-    return block.to(device=device, dtype=torch.float32)
+def _check_budget(memory_budget: int | None) -> int | None:
+    check_int(memory_budget, "memory_budget", minimum=1 << 20, allow_none=True)
+    return memory_budget
 
 
 def _rank_world() -> tuple[int, int]:
@@ -68,32 +50,17 @@ def _chunk_rows(chunk_size: int | str, k: int) -> int:
     return 1 << max(7, min(16, int(math.log2(max(1, (1 << 20) // min(k, _CENTROID_TILE))))))
 
 
-@dataclass
-class _Shard:
-    """This rank's rows of a data set: rows [start, start + len(x)) of ``total``."""
-
-    x: torch.Tensor
-    x_sq: torch.Tensor | None
-    start: int
-    total: int
-
-
-def _prepare(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if metric == "cosine":
-        return torch.nn.functional.normalize(x, dim=1), None
-    return x, torch.linalg.vector_norm(x, dim=1).square_()  # a reduction: no (rows, dim) temporary
-
-
 def _gather_rows(shard: _Shard, ids: torch.Tensor) -> torch.Tensor:
     """The rows with global ids ``ids`` (each owned by exactly one rank) on every rank."""
-    out = torch.zeros((len(ids), shard.x.shape[1]), dtype=torch.float32, device=shard.x.device)
-    local = ids.to(shard.x.device) - shard.start
-    mine = (local >= 0) & (local < len(shard.x))
-    out[mine] = shard.x[local[mine]]
+    local = ids.to(shard.device) - shard.start
+    mine = (local >= 0) & (local < shard.rows)
+    rows = shard.take(local[mine])
+    out = torch.zeros((len(ids), rows.shape[1]), dtype=torch.float32, device=shard.device)
+    out[mine] = rows
     return all_reduce_sum(out)
 
 
-def _sq_distances(shard: _Shard, centers: torch.Tensor, metric: str) -> torch.Tensor:
+def _sq_distances(shard: MemoryShard, centers: torch.Tensor, metric: str) -> torch.Tensor:
     """(rows, len(centers)) squared distances (cosine: between unit vectors)."""
     if metric == "cosine":
         return (2.0 - 2.0 * shard.x @ centers.T).clamp_(min=0.0)
@@ -114,25 +81,26 @@ def _assign_shard(
     Rows go in chunks and centroids in tiles, each tile's (rows, tile) scores reduced to a running minimum.
     Scores are ||c||^2 - 2 x.c for l2 and -x.c for cosine, so that the nearest centroid is always the minimum.
     """
-    x, n, k = shard.x, len(shard.x), len(centers)
-    labels = torch.empty(n, dtype=torch.long, device=x.device)
-    best = torch.empty(n, dtype=torch.float32, device=x.device)
+    n, k, device = shard.rows, len(centers), shard.device
+    dim = centers.shape[1]
+    labels = torch.empty(n, dtype=torch.long, device=device)
+    best = torch.empty(n, dtype=torch.float32, device=device)
     tile = min(k, _CENTROID_TILE)
     centers_t = (centers.T if metric == "l2" else -centers.T).contiguous()
     c_sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
-    scores = torch.empty(min(chunk, n) * tile, dtype=torch.float32, device=x.device)
-    tile_labels = torch.empty(min(chunk, n), dtype=torch.long, device=x.device)
-    sums = torch.zeros((k, x.shape[1]), dtype=torch.float64, device=x.device) if with_sums else None
+    scores = torch.empty(min(chunk, n) * tile, dtype=torch.float32, device=device)
+    tile_labels = torch.empty(min(chunk, n), dtype=torch.long, device=device)
+    sums = torch.zeros((k, dim), dtype=torch.float64, device=device) if with_sums else None
     # Chunk sums are staged in float32 and flushed to the float64 totals every `flush` rows (a few thousand terms
     # per float32 sum at most), so that the (k, dim) flush costs little next to the rows it covers.
     flush = max(chunk, 4 * k)
-    stage = torch.zeros((k, x.shape[1]), dtype=torch.float32, device=x.device) if with_sums else None
+    stage = torch.zeros((k, dim), dtype=torch.float32, device=device) if with_sums else None
     staged = 0
-    on_cpu = x.device.type == "cpu"
+    on_cpu = device.type == "cpu"
     positions = np.arange(min(chunk, n))
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
-        rows, block = e - s, x[s:e]
+    for s, block, block_sq in shard.blocks(chunk):
+        rows = len(block)
+        e = s + rows
         for t0 in range(0, k, tile):
             t1 = min(t0 + tile, k)
             out = scores[: rows * (t1 - t0)].view(rows, t1 - t0)
@@ -153,6 +121,10 @@ def _assign_shard(
                 better = values < best[s:e]
                 best[s:e] = torch.where(better, values, best[s:e])
                 labels[s:e] = torch.where(better, found + t0, labels[s:e])
+        if block_sq is not None:
+            best[s:e].add_(block_sq).clamp_(min=0.0)
+        else:
+            best[s:e].mul_(2.0).add_(2.0).clamp_(min=0.0)
         if stage is not None and sums is not None:
             stage.index_add_(0, labels[s:e], block)
             staged += rows
@@ -160,11 +132,6 @@ def _assign_shard(
                 sums += stage
                 stage.zero_()
                 staged = 0
-    if metric == "l2":
-        assert shard.x_sq is not None
-        best.add_(shard.x_sq).clamp_(min=0.0)
-    else:
-        best.mul_(2.0).add_(2.0).clamp_(min=0.0)
     if sums is not None:
         counts = torch.bincount(labels, minlength=k).to(torch.float64)
         sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
@@ -172,11 +139,18 @@ def _assign_shard(
 
 
 def assign(
-    X: Any, centroids: Any, *, metric: str = "l2", chunk_size: int | str = "auto", device: str | torch.device = "cpu"
+    X: Any,
+    centroids: Any,
+    *,
+    metric: str = "l2",
+    chunk_size: int | str = "auto",
+    device: str | torch.device = "cpu",
+    memory_budget: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid of every row of X and the squared distance to it (cosine: between unit vectors).
 
     Under an initialised process group every rank assigns its block of rows and the results are gathered once.
+    A VectorTable whose float32 rows exceed ``memory_budget`` bytes is streamed from disk.
 
     Example:
         >>> labels, d2 = assign(np.array([[0.0, 0], [5, 5]]), np.array([[4.0, 4], [0, 1]]))
@@ -185,15 +159,15 @@ def assign(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    n, _ = _shape_of(X)
+    n, _ = shape_of(X)
     rank, world = _rank_world()
     start, stop = shard_range(n, rank, world)
-    x, x_sq = _prepare(as_matrix(X, start, stop, device=device), metric)
     centers = as_matrix(centroids, device=device)
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
     chunk = _chunk_rows(chunk_size, len(centers))
-    labels, best, _ = _assign_shard(_Shard(x, x_sq, start, n), centers, metric, chunk, False)
+    shard = load_shard(X, start, stop, metric, device, _check_budget(memory_budget), chunk)
+    labels, best, _ = _assign_shard(shard, centers, metric, chunk, False)
     counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
     return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
 
@@ -215,6 +189,10 @@ class KMeans:
         empty_clusters: "keep" (an empty cluster keeps its centroid) or "split" (it takes half of the largest one).
         chunk_size: rows per assignment block, or "auto" (about 16 MB of scores).
         device: "cpu", "cuda", ...
+        memory_budget: bytes the fit may hold (at least 1 MiB). A VectorTable (or TableRows) whose float32 rows
+            exceed it is streamed from disk on every pass: ~96 bytes per row are set aside for labels, distances
+            and orderings, and the rest of the budget holds the windows of rows being read. The k-means++ sample
+            (``init_size`` rows), a fit sample that fits the budget and O(k * dim) centroids come on top.
         seed: seed of every random choice.
 
     Learned: ``cluster_centers_`` (k, dim), ``labels_`` (rows,), ``distances_`` (rows,: squared distance of each row
@@ -241,6 +219,7 @@ class KMeans:
         empty_clusters: str = "keep",
         chunk_size: int | str = "auto",
         device: str | torch.device = "cpu",
+        memory_budget: int | None = None,
         seed: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -254,6 +233,7 @@ class KMeans:
         self.empty_clusters = empty_clusters
         self.chunk_size = chunk_size
         self.device = device
+        self.memory_budget = memory_budget
         self.seed = seed
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -272,6 +252,7 @@ class KMeans:
                 "empty_clusters",
                 "chunk_size",
                 "device",
+                "memory_budget",
                 "seed",
             )
         }
@@ -304,6 +285,7 @@ class KMeans:
         if self.empty_clusters not in _EMPTY:
             raise ValueError(f"empty_clusters must be one of {_EMPTY}, got {self.empty_clusters!r}")
         check_int(self.seed, "seed")
+        _check_budget(self.memory_budget)
         if n == 0 or dim == 0:
             raise ValueError(f"X is empty (shape ({n}, {dim})): nothing to cluster")
         if self.n_clusters > n:
@@ -311,20 +293,19 @@ class KMeans:
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
                 raise ValueError(f"init must be 'k-means++', 'random' or a (k, dim) array, got {self.init!r}")
-        elif _shape_of(self.init) != (self.n_clusters, dim):
-            raise ValueError(f"init centroids must have shape ({self.n_clusters}, {dim}), got {_shape_of(self.init)}")
+        elif shape_of(self.init) != (self.n_clusters, dim):
+            raise ValueError(f"init centroids must have shape ({self.n_clusters}, {dim}), got {shape_of(self.init)}")
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster X (numpy array, torch tensor or VectorTable); returns self."""
-        n, dim = _shape_of(X)
+        n, dim = shape_of(X)
         self._validate(n, dim)
         rank, world = _rank_world()
         start, stop = shard_range(n, rank, world)
-        x = as_matrix(X, start, stop, self.device)
-        _check_finite(x, "X")
-        x, x_sq = _prepare(x, self.metric)
-        data = _Shard(x, x_sq, start, n)
+        data = load_shard(X, start, stop, self.metric, self.device, self.memory_budget, self._chunk)
+        if isinstance(data, MemoryShard):  # a streamed shard is checked by its first pass (see _lloyd)
+            _check_finite(data.x, "X")
         generator = torch.Generator().manual_seed(int(self.seed))
         fit_set = data
         if self.max_points_per_centroid is not None and n > self.n_clusters * self.max_points_per_centroid:
@@ -354,15 +335,14 @@ class KMeans:
         ids = torch.randperm(data.total, generator=generator)[:size].sort().values
         bounds = [shard_range(data.total, r, world)[0] for r in range(world)] + [data.total]
         cuts = torch.searchsorted(ids, torch.tensor(bounds))
-        mine = (ids[(ids >= data.start) & (ids < data.start + len(data.x))] - data.start).to(data.x.device)
+        mine = ids[(ids >= data.start) & (ids < data.start + data.rows)] - data.start
         rank, _ = _rank_world()
-        x_sq = data.x_sq[mine] if data.x_sq is not None else None
-        return _Shard(data.x[mine], x_sq, int(cuts[rank]), size)
+        return data.subset(mine, int(cuts[rank]), size, self.memory_budget)
 
     def _initial_centers(self, data: _Shard, generator: torch.Generator, world: int) -> torch.Tensor:
         k = int(self.n_clusters)
         if not isinstance(self.init, str):
-            centers = as_matrix(self.init, device=data.x.device)
+            centers = as_matrix(self.init, device=data.device)
         elif self.init == "random":
             centers = _gather_rows(data, torch.randperm(data.total, generator=generator)[:k].sort().values)
         else:
@@ -370,12 +350,12 @@ class KMeans:
             seeding = data
             if data.total > init_size:
                 seeding = self._subsample(data, init_size, generator, world)
-            centers = self._kmeans_plus_plus(seeding, generator)
+            centers = self._kmeans_plus_plus(seeding.materialize(), generator)
         if self.metric == "cosine":
             centers = torch.nn.functional.normalize(centers, dim=1)
         return centers
 
-    def _kmeans_plus_plus(self, data: _Shard, generator: torch.Generator) -> torch.Tensor:
+    def _kmeans_plus_plus(self, data: MemoryShard, generator: torch.Generator) -> torch.Tensor:
         """Greedy k-means++; per pick, ranks exchange one potential each and the candidates, never row data."""
         k, trials = int(self.n_clusters), 2 + int(math.log(int(self.n_clusters)))
         rank, world = _rank_world()
@@ -419,6 +399,8 @@ class KMeans:
             assert sums is not None
             sums = all_reduce_sum(sums)  # the last column holds the counts: one collective per iteration
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1).cpu()).item()
+            if not math.isfinite(inertia):  # every rank sees the same all-reduced value, so all raise together
+                raise ValueError("X holds NaN or inf")
             centers = self._update(sums, centers)
             if self.tol > 0 and math.isfinite(previous) and previous - inertia <= self.tol * previous:
                 break
@@ -445,27 +427,30 @@ class KMeans:
         return out
 
     # ------------------------------------------------------------------ using the fit
-    def _fitted_centers(self, X: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _fitted_centers(self, X: Any) -> torch.Tensor:
         if not hasattr(self, "cluster_centers_"):
             raise RuntimeError("this KMeans is not fitted yet: call fit(X) first")
-        n, dim = _shape_of(X)
+        _, dim = shape_of(X)
         if dim != self.cluster_centers_.shape[1]:
             raise ValueError(f"X has dimension {dim}, the centroids {self.cluster_centers_.shape[1]}")
-        x = as_matrix(X, device=self.device)
-        _check_finite(x, "X")
-        x, x_sq = _prepare(x, self.metric)
-        return torch.from_numpy(self.cluster_centers_).to(self.device), x, x_sq
+        return torch.from_numpy(self.cluster_centers_).to(self.device)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The nearest centroid of every row of X."""
-        centers, x, x_sq = self._fitted_centers(X)
-        labels, _, _ = _assign_shard(_Shard(x, x_sq, 0, len(x)), centers, self.metric, self._chunk, False)
+        """The nearest centroid of every row of X (a VectorTable over ``memory_budget`` is streamed)."""
+        centers = self._fitted_centers(X)
+        n, _ = shape_of(X)
+        shard = load_shard(X, 0, n, self.metric, self.device, self.memory_budget, self._chunk)
+        labels, distances, _ = _assign_shard(shard, centers, self.metric, self._chunk, False)
+        if not bool(torch.isfinite(distances).all()):
+            raise ValueError("X holds NaN or inf")
         return labels.cpu().numpy()
 
     def transform(self, X: Any) -> np.ndarray:
         """Distances from every row to every centroid (l2: Euclidean; cosine: 1 - cos)."""
-        centers, x, x_sq = self._fitted_centers(X)
-        squared = _sq_distances(_Shard(x, x_sq, 0, len(x)), centers, self.metric)
+        centers = self._fitted_centers(X)
+        shard = load_shard(X, 0, shape_of(X)[0], self.metric, self.device)
+        _check_finite(shard.x, "X")
+        squared = _sq_distances(shard, centers, self.metric)
         out = squared / 2 if self.metric == "cosine" else squared.sqrt()
         return out.cpu().numpy()
 

@@ -10,7 +10,8 @@ import torch
 from curata.checks import check_int
 from curata.curate import water_fill
 from curata.grouping import order_within_groups
-from curata.kmeans import KMeans, _shape_of, as_matrix, assign
+from curata.kmeans import KMeans, assign
+from curata.rows import as_matrix, shape_of
 
 __all__ = ["select"]
 
@@ -75,7 +76,7 @@ def select(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    rows, _ = _shape_of(X)
+    rows, _ = shape_of(X)
     check_int(n, "n", minimum=1)
     excluded = _excluded(exclude, rows)
     pool = int((~excluded).sum())

@@ -10,7 +10,8 @@ import torch
 
 from curata.checks import is_int
 from curata.grouping import order_within_groups
-from curata.kmeans import KMeans, _shape_of, as_matrix
+from curata.kmeans import KMeans
+from curata.rows import as_matrix, shape_of
 
 __all__ = ["split", "leakage"]
 
@@ -43,7 +44,7 @@ def _cluster_ids(X_or_clusters: Any, seed: int) -> np.ndarray:
         if not np.issubdtype(X_or_clusters.dtype, np.integer):
             raise TypeError(f"a 1-D input must hold integer cluster ids, got dtype {X_or_clusters.dtype}")
         return X_or_clusters.astype(np.int64)
-    rows, _ = _shape_of(X_or_clusters)
+    rows, _ = shape_of(X_or_clusters)
     k = int(min(rows, max(2, round(np.sqrt(rows)))))
     return KMeans(k, seed=seed).fit(X_or_clusters).labels_
 
