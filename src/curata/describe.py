@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
 from curata.checks import check_int
+from curata.describe_shards import commit_uncommitted_shards, describe_shards
+from curata.distributed import is_distributed, rank_and_world
 from curata.embed import TorchEmbedder
+from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, loader_kwargs, progress_bar
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
 
@@ -36,31 +39,6 @@ class _Rows(Dataset):
 
     def __getitem__(self, i: int) -> Any:
         return self.array[i]
-
-
-class _Pending(Dataset):
-    """The samples still to embed, each returned with its index in the source dataset."""
-
-    def __init__(self, source: Any, indices: np.ndarray) -> None:
-        self.source = source
-        self.indices = indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[int, Any]:
-        idx = int(self.indices[i])
-        return idx, self.source[idx]
-
-
-class _IndexedCollate:
-    """Collates (idx, item) pairs: the ids into a tensor, the items with the user's collate function."""
-
-    def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
-        self.collate_fn = collate_fn or default_collate
-
-    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[torch.Tensor, Any]:
-        return torch.tensor([p[0] for p in pairs], dtype=torch.long), self.collate_fn([p[1] for p in pairs])
 
 
 def _as_source(dataset: Any) -> Any:
@@ -106,50 +84,6 @@ def _differences(stored: Any, wanted: Any, prefix: str = "") -> list[str]:
     return [] if stored == wanted else [f"{prefix.rstrip('.')}: table has {stored!r}, this run has {wanted!r}"]
 
 
-def _split_batch(batch: Any, data_key: Any, label_key: Any, mask_key: str | None) -> tuple[Any, Any, Any]:
-    """(data, label, mask) of a collated batch of dicts, (data, label) tuples or bare tensors."""
-    if isinstance(batch, Mapping):
-        for key, what in ((data_key, "data_key"), (label_key, "label_key"), (mask_key, "mask_key")):
-            if key is not None and key not in batch:
-                raise KeyError(f"{what} {key!r} is not in the dataset's items; their keys are {sorted(batch)}")
-        return (
-            batch[data_key],
-            batch[label_key] if label_key is not None else None,
-            batch[mask_key] if mask_key is not None else None,
-        )
-    if isinstance(batch, (tuple, list)):
-        if mask_key is not None:
-            raise ValueError(f"mask_key {mask_key!r} needs dict items; this dataset gives tuples")
-        return batch[0], (batch[1] if len(batch) > 1 else None), None
-    if mask_key is not None:
-        raise ValueError(f"mask_key {mask_key!r} needs dict items; this dataset gives {type(batch).__name__}")
-    return batch, None, None
-
-
-def _labels_to_numpy(labels: Any, count: int) -> np.ndarray:
-    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    if array.shape != (count,) or not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-        raise ValueError(f"labels must be one integer per sample, got {array.dtype} of shape {array.shape}")
-    return array.astype(np.int64)
-
-
-class _Buffer:
-    """Rows waiting for the next commit."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, ...]] = []
-        self.rows = 0
-
-    def add(self, *columns: np.ndarray) -> None:
-        self.parts.append(columns)
-        self.rows += len(columns[0])
-
-    def take(self) -> list[np.ndarray]:
-        merged = [np.concatenate(col) for col in zip(*self.parts, strict=True)]
-        self.parts, self.rows = [], 0
-        return merged
-
-
 def describe(
     dataset: Any,
     embedder: Any,
@@ -170,6 +104,11 @@ def describe(
     Rows are committed atomically every ``commit_rows`` rows (and at least once a minute). Rerunning after a
     crash embeds only the samples not yet in the table; a rerun with other settings (a different fingerprint:
     model weights, layers, fusion, vectorizer, dataset length) is refused and says what differs.
+
+    Under an initialised torch.distributed process group (``torchrun``), every rank passes the same arguments and
+    embeds its own contiguous share of the pending samples into its own fragments; when all are done, one commit
+    makes every row visible, in sample order: the same table as one process. A rerun after a crash (any world
+    size) keeps the fragments that finished ranks wrote and embeds only the rest.
 
     Args:
         dataset: a map-style torch Dataset whose items are dicts (``data_key``, ``label_key``, the vectorizer's
@@ -214,6 +153,7 @@ def describe(
         "label_key": label_key,
         "dtype": dtype,
     }
+    rank, world = rank_and_world() if is_distributed() else (0, 1)
     table: VectorTable | None = None
     done = np.empty(0, dtype=np.int64)
     if os.path.exists(path):
@@ -224,20 +164,36 @@ def describe(
                 f"table {os.fspath(path)!r} was made by a different job; not mixing rows. "
                 f"Differences: {'; '.join(differences)}. Use another path or delete this table."
             )
+        if rank == 0:  # rows that ranks of a crashed sharded run wrote but never committed
+            commit_uncommitted_shards(table)
+        if world > 1:
+            dist.barrier()
         done = table.sample_ids()
     pending = np.setdiff1d(np.arange(total, dtype=np.int64), done, assume_unique=True)
-    if len(pending) == 0:
+    if len(pending) == 0 and world == 1:
         assert table is not None
         return table
 
-    loader = DataLoader(
-        _Pending(source, pending),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=_IndexedCollate(collate_fn),
+    if world > 1:
+        create = {"dtype": dtype, "fingerprint": fingerprint}
+        loader = loader_kwargs(batch_size, num_workers, collate_fn)
+        return describe_shards(
+            source,
+            pending,
+            embed,
+            vectorizer,
+            Path(path),
+            table,
+            create,
+            commit_rows,
+            progress,
+            loader,
+            (data_key, label_key),
+        )
+    batches = embedded_batches(
+        source, pending, embed, vectorizer, loader_kwargs(batch_size, num_workers, collate_fn), (data_key, label_key)
     )
-    buffer = _Buffer()
+    buffer = RowBuffer()
     dim = table.dim if table is not None else None
     has_label: bool | None = table.has_labels if table is not None else None
     last_commit = time.monotonic()
@@ -252,48 +208,14 @@ def describe(
             table.append(idx, idx_vector, vectors, labels if has_label else None)
         last_commit = time.monotonic()
 
-    bar = tqdm(
-        total=total,
-        initial=total - len(pending),
-        unit="sample",
-        desc="describe",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(total, total - len(pending), progress)
     try:
-        with warnings.catch_warnings():
-            # Lance warns on fork; the DataLoader's workers only read the user's dataset and never call Lance.
-            warnings.filterwarnings("ignore", message="lance is not fork-safe")
-            batches = iter(loader)
-        for ids, batch in batches:
-            data, labels, mask = _split_batch(batch, data_key, label_key, vectorizer.mask_key)
-            features = embed(data)
-            if not isinstance(features, torch.Tensor):
-                raise TypeError(f"the embedder returned {type(features).__name__}, not a torch.Tensor")
-            out = vectorizer(features, idx=ids, mask=mask)
-            vectors = out.vectors.detach().to("cpu", torch.float32).numpy()
-            if dim is None:
-                dim = vectors.shape[1]
-            elif vectors.shape[1] != dim:
-                raise ValueError(f"the embedder gives vectors of dimension {vectors.shape[1]}, the table holds {dim}")
-            sample = out.sample.cpu().numpy()
-            bad = ~np.isfinite(vectors).all(axis=1)
-            if bad.any():
-                raise ValueError(f"the embedding of sample idx {int(ids[sample[np.argmax(bad)]])} holds NaN or inf")
-            label_array = None if labels is None else _labels_to_numpy(labels, len(ids))
-            if has_label is None:
-                has_label = label_array is not None
-            elif has_label != (label_array is not None):
-                raise ValueError("labels appeared or disappeared between batches")
-            buffer.add(
-                ids.numpy()[sample],
-                out.idx_vector.cpu().numpy().astype(np.int32),
-                vectors,
-                label_array[sample] if label_array is not None else np.zeros(len(sample), np.int64),
-            )
+        for batch in batches:
+            dim, has_label = check_consistent(batch, dim, has_label)
+            buffer.add(*batch.columns())
             if buffer.rows >= commit_rows or time.monotonic() - last_commit > _COMMIT_SECONDS:
                 commit()
-            bar.update(len(ids))
+            bar.update(batch.samples)
         commit()
     finally:
         if buffer.rows and table is not None:

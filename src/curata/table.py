@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lance
+import lance.fragment
 import numpy as np
 import pyarrow as pa
 
@@ -280,8 +281,7 @@ class VectorTable:
         return table
 
     # ------------------------------------------------------------------ writing
-    def append(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> None:
-        """Append rows in one atomic commit (all of them or none)."""
+    def _arrow_rows(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any) -> pa.Table:
         vectors = _as_numpy(vectors, "vectors")
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"vectors must have shape (rows, {self.dim}) to match the table, got {vectors.shape}")
@@ -295,8 +295,44 @@ class VectorTable:
                 raise ValueError("labels are required: this table has a label column")
             columns["label"] = pa.array(_as_numpy(labels, "labels").astype(np.int64).reshape(rows), pa.int64())
         columns["vector"] = _vectors_to_arrow(vectors, self.dtype)
-        data = pa.table(columns, schema=_arrow_schema(self.dim, self.dtype, self.has_labels))
+        return pa.table(columns, schema=_arrow_schema(self.dim, self.dtype, self.has_labels))
+
+    def append(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> None:
+        """Append rows in one atomic commit (all of them or none)."""
+        data = self._arrow_rows(idx, idx_vector, vectors, labels)
         self._dataset = lance.write_dataset(data, self._latest(), mode="append")
+
+    def write_fragments(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> list[dict[str, Any]]:
+        """Write rows as new data files without committing them: invisible until ``commit_fragments``.
+
+        Several processes can write fragments at once; one commit then makes all of them visible.
+        Returns the fragments' descriptions (JSON-serialisable).
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> t = VectorTable.create(os.path.join(tempfile.mkdtemp(), "t"), dim=2)
+            >>> written = t.write_fragments([0, 1], [0, 0], np.ones((2, 2)))
+            >>> len(t), t.commit_fragments(written), len(t), t.commit_fragments(written)
+            (0, 2, 2, 0)
+        """
+        data = self._arrow_rows(idx, idx_vector, vectors, labels)
+        fragments = lance.fragment.write_fragments(data, self._latest(), schema=data.schema)
+        return [json.loads(json.dumps(f.to_json())) for f in fragments]
+
+    def commit_fragments(self, fragments: list[dict[str, Any]]) -> int:
+        """Append fragments written by ``write_fragments`` in one commit, in the given order; returns the rows added.
+
+        Fragments already in the table are skipped, so committing the same list twice adds nothing.
+        """
+        dataset = self._latest()
+        present = {file.path for fragment in dataset.get_fragments() for file in fragment.metadata.data_files()}
+        new = [f for f in fragments if not {file["path"] for file in f["files"]} & present]
+        if new:
+            metadata = [lance.fragment.FragmentMetadata.from_json(json.dumps(f)) for f in new]
+            self._dataset = lance.LanceDataset.commit(
+                str(self.path), lance.LanceOperation.Append(metadata), read_version=dataset.version
+            )
+        return sum(int(f["physical_rows"]) for f in new)
 
     def add_column(self, name: str, values: Any, *, overwrite: bool = False) -> None:
         """Add a per-row column (1-D values, or 2-D for a fixed-size list) in storage order.

@@ -1,0 +1,143 @@
+"""describe() under torch.distributed: every rank embeds its share into its own fragments, one commit shows all.
+
+Each rank writes Lance fragments (data files nobody sees yet) and, after each, a small JSON manifest naming the
+fragment and the sample ids in it, inside the table's directory. When every rank is done, rank 0 commits all
+fragments in one Append, in sample order, and removes the manifests. A rerun after a crash first commits the
+fragments the manifests name (committing is idempotent), so no finished work is lost and no row is duplicated,
+whatever the new world size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from curata.distributed import all_reduce_sum, shard_range
+from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, progress_bar
+from curata.table import VectorTable
+
+__all__ = ["commit_uncommitted_shards", "describe_shards"]
+
+_SHARDS_DIR = "_curata_shards"
+_COMMIT_SECONDS = 60.0
+
+
+def _manifests(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    folder = path / _SHARDS_DIR
+    if not folder.is_dir():
+        return []
+    found = [(f, json.loads(f.read_text())) for f in folder.glob("*.json")]
+    return sorted(found, key=lambda item: (item[1]["first_idx"], item[0].name))
+
+
+def commit_uncommitted_shards(table: VectorTable) -> int:
+    """Commit the fragments that ranks wrote but nobody committed (all of them, in sample order, in one commit),
+    then remove their manifests; returns the rows added. Call it on one process only.
+
+    Example:
+        >>> import tempfile, os
+        >>> commit_uncommitted_shards(VectorTable.create(os.path.join(tempfile.mkdtemp(), "t"), dim=2))
+        0
+    """
+    manifests = _manifests(table.path)
+    added = table.commit_fragments([f for _, m in manifests for f in m["fragments"]])
+    for file, _ in manifests:
+        file.unlink()
+    folder = table.path / _SHARDS_DIR
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return added
+
+
+def _write_manifest(table: VectorTable, fragments: list[dict[str, Any]], idx: np.ndarray, rank: int) -> None:
+    folder = table.path / _SHARDS_DIR
+    folder.mkdir(exist_ok=True)
+    name = f"rank{rank}-{uuid.uuid4().hex}"
+    staging = folder / f".{name}.staging"
+    staging.write_text(json.dumps({"first_idx": int(idx.min()), "rank": rank, "fragments": fragments}))
+    os.replace(staging, folder / f"{name}.json")
+
+
+def _agree_on_layout(dim: int | None, has_label: bool | None, rank: int, world: int) -> tuple[int, bool]:
+    """Every rank's (dim, has_label) from its first batch; ranks without samples report nothing."""
+    seen = torch.zeros((world, 2), dtype=torch.float64)
+    if dim is not None:
+        seen[rank] = torch.tensor([dim, 1.0 + bool(has_label)], dtype=torch.float64)
+    seen = all_reduce_sum(seen)
+    reported = seen[seen[:, 0] > 0]
+    if len(reported) == 0 or len(set(map(tuple, reported.tolist()))) != 1:
+        raise ValueError(f"ranks disagree on the vectors' dimension or labels: (dim, has_label + 1) per rank {seen}")
+    return int(reported[0, 0]), bool(reported[0, 1] == 2.0)
+
+
+def describe_shards(
+    source: Any,
+    pending: np.ndarray,
+    embed: Any,
+    vectorizer: Any,
+    path: Path,
+    table: VectorTable | None,
+    create: dict[str, Any],
+    commit_rows: int,
+    progress: bool,
+    loader: dict[str, Any],
+    keys: tuple[Any, Any],
+) -> VectorTable:
+    """Embed this rank's contiguous block of ``pending`` and write it as fragments; rank 0 commits all at the end.
+
+    ``create`` holds VectorTable.create's dtype and fingerprint, used when the table does not exist yet.
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
+    start, stop = shard_range(len(pending), rank, world)
+    batches = embedded_batches(source, pending[start:stop], embed, vectorizer, loader, keys)
+    first = next(batches, None)
+    if table is None:
+        dim, has_label = _agree_on_layout(
+            None if first is None else first.vectors.shape[1],
+            None if first is None else first.labels is not None,
+            rank,
+            world,
+        )
+        if rank == 0:
+            VectorTable.create(path, dim=dim, has_label=has_label, **create)
+        dist.barrier()
+        table = VectorTable.open(path)
+    dim, has_label = table.dim, table.has_labels
+    buffer = RowBuffer()
+    last_write = time.monotonic()
+
+    def write() -> None:
+        nonlocal last_write
+        if buffer.rows:
+            idx, idx_vector, vectors, labels = buffer.take()
+            fragments = table.write_fragments(idx, idx_vector, vectors, labels if has_label else None)
+            _write_manifest(table, fragments, idx, rank)
+        last_write = time.monotonic()
+
+    bar = progress_bar(stop - start, 0, progress and rank == 0)
+    try:
+        while first is not None:
+            dim, has_label = check_consistent(first, dim, has_label)
+            buffer.add(*first.columns())
+            if buffer.rows >= commit_rows or time.monotonic() - last_write > _COMMIT_SECONDS:
+                write()
+            bar.update(first.samples)
+            first = next(batches, None)
+        write()
+    finally:
+        if buffer.rows:
+            write()  # keep the finished batches of a rank that stops on bad input
+        bar.close()
+    dist.barrier()  # every rank's fragments and manifests are on disk
+    if rank == 0:
+        commit_uncommitted_shards(table)
+    dist.barrier()
+    return VectorTable.open(path)
