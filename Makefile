@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench evidence lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
 
 $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+$(VENV)/.evidence-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[evidence]"
 	touch $@
 
 $(FASHION_MNIST):
@@ -43,6 +47,12 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/smart_batching_effect.py
 	$(BIN)/python bench/hkmeans_scale.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/distributed.py
+
+# regenerates docs/evidence.md and docs/evidence/ from scratch (vectors cached in runs/evidence/)
+evidence: $(VENV)/.evidence-deps $(FASHION_MNIST)
+	$(BIN)/python bench/evidence/run_all.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -176,11 +176,12 @@ class HierarchicalKMeans:
     def _kmeans(self, k: int, seed: int) -> KMeans:
         return KMeans(k, seed=seed, **self.kmeans_kwargs)
 
-    def _level_centroids(self, inputs: Any, k: int, seed: int) -> np.ndarray:
-        """k centroids of ``inputs``: one k-means, or the two-step coarse-then-split k-means with ``n_splits``."""
-        n, _ = shape_of(inputs)
+    def _level_centroids(self, inputs: Any, k: int, seed: int) -> tuple[np.ndarray, Any, Any]:
+        """k centroids of ``inputs``: one k-means, or the two-step coarse-then-split k-means with ``n_splits``;
+        with the inputs' labels and squared distances when the k-means computed them (else None, None)."""
         if self.n_splits is None or k <= self.n_splits:
-            return self._kmeans(k, seed).fit(inputs).cluster_centers_
+            fitted = self._kmeans(k, seed).fit(inputs)
+            return fitted.cluster_centers_, fitted.labels_, fitted.distances_
         coarse = self._kmeans(math.ceil(k / self.n_splits), _derived_seed(seed, 0)).fit(inputs)
         sizes = np.bincount(coarse.labels_, minlength=len(coarse.cluster_centers_))
         filled = np.flatnonzero(sizes)
@@ -193,7 +194,7 @@ class HierarchicalKMeans:
                 parts.append(as_matrix(members).double().mean(dim=0, keepdim=True).float().numpy())
             else:
                 parts.append(self._kmeans(int(counts[c]), _derived_seed(seed, 1, int(c))).fit(members).cluster_centers_)
-        return np.concatenate(parts)
+        return np.concatenate(parts), None, None
 
     def _fit_level(self, inputs: Any, k: int, level: int, sample_size: int | None) -> tuple[np.ndarray, ...]:
         """(centroids, labels of the inputs, squared distances) of one level, with its resampling steps."""
@@ -201,8 +202,9 @@ class HierarchicalKMeans:
         metric = self.kmeans_kwargs.get("metric", "l2")
         device = self.kmeans_kwargs.get("device", "cpu")
         budget = self.kmeans_kwargs.get("memory_budget")
-        centroids = self._level_centroids(inputs, k, _derived_seed(self.seed, level, 0))
-        labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
+        centroids, labels, distances = self._level_centroids(inputs, k, _derived_seed(self.seed, level, 0))
+        if labels is None:  # the two-step k-means labelled no input with its final centroids
+            labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
         r = sample_size if sample_size is not None else math.ceil(n / (2 * k))
         for step in range(1, self.n_resampling_steps + 1):
             rng = np.random.default_rng(_derived_seed(self.seed, level, step, 1))
@@ -211,7 +213,7 @@ class HierarchicalKMeans:
             if len(subset) < k:  # empty clusters gave nothing: top up with random other inputs
                 others = np.setdiff1d(np.arange(n), subset)
                 subset = np.sort(np.r_[subset, rng.choice(others, k - len(subset), replace=False)])
-            centroids = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
+            centroids, _, _ = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
             labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
         return centroids.astype(np.float32), labels, distances
 

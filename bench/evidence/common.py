@@ -1,0 +1,145 @@
+"""What every study shares: the cached Fashion-MNIST + EfficientNet-Lite0 vectors, the heads, the statistics.
+
+The vectors are described once into ``runs/evidence/`` (resumable) with the demo's model: EfficientNet-Lite0 at
+64 px, the 1280-d ``_avg_pooling`` output. Training images: the long-tailed pool (class c keeps its first
+floor(6000 * 0.6^c) images) and a balanced set (the first 1,000 images of each class); test: all 10,000.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from curata import TorchEmbedder, Vectorizer, describe
+from curata.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0, long_tailed
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "runs" / "evidence"
+OUT = ROOT / "docs" / "evidence"
+CLASSES = 10
+
+
+@dataclass
+class Vectors:
+    """Features (float32, standardised with the training mean and std) and labels."""
+
+    train: np.ndarray
+    train_labels: np.ndarray
+    train_ids: np.ndarray  # Fashion-MNIST training index of every row
+    test: np.ndarray
+    test_labels: np.ndarray
+    pool: np.ndarray  # rows of `train` in the long-tailed pool
+    balanced: np.ndarray  # rows of `train` in the balanced set
+
+
+def _describe(split: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dataset = torch.utils.data.Subset(FashionMNIST(split), indices.tolist())
+    embedder = TorchEmbedder(nn.Sequential(ImagePreprocess(64), efficientnet_lite0()), ["1._avg_pooling"])
+    table = describe(
+        dataset,
+        embedder,
+        RUNS / split,
+        vectorizer=Vectorizer("mean"),
+        batch_size=128,
+        label_key="label",
+        progress=False,
+    )
+    order = np.argsort(table.column("idx"))  # idx is the position in the Subset
+    return indices[table.column("idx")[order]], table.vectors()[order], table.column("label")[order]
+
+
+def load_vectors() -> Vectors:
+    """The cached vectors (described on the first call: a few minutes on 2 cores)."""
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    train_labels_all = FashionMNIST("train").labels.numpy()
+    pool_ids = long_tailed(train_labels_all)
+    balanced_ids = np.sort(np.concatenate([np.flatnonzero(train_labels_all == c)[:1000] for c in range(CLASSES)]))
+    train_ids, train, train_labels = _describe("train", np.union1d(pool_ids, balanced_ids))
+    _, test, test_labels = _describe("test", np.arange(10_000))
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
+    return Vectors(
+        train=((train - mean) / std).astype(np.float32),
+        train_labels=train_labels,
+        train_ids=train_ids,
+        test=((test - mean) / std).astype(np.float32),
+        test_labels=test_labels,
+        pool=np.searchsorted(train_ids, pool_ids),
+        balanced=np.searchsorted(train_ids, balanced_ids),
+    )
+
+
+def make_head(dim: int, hidden: int | None, seed: int) -> nn.Module:
+    """A linear probe (hidden=None) or a one-hidden-layer MLP, initialised from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = (
+        [nn.Linear(dim, CLASSES)] if hidden is None else [nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES)]
+    )
+    head = nn.Sequential(*layers)
+    with torch.no_grad():  # overwrite the default init (global RNG) with one drawn from the seed
+        for layer in head:
+            if isinstance(layer, nn.Linear):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.uniform_(-bound, bound, generator=generator)
+    return head
+
+
+def train_probe(x: np.ndarray, y: np.ndarray, seed: int, steps: int = 300, weight_decay: float = 1e-3) -> nn.Module:
+    """A linear probe fitted full-batch with Adam (deterministic given the seed)."""
+    head = make_head(x.shape[1], None, seed)
+    optimiser = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=weight_decay)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(head(xt), yt).backward()
+        optimiser.step()
+    return head
+
+
+@torch.no_grad()
+def accuracies(head: nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Overall, macro (mean per-class) and rarest-5-classes (5-9) accuracy."""
+    predicted = head(torch.from_numpy(x)).argmax(dim=1).numpy()
+    per_class = np.array([np.mean(predicted[y == c] == c) for c in range(CLASSES)])
+    return {
+        "accuracy": float(np.mean(predicted == y)),
+        "macro_accuracy": float(per_class.mean()),
+        "tail5_accuracy": float(per_class[5:].mean()),
+    }
+
+
+def kl_to_uniform(labels: np.ndarray) -> float:
+    """KL(class histogram || uniform)."""
+    p = np.bincount(labels, minlength=CLASSES) / len(labels)
+    return float(np.sum(p[p > 0] * np.log(p[p > 0] * CLASSES)))
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean and std of b - a over paired seeds, the paired t-test and the Wilcoxon signed-rank p-values."""
+    from scipy import stats
+
+    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    t_p = float(stats.ttest_rel(b, a).pvalue) if np.any(diff != 0) else 1.0
+    w_p = float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
+    return {"mean_diff": float(diff.mean()), "std_diff": float(diff.std(ddof=1)), "t_p": t_p, "wilcoxon_p": w_p}
+
+
+def mean_std(values: list[float]) -> str:
+    """'mean ± std' with 4 significant decimals."""
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def save_json(name: str, result: dict[str, Any]) -> Path:
+    """Write a study's raw results to docs/evidence/NAME.json."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1, sort_keys=True))
+    return path
