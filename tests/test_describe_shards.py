@@ -1,34 +1,17 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_distributed import free_port
+from test_distributed import torchrun
 
 from curata import VectorTable
 from curata.describe_shards import commit_uncommitted_shards
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
-
-
-def torchrun(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        str(HERE / "describe_job.py"),
-        *args,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
 def rows(table: VectorTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +28,7 @@ def reference(tmp_path_factory) -> tuple[np.ndarray, ...]:
 
 
 def test_two_ranks_give_the_one_process_table(tmp_path, reference):
-    result = torchrun(str(tmp_path / "table"))
+    result = torchrun("describe_job.py", str(tmp_path / "table"))
     assert result.returncode == 0, result.stderr[-3000:]
     table = VectorTable.open(tmp_path / "table")
     keys, labels, vectors = rows(table)
@@ -58,12 +41,12 @@ def test_two_ranks_give_the_one_process_table(tmp_path, reference):
 
 
 def test_a_killed_rank_resumes_without_duplicates(tmp_path, reference):
-    crashed = torchrun(str(tmp_path / "table"), "1", "130")
+    crashed = torchrun("describe_job.py", str(tmp_path / "table"), "1", "130")
     assert crashed.returncode != 0
     table = VectorTable.open(tmp_path / "table")
     assert len(table) == 0  # nothing committed: the rows of finished batches wait in fragments
     assert len(list((tmp_path / "table" / "_curata_shards").glob("*.json"))) > 0
-    result = torchrun(str(tmp_path / "table"))
+    result = torchrun("describe_job.py", str(tmp_path / "table"))
     assert result.returncode == 0, result.stderr[-3000:]
     keys, labels, vectors = rows(VectorTable.open(tmp_path / "table"))
     assert len(np.unique(keys, axis=0)) == len(keys) == len(reference[0])
@@ -76,7 +59,7 @@ def test_a_killed_rank_resumes_without_duplicates(tmp_path, reference):
 def test_one_process_adopts_the_fragments_of_a_crashed_run(tmp_path, reference):
     from describe_job import run
 
-    assert torchrun(str(tmp_path / "table"), "0", "40").returncode != 0
+    assert torchrun("describe_job.py", str(tmp_path / "table"), "0", "40").returncode != 0
     run(str(tmp_path / "table"))
     keys, _, vectors = rows(VectorTable.open(tmp_path / "table"))
     order = np.lexsort((keys[:, 1], keys[:, 0]))

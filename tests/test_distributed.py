@@ -21,6 +21,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(script: str, *args: str, processes: int = 2) -> subprocess.CompletedProcess:
+    """Run tests/SCRIPT under torchrun on CPU (gloo), one thread per process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={processes}",
+        f"--master_port={free_port()}",
+        str(HERE / script),
+        *args,
+    ]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_shard_ranges_cover_rows_once():
     for n in (0, 1, 7, 100):
         for world in (1, 2, 3, 5):
@@ -45,17 +60,7 @@ def test_two_gloo_processes_equal_one(tmp_path):
 
     single = fit_all()
     out = tmp_path / "two.npz"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        str(HERE / "distributed_job.py"),
-        str(out),
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun("distributed_job.py", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     two = np.load(out)
     np.testing.assert_allclose(two["flat_centers"], single["flat_centers"], rtol=1e-4, atol=1e-4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from common import CLASSES, OUT, Vectors, save_json
+from common import CLASSES, Vectors, panels, save_figure, save_json
 
 from curata import ClusterBatchSampler, KMeans
 
@@ -83,12 +83,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _plot(result: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(CLUSTERS), figsize=(12, 3.6), sharey=True)
+    fig, axes = panels(len(CLUSTERS))
     for ax, k in zip(axes, CLUSTERS):
         for i, arm in enumerate(("random", "smart balanced", "smart proportional")):
             rows = [r for r in result["rows"] if r["clusters"] == k and r["arm"] == arm]
@@ -98,6 +93,4 @@ def _plot(result: dict[str, Any]) -> None:
         ax.set_title(f"K = {k}")
     axes[0].set_ylabel("label TV to the data set")
     axes[-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(OUT / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, NAME)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import OUT, Vectors, make_head, mean_std, paired, save_json
+from common import Vectors, make_head, mean_std, paired, panels, save_figure, save_json
 
 from curata import ClusterBatchSampler, KMeans
 
@@ -123,14 +123,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _plot(result: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rates = list(result["curves"])
-    fig, axes = plt.subplots(1, len(rates), figsize=(4 * len(rates), 3.6), sharey=True)
-    for ax, lr in zip(np.atleast_1d(axes), rates):
+    fig, axes = panels(len(rates))
+    for ax, lr in zip(axes, rates):
         for i, (arm, runs) in enumerate(result["curves"][lr].items()):
             array = np.array(runs)
             steps = (np.arange(array.shape[1]) + 1) * result["eval_every"]
@@ -139,8 +134,6 @@ def _plot(result: dict[str, Any]) -> None:
         ax.axhline(result["target_accuracy"], color="grey", lw=0.8, ls=":")
         ax.set_title(f"lr = {lr}")
         ax.set_xlabel("SGD step")
-    np.atleast_1d(axes)[0].set_ylabel("test accuracy (mean, min-max of 16 seeds)")
-    np.atleast_1d(axes)[-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(OUT / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    axes[0].set_ylabel("test accuracy (mean, min-max of 16 seeds)")
+    axes[-1].legend(fontsize=8)
+    save_figure(fig, NAME)

@@ -143,3 +143,24 @@ def save_json(name: str, result: dict[str, Any]) -> Path:
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(result, indent=1, sort_keys=True))
     return path
+
+
+def panels(count: int, width: float = 4.0, sharey: bool = True) -> tuple[Any, list[Any]]:
+    """A headless matplotlib figure with ``count`` panels side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, count, figsize=(width * count, 3.7), sharey=sharey)
+    return fig, list(np.atleast_1d(axes))
+
+
+def save_figure(fig: Any, name: str) -> None:
+    """Write docs/evidence/NAME.png and free the figure."""
+    import matplotlib.pyplot as plt
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{name}.png", dpi=110)
+    plt.close(fig)

@@ -12,7 +12,18 @@ import time
 from typing import Any
 
 import numpy as np
-from common import CLASSES, OUT, Vectors, accuracies, kl_to_uniform, mean_std, paired, save_json, train_probe
+from common import (
+    CLASSES,
+    Vectors,
+    accuracies,
+    kl_to_uniform,
+    mean_std,
+    paired,
+    panels,
+    save_figure,
+    save_json,
+    train_probe,
+)
 
 from curata import HierarchicalKMeans, curate
 
@@ -105,12 +116,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _plot(result: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = panels(2, width=5.0, sharey=False)
     for ax, key in zip(axes, ("kl_to_uniform", "tail5_accuracy")):
         for i, method in enumerate(_methods(result)):
             for j, size in enumerate(result["sizes"]):
@@ -126,6 +132,4 @@ def _plot(result: dict[str, Any]) -> None:
         ax.set_title(key.replace("_", " "))
     axes[0].legend(fontsize=8)
     fig.suptitle("Curation of a long-tailed pool: class balance and rarest-5-class accuracy (10 seeds)")
-    fig.tight_layout()
-    fig.savefig(OUT / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, NAME)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import CLASSES, OUT, Vectors, make_head, save_json
+from common import CLASSES, Vectors, make_head, panels, save_figure, save_json
 
 from curata import ClusterBatchSampler, KMeans
 
@@ -118,12 +118,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _plot(result: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(CHECKPOINTS), figsize=(12, 3.6), sharey=True)
+    fig, axes = panels(len(CHECKPOINTS))
     for ax, checkpoint in zip(axes, CHECKPOINTS):
         for i, batch in enumerate(BATCH_SIZES):
             rows = [r for r in result["rows"] if r["checkpoint"] == checkpoint and r["batch_size"] == batch]
@@ -145,6 +140,4 @@ def _plot(result: dict[str, Any]) -> None:
     axes[0].set_ylabel("noise ratio smart / random")
     axes[-1].legend(fontsize=7)
     fig.suptitle("Mini-batch gradient noise E||g_batch - g_full||^2, smart / random")
-    fig.tight_layout()
-    fig.savefig(OUT / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, NAME)

@@ -23,6 +23,7 @@ __all__ = ["TableRows", "as_matrix", "shape_of", "MemoryShard", "StreamedShard",
 
 _MAX_WINDOW_ROWS = 1 << 20  # larger windows stop paying off: the read rate is flat above ~64k rows here
 _MIN_WINDOW_ROWS = 256
+_CONVERT_ROWS = 1 << 18  # float16 rows converted to float32 at a time when a table is loaded whole
 # labels, distances, their gathered copies and the orderings of a resampling step, per row of the table
 # (measured: a hierarchical fit grew by ~90 bytes per row beyond its windows)
 _BOOKKEEPING_BYTES_PER_ROW = 96
@@ -119,7 +120,13 @@ def as_matrix(X: Any, start: int = 0, stop: int | None = None, device: str | tor
         X = TableRows(X)
     if isinstance(X, TableRows):
         stop = len(X) if stop is None else stop
-        block = torch.from_numpy(X.read(start, stop))
+        if X.table.dtype == "float32":
+            block = torch.from_numpy(X.read(start, stop))
+        else:  # convert window by window: never the whole float16 copy beside the float32 one
+            out = np.empty((max(0, stop - start), X.dim), dtype=np.float32)
+            for a in range(start, stop, _CONVERT_ROWS):
+                out[a - start : min(a + _CONVERT_ROWS, stop) - start] = X.read(a, min(a + _CONVERT_ROWS, stop))
+            block = torch.from_numpy(out)
     elif isinstance(X, torch.Tensor):
         block = X[start:stop]
     else:
@@ -222,7 +229,7 @@ class StreamedShard:
         self, local: torch.Tensor, start: int, total: int, memory_budget: int | None
     ) -> MemoryShard | StreamedShard:
         """The rows at sorted local positions ``local``: in memory when they fit ``memory_budget``."""
-        if _fits(len(local), self.source.dim, memory_budget):
+        if _fits(len(local), self.source.dim, memory_budget, len(self.source.table)):
             return MemoryShard(self.take(local), self.metric, start, total, prepared=True)
         subset = self.source.subset(local.cpu().numpy())
         return StreamedShard(subset, self.metric, start, total, self._device, self.window_rows)
@@ -250,8 +257,13 @@ def _return_large_buffers_to_the_os() -> None:
             pass
 
 
-def _fits(rows: int, dim: int, memory_budget: int | None) -> bool:
-    return memory_budget is None or rows * (dim + 1) * 4 <= memory_budget
+def _fits(rows: int, dim: int, memory_budget: int | None, table_rows: int = 0) -> bool:
+    """Whether ``rows`` float32 rows, their norms, the per-row arrays of a ``table_rows`` table and the
+    conversion window fit ``memory_budget``."""
+    if memory_budget is None:
+        return True
+    window = min(rows, _CONVERT_ROWS) * dim * _WINDOW_BYTES_PER_VALUE
+    return rows * (dim + 1) * 4 + _BOOKKEEPING_BYTES_PER_ROW * table_rows + window <= memory_budget
 
 
 def load_shard(
@@ -274,7 +286,8 @@ def load_shard(
         ('MemoryShard', [3.0, 3.0, 3.0, 3.0])
     """
     total, dim = shape_of(X)
-    if isinstance(X, (VectorTable, TableRows)) and not _fits(stop - start, dim, memory_budget):
+    on_disk = isinstance(X, (VectorTable, TableRows))
+    if on_disk and not _fits(stop - start, dim, memory_budget, len(X) if isinstance(X, VectorTable) else len(X.table)):
         assert memory_budget is not None
         table_rows = len(X) if isinstance(X, VectorTable) else len(X.table)
         for_windows = memory_budget - _BOOKKEEPING_BYTES_PER_ROW * table_rows
