@@ -51,13 +51,18 @@ def _smart_batches(clusters: np.ndarray, batch: int, count: int, seed: int, paci
     return out[:count]
 
 
-def _noise(residual: torch.Tensor, x: torch.Tensor, full: torch.Tensor, batches: list[np.ndarray]) -> float:
-    total = 0.0
+def _noise(residual: torch.Tensor, x: torch.Tensor, full: torch.Tensor, batches: list[np.ndarray]) -> list[float]:
+    """||g_batch - g_full||^2 of every batch."""
+    out = []
     for b in batches:
         ids = torch.from_numpy(b)
         g = residual[ids].T @ x[ids] / len(b)
-        total += float(((g - full) ** 2).sum())
-    return total / len(batches)
+        out.append(float(((g - full) ** 2).sum()))
+    return out
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
 def run(vectors: Vectors) -> dict[str, Any]:
