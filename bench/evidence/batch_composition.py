@@ -82,6 +82,24 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def reading(result: dict[str, Any]) -> str:
+    """For each pacing, in how many (K, B) settings the label TV is below random's, and the mean ratio."""
+    parts = []
+    for arm in ("smart balanced", "smart proportional"):
+        pairs = [
+            (r["label_tv"], q["label_tv"])
+            for r in result["rows"]
+            for q in result["rows"]
+            if r["arm"] == arm
+            and q["arm"] == "random"
+            and (r["clusters"], r["batch_size"]) == (q["clusters"], q["batch_size"])
+        ]
+        below = sum(smart < rand for smart, rand in pairs)
+        ratio = float(np.mean([smart / rand for smart, rand in pairs]))
+        parts.append(f"{arm}: label TV below random's in {below} of {len(pairs)} settings, mean ratio {ratio:.2f}")
+    return "; ".join(parts) + "."
+
+
 def _plot(result: dict[str, Any]) -> None:
     fig, axes = panels(len(CLUSTERS))
     for ax, k in zip(axes, CLUSTERS):

@@ -122,6 +122,19 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines + tests)
 
 
+def reading(result: dict[str, Any]) -> str:
+    """Per learning rate and smart arm: the sign and significance (Wilcoxon, 5 %) of the final-accuracy gap."""
+    out = []
+    for lr, arms in result["curves"].items():
+        for arm, runs in arms.items():
+            if arm == "random":
+                continue
+            test = paired([c[-1] for c in arms["random"]], [c[-1] for c in runs])
+            significant = "significant" if test["wilcoxon_p"] < 0.05 else "not significant"
+            out.append(f"lr {lr}, {arm}: {test['mean_diff']:+.4f} ({significant}, p = {test['wilcoxon_p']:.3g})")
+    return "Final accuracy, smart minus random: " + "; ".join(out) + "."
+
+
 def _plot(result: dict[str, Any]) -> None:
     rates = list(result["curves"])
     fig, axes = panels(len(rates))

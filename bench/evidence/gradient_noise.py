@@ -88,18 +88,19 @@ def run(vectors: Vectors) -> dict[str, Any]:
             residual = probabilities - torch.nn.functional.one_hot(y, CLASSES).float()
             full = residual.T @ x / len(x)
         for batch in BATCH_SIZES:
-            random_noise = _noise(residual, x, full, _random_batches(len(x), batch, BATCHES, seed=2))
+            random_noise = _mean_se(_noise(residual, x, full, _random_batches(len(x), batch, BATCHES, seed=2)))
             for k in CLUSTERS:
                 row = {
                     "checkpoint": checkpoint,
                     "batch_size": batch,
                     "clusters": k,
-                    "random": random_noise,
+                    "random": random_noise[0],
+                    "random_se": random_noise[1],
                     "full_grad_sq": float((full**2).sum()),
                 }
                 for pacing in ("balanced", "proportional"):
                     batches = _smart_batches(clusterings[k], batch, BATCHES, seed=2, pacing=pacing)
-                    row[f"smart_{pacing}"] = _noise(residual, x, full, batches)
+                    row[f"smart_{pacing}"], row[f"smart_{pacing}_se"] = _mean_se(_noise(residual, x, full, batches))
                 rows.append(row)
         print(f"  gradient noise: checkpoint {checkpoint} done ({time.perf_counter() - start:.0f} s)", flush=True)
     result = {"hypothesis": HYPOTHESIS, "batches_per_estimate": BATCHES, "rows": rows}
@@ -110,16 +111,39 @@ def run(vectors: Vectors) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
+        f"Mean over {result['batches_per_estimate']} batches ± its standard error; ratio = smart / random ± its "
+        "propagated standard error (a ratio within about 2 SE of 1 is no difference).",
+        "",
         "| SGD steps | B | K | random | smart, balanced | ratio | smart, proportional | ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
-        lines.append(
-            f"| {r['checkpoint']} | {r['batch_size']} | {r['clusters']} | {r['random']:.4g} | "
-            f"{r['smart_balanced']:.4g} | {r['smart_balanced'] / r['random']:.3f} | {r['smart_proportional']:.4g} | "
-            f"{r['smart_proportional'] / r['random']:.3f} |"
-        )
+        cells = [f"{r['random']:.4g} ± {r['random_se']:.2g}"]
+        for pacing in ("balanced", "proportional"):
+            mean, se = r[f"smart_{pacing}"], r[f"smart_{pacing}_se"]
+            ratio = mean / r["random"]
+            ratio_se = ratio * float(np.hypot(se / mean, r["random_se"] / r["random"]))
+            cells += [f"{mean:.4g} ± {se:.2g}", f"{ratio:.3f} ± {ratio_se:.3f}"]
+        lines.append(f"| {r['checkpoint']} | {r['batch_size']} | {r['clusters']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def reading(result: dict[str, Any]) -> str:
+    """How many (checkpoint, B, K) settings show a ratio more than 2 standard errors away from 1, per pacing."""
+    parts = []
+    for pacing in ("balanced", "proportional"):
+        lower = higher = 0
+        for r in result["rows"]:
+            mean, se = r[f"smart_{pacing}"], r[f"smart_{pacing}_se"]
+            gap = mean - r["random"]
+            if abs(gap) > 2 * float(np.hypot(se, r["random_se"])):
+                lower, higher = lower + (gap < 0), higher + (gap > 0)
+        ratios = [r[f"smart_{pacing}"] / r["random"] for r in result["rows"]]
+        parts.append(
+            f"'{pacing}' pacing: lower noise than random in {lower} of {len(ratios)} settings, higher in "
+            f"{higher}, no clear difference in the rest (ratios {min(ratios):.2f} to {max(ratios):.2f})"
+        )
+    return "; ".join(parts) + "."
 
 
 def _plot(result: dict[str, Any]) -> None:

@@ -61,26 +61,30 @@ def main() -> None:
         f"({time.perf_counter() - started:.0f} s)",
         flush=True,
     )
-    timings: dict[str, float] = {}
+    vectors_seconds = time.perf_counter() - started
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     for name in chosen:
         start = time.perf_counter()
         STUDIES[name][1].run(vectors)
-        timings[name] = time.perf_counter() - start
+        path = OUT / f"{name}.json"
+        result = json.loads(path.read_text())
+        result["ran"] = {"seconds": time.perf_counter() - start, "date": str(date.today()), "machine": machine}
+        path.write_text(json.dumps(result, indent=1, sort_keys=True))
     total = time.perf_counter() - started
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    results = {n: json.loads((OUT / f"{n}.json").read_text()) for n in STUDIES if (OUT / f"{n}.json").exists()}
+    runs = ", ".join(f"{n} {r['ran']['seconds']:.0f} s ({r['ran']['date']})" for n, r in results.items())
     sections = [
         INTRO,
-        f"Generated {date.today()} on {machine}; this run took {total / 60:.1f} min "
-        f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}).",
+        f"Machine: {machine}. Time per study: {runs}. Describing the vectors takes about 2.5 min on the first "
+        f"run and is cached after that ({vectors_seconds:.0f} s this time).",
         "",
         'See also the short summary in the README\'s "What it does to your data".',
         "",
     ]
     for name, (title, module) in STUDIES.items():
-        path = OUT / f"{name}.json"
-        if not path.exists():
+        if name not in results:
             continue
-        result = json.loads(path.read_text())
+        result = results[name]
         sections += [
             f"## {title}",
             "",
@@ -91,6 +95,8 @@ def main() -> None:
             "**Result.**",
             "",
             module.markdown(result),
+            "",
+            f"**Reading** (computed from the numbers above). {module.reading(result)}",
             "",
             f"![{title}](evidence/{name}.png)",
             "",
