@@ -88,7 +88,8 @@ class HierarchicalKMeans:
         n_splits: when set, each level's k-means is two-step: ceil(k_t / n_splits) coarse clusters, then each is
             split by a local k-means into a number of clusters proportional to its size (k_t in all).
         seed: seed of every random choice (each level and step derives its own).
-        **kmeans_kwargs: passed to every ``KMeans`` (n_iter, metric, device, max_points_per_centroid, ...).
+        **kmeans_kwargs: passed to every ``KMeans`` (n_iter, metric, device, max_points_per_centroid, ...);
+            ``memory_budget`` (bytes) streams a VectorTable larger than it from disk at every level and step.
 
     Learned: ``labels_`` (rows, T) cluster of every row at every level; ``centroids_`` list of (k_t, dim);
     ``sizes_`` list of (k_t,) rows per cluster; ``distances_`` (rows,) squared distance of each row to its level-1
