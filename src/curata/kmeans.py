@@ -199,7 +199,8 @@ class KMeans:
         memory_budget: bytes the fit may hold (at least 1 MiB). A VectorTable (or TableRows) whose float32 rows
             exceed it is streamed from disk on every pass: ~96 bytes per row are set aside for labels, distances
             and orderings, and the rest of the budget holds the windows of rows being read. The k-means++ sample
-            (``init_size`` rows), a fit sample that fits the budget and O(k * dim) centroids come on top.
+            (``init_size`` rows), a fit sample that fits the budget and O(k * dim) centroids come on top. On
+            glibc, streaming sets the process's mmap threshold to 1 MiB so that freed windows return to the OS.
         seed: seed of every random choice.
 
     Learned: ``cluster_centers_`` (k, dim), ``labels_`` (rows,), ``distances_`` (rows,: squared distance of each row
