@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from curata.vectorize import Vectorizer
 __all__ = ["describe", "Embedder"]
 
 Embedder = Callable[[Any], torch.Tensor]
-_COMMIT_SECONDS = 60.0  # an uninterrupted job never risks more than this much work between commits
 
 
 class _Rows(Dataset):
@@ -174,9 +172,9 @@ def describe(
         assert table is not None
         return table
 
+    loader = loader_kwargs(batch_size, num_workers, collate_fn)
     if world > 1:
         create = {"dtype": dtype, "fingerprint": fingerprint}
-        loader = loader_kwargs(batch_size, num_workers, collate_fn)
         return describe_shards(
             source,
             pending,
@@ -190,30 +188,26 @@ def describe(
             loader,
             (data_key, label_key),
         )
-    batches = embedded_batches(
-        source, pending, embed, vectorizer, loader_kwargs(batch_size, num_workers, collate_fn), (data_key, label_key)
-    )
+    batches = embedded_batches(source, pending, embed, vectorizer, loader, (data_key, label_key))
     buffer = RowBuffer()
     dim = table.dim if table is not None else None
     has_label: bool | None = table.has_labels if table is not None else None
-    last_commit = time.monotonic()
 
     def commit() -> None:
-        nonlocal table, last_commit
+        nonlocal table
         if table is None:
             assert dim is not None
             table = VectorTable.create(path, dim=dim, dtype=dtype, has_label=bool(has_label), fingerprint=fingerprint)
         if buffer.rows:
             idx, idx_vector, vectors, labels = buffer.take()
             table.append(idx, idx_vector, vectors, labels if has_label else None)
-        last_commit = time.monotonic()
 
     bar = progress_bar(total, total - len(pending), progress)
     try:
         for batch in batches:
             dim, has_label = check_consistent(batch, dim, has_label)
             buffer.add(*batch.columns())
-            if buffer.rows >= commit_rows or time.monotonic() - last_commit > _COMMIT_SECONDS:
+            if buffer.due(commit_rows):
                 commit()
             bar.update(batch.samples)
         commit()

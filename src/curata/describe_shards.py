@@ -9,9 +9,9 @@ whatever the new world size.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from curata.table import VectorTable
 __all__ = ["commit_uncommitted_shards", "describe_shards"]
 
 _SHARDS_DIR = "_curata_shards"
-_COMMIT_SECONDS = 60.0
 
 
 def _manifests(path: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -112,25 +111,21 @@ def describe_shards(
         table = VectorTable.open(path)
     dim, has_label = table.dim, table.has_labels
     buffer = RowBuffer()
-    last_write = time.monotonic()
 
     def write() -> None:
-        nonlocal last_write
         if buffer.rows:
             idx, idx_vector, vectors, labels = buffer.take()
             fragments = table.write_fragments(idx, idx_vector, vectors, labels if has_label else None)
             _write_manifest(table, fragments, idx, rank)
-        last_write = time.monotonic()
 
     bar = progress_bar(stop - start, 0, progress and rank == 0)
     try:
-        while first is not None:
-            dim, has_label = check_consistent(first, dim, has_label)
-            buffer.add(*first.columns())
-            if buffer.rows >= commit_rows or time.monotonic() - last_write > _COMMIT_SECONDS:
+        for batch in itertools.chain([] if first is None else [first], batches):
+            dim, has_label = check_consistent(batch, dim, has_label)
+            buffer.add(*batch.columns())
+            if buffer.due(commit_rows):
                 write()
-            bar.update(first.samples)
-            first = next(batches, None)
+            bar.update(batch.samples)
         write()
     finally:
         if buffer.rows:

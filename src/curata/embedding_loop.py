@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from curata.vectorize import Vectorizer
 __all__ = ["EmbeddedBatch", "RowBuffer", "embedded_batches", "check_consistent", "loader_kwargs", "progress_bar"]
 
 Embedder = Callable[[Any], torch.Tensor]
+COMMIT_SECONDS = 60.0  # an uninterrupted job never risks more than this much work between writes
 
 
 class _Pending(Dataset):
@@ -83,6 +85,11 @@ class RowBuffer:
     def __init__(self) -> None:
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.rows = 0
+        self.since = time.monotonic()
+
+    def due(self, commit_rows: int) -> bool:
+        """Whether the rows should be written now: ``commit_rows`` of them, or a minute since the last write."""
+        return self.rows >= commit_rows or time.monotonic() - self.since > COMMIT_SECONDS
 
     def add(self, *columns: np.ndarray) -> None:
         self.parts.append(columns)
@@ -90,7 +97,7 @@ class RowBuffer:
 
     def take(self) -> list[np.ndarray]:
         merged = [np.concatenate(col) for col in zip(*self.parts, strict=True)]
-        self.parts, self.rows = [], 0
+        self.parts, self.rows, self.since = [], 0, time.monotonic()
         return merged
 
 
