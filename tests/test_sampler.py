@@ -69,6 +69,26 @@ def test_same_seed_same_batches_other_epoch_other_batches():
     assert list(ClusterBatchSampler(clusters, 16, seed=4)) != first
 
 
+def test_shuffle_inside_clusters_is_uniform_and_independent():
+    # clusters 0 and 1 have the same size, so one vectorised call shuffles both: their orders must still be
+    # uniform and independent of each other; cluster 2 (size 3) is shuffled in another call
+    clusters = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
+    sampler = ClusterBatchSampler(clusters, 3, seed=0)
+    pairs, orders = np.zeros((4, 4)), {}
+    epochs = 3200
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        draws = np.concatenate(list(sampler))
+        firsts = [int(draws[clusters[draws] == c][0]) for c in range(3)]
+        pairs[firsts[0], firsts[1] - 4] += 1
+        order = tuple(draws[clusters[draws] == 2].tolist())
+        orders[order] = orders.get(order, 0) + 1
+    expected = epochs / 16
+    assert np.abs(pairs - expected).max() < 5 * np.sqrt(expected)
+    assert len(orders) == 6
+    assert max(abs(n - epochs / 6) for n in orders.values()) < 5 * np.sqrt(epochs / 6)
+
+
 def test_unshuffled_is_in_id_order():
     sampler = ClusterBatchSampler(np.array([1, 0, 1, 0, 2]), 2, shuffle=False)
     assert list(sampler) == [[1, 0], [4, 3], [2]]

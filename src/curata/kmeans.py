@@ -14,6 +14,7 @@ import torch
 
 from curata.checks import check_int
 from curata.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
+from curata.nearest import chunk_rows, nearest_centroids
 from curata.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
 
 __all__ = ["KMeans", "assign", "as_matrix"]
@@ -49,14 +50,6 @@ def _check_finite(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} holds NaN or inf")
 
 
-def _chunk_rows(chunk_size: int | str, k: int) -> int:
-    if chunk_size != "auto":
-        return int(chunk_size)
-    # about 4 MB of float32 scores per (rows, centroid tile) block: large enough for an efficient GEMM, small
-    # enough to stay in cache (1,024 rows at k = 1,000 beat 4,096 rows by 15-20 % here)
-    return 1 << max(7, min(16, int(math.log2(max(1, (1 << 20) // min(k, _CENTROID_TILE))))))
-
-
 def _gather_rows(shard: _Shard, ids: torch.Tensor) -> torch.Tensor:
     """The rows with global ids ``ids`` (each owned by exactly one rank) on every rank."""
     local = ids.to(shard.device) - shard.start
@@ -74,75 +67,6 @@ def _sq_distances(shard: MemoryShard, centers: torch.Tensor, metric: str) -> tor
     assert shard.x_sq is not None
     scores = torch.addmm((centers * centers).sum(dim=1).unsqueeze(0), shard.x, centers.T, alpha=-2.0)
     return scores.add_(shard.x_sq.unsqueeze(1)).clamp_(min=0.0)
-
-
-_CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
-
-
-def _assign_shard(
-    shard: _Shard, centers: torch.Tensor, metric: str, chunk: int, with_sums: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Labels and squared distances of the shard's rows; with ``with_sums``, a (k, dim + 1) float64 tensor of
-    per-cluster sums with the counts in the last column.
-
-    Rows go in chunks and centroids in tiles, each tile's (rows, tile) scores reduced to a running minimum.
-    Scores are ||c||^2 - 2 x.c for l2 and -x.c for cosine, so that the nearest centroid is always the minimum.
-    """
-    n, k, device = shard.rows, len(centers), shard.device
-    dim = centers.shape[1]
-    labels = torch.empty(n, dtype=torch.long, device=device)
-    best = torch.empty(n, dtype=torch.float32, device=device)
-    tile = min(k, _CENTROID_TILE)
-    centers_t = (centers.T if metric == "l2" else -centers.T).contiguous()
-    c_sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
-    scores = torch.empty(min(chunk, n) * tile, dtype=torch.float32, device=device)
-    tile_labels = torch.empty(min(chunk, n), dtype=torch.long, device=device)
-    sums = torch.zeros((k, dim), dtype=torch.float64, device=device) if with_sums else None
-    # Chunk sums are staged in float32 and flushed to the float64 totals every `flush` rows (a few thousand terms
-    # per float32 sum at most), so that the (k, dim) flush costs little next to the rows it covers.
-    flush = max(chunk, 4 * k)
-    stage = torch.zeros((k, dim), dtype=torch.float32, device=device) if with_sums else None
-    staged = 0
-    on_cpu = device.type == "cpu"
-    positions = np.arange(min(chunk, n))
-    for s, block, block_sq in shard.blocks(chunk):
-        rows = len(block)
-        e = s + rows
-        for t0 in range(0, k, tile):
-            t1 = min(t0 + tile, k)
-            out = scores[: rows * (t1 - t0)].view(rows, t1 - t0)
-            if c_sq is not None:
-                torch.addmm(c_sq[:, t0:t1], block, centers_t[:, t0:t1], alpha=-2.0, out=out)
-            else:
-                torch.mm(block, centers_t[:, t0:t1], out=out)
-            if on_cpu:  # numpy's SIMD argmin is ~9x faster than torch.min(dim=1) with indices on CPU
-                out_np, where = out.numpy(), tile_labels[:rows].numpy()
-                np.argmin(out_np, axis=1, out=where)
-                values = torch.from_numpy(out_np[positions[:rows], where])
-                found = tile_labels[:rows]
-            else:
-                values, found = out.min(dim=1)
-            if t0 == 0:
-                best[s:e], labels[s:e] = values, found
-            else:
-                better = values < best[s:e]
-                best[s:e] = torch.where(better, values, best[s:e])
-                labels[s:e] = torch.where(better, found + t0, labels[s:e])
-        if block_sq is not None:
-            best[s:e].add_(block_sq).clamp_(min=0.0)
-        else:
-            best[s:e].mul_(2.0).add_(2.0).clamp_(min=0.0)
-        if stage is not None and sums is not None:
-            stage.index_add_(0, labels[s:e], block)
-            staged += rows
-            if staged >= flush or e == n:
-                sums += stage
-                stage.zero_()
-                staged = 0
-    if sums is not None:
-        counts = torch.bincount(labels, minlength=k).to(torch.float64)
-        sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
-    return labels, best, sums
 
 
 def assign(
@@ -172,9 +96,9 @@ def assign(
     centers = as_matrix(centroids, device=device)
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
-    chunk = _chunk_rows(chunk_size, len(centers))
+    chunk = chunk_rows(chunk_size, len(centers))
     shard = load_shard(X, start, stop, metric, device, _check_budget(memory_budget), chunk)
-    labels, best, _ = _assign_shard(shard, centers, metric, chunk, False)
+    labels, best, _ = nearest_centroids(shard, centers, metric, chunk, False)
     counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
     return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
 
@@ -322,7 +246,7 @@ class KMeans:
         for _ in range(self.n_init):
             centers = self._initial_centers(fit_set, generator, world)
             centers, iterations = self._lloyd(fit_set, centers)
-            labels, distances, _ = _assign_shard(data, centers, self.metric, self._chunk, False)
+            labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False)
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1)).item()
             if best is None or inertia < best[0]:
                 best = (inertia, centers, iterations, labels, distances)
@@ -336,7 +260,7 @@ class KMeans:
 
     @property
     def _chunk(self) -> int:
-        return _chunk_rows(self.chunk_size, int(self.n_clusters))
+        return chunk_rows(self.chunk_size, int(self.n_clusters))
 
     def _subsample(self, data: _Shard, size: int, generator: torch.Generator, world: int) -> _Shard:
         """A seeded sample of ``size`` global rows; each rank keeps the sampled rows it owns, in row order."""
@@ -403,7 +327,7 @@ class KMeans:
         iterations = 0
         for _ in range(int(self.n_iter)):
             iterations += 1
-            _, distances, sums = _assign_shard(data, centers, self.metric, self._chunk, True)
+            _, distances, sums = nearest_centroids(data, centers, self.metric, self._chunk, True)
             assert sums is not None
             sums = all_reduce_sum(sums)  # the last column holds the counts: one collective per iteration
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1).cpu()).item()
@@ -448,7 +372,7 @@ class KMeans:
         centers = self._fitted_centers(X)
         n, _ = shape_of(X)
         shard = load_shard(X, 0, n, self.metric, self.device, self.memory_budget, self._chunk)
-        labels, distances, _ = _assign_shard(shard, centers, self.metric, self._chunk, False)
+        labels, distances, _ = nearest_centroids(shard, centers, self.metric, self._chunk, False)
         if not bool(torch.isfinite(distances).all()):
             raise ValueError("X holds NaN or inf")
         return labels.cpu().numpy()
