@@ -9,6 +9,7 @@
 Goal: ratio <= 1.0 in both, >= 80 % of peak.
 
     python bench/kmeans.py [--rows 200000 --dim 384 --k 1000 --iters 20] [--assign-rows 1000000 --assign-k 10000]
+                           [--repeats 3]
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def lloyd(args: argparse.Namespace) -> None:
     faiss_time = float(np.median(results["faiss.Kmeans"]))
     print(
         f"## Lloyd: {args.rows} x {args.dim} float32, k = {args.k}, {args.iters} iterations, same init, "
-        f"median of {args.repeats}; sgemm peak {peak:.0f} GFLOP/s"
+        f"median of {args.repeats}; sgemm peak {peak:.0f} GFLOP/s; ratio ours / faiss per repeat: "
+        + ", ".join(f"{a / b:.2f}" for a, b in zip(results["curata.KMeans"], results["faiss.Kmeans"], strict=True))
     )
     print()
     print("| implementation | s / iteration | ratio to faiss | % of sgemm peak | final inertia |")
@@ -126,26 +128,30 @@ def assign_once(impl: str, rows: int, dim: int, k: int) -> dict[str, float]:
 
 
 def assignment(args: argparse.Namespace) -> None:
-    out = {}
-    for impl in ("curata", "faiss"):
-        command = [
-            sys.executable,
-            __file__,
-            "--assign-only",
-            impl,
-            "--assign-rows",
-            str(args.assign_rows),
-            "--dim",
-            str(args.dim),
-            "--assign-k",
-            str(args.assign_k),
-        ]
-        out[impl] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    runs: dict[str, list[dict[str, float]]] = {"curata": [], "faiss": []}
+    for _ in range(args.repeats):  # alternated, each in a fresh process, so that drift hits both alike
+        for impl in runs:
+            command = [
+                sys.executable,
+                __file__,
+                "--assign-only",
+                impl,
+                "--assign-rows",
+                str(args.assign_rows),
+                "--dim",
+                str(args.dim),
+                "--assign-k",
+                str(args.assign_k),
+            ]
+            runs[impl].append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
+    out = {impl: {key: float(np.median([r[key] for r in rs])) for key in rs[0]} for impl, rs in runs.items()}
+    ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["curata"], runs["faiss"], strict=True)]
     flops = 2 * args.assign_rows * args.assign_k * args.dim
     peak = sgemm_peak()
+    same = all(a["checksum"] == b["checksum"] for a, b in zip(runs["curata"], runs["faiss"], strict=True))
     print(
-        f"## Assignment: {args.assign_rows} x {args.dim} to {args.assign_k} centroids (fresh process each; "
-        f"same labels: {out['curata']['checksum'] == out['faiss']['checksum']})"
+        f"## Assignment: {args.assign_rows} x {args.dim} to {args.assign_k} centroids (fresh process each, median "
+        f"of {args.repeats}; same labels: {same}; ratio per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print()
     print("| implementation | seconds | ratio to faiss | % of sgemm peak | extra memory (MB) |")
@@ -165,7 +171,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--iters", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--assign-rows", type=int, default=1_000_000)
     parser.add_argument("--assign-k", type=int, default=10_000)
     parser.add_argument("--skip-assign", action="store_true")
