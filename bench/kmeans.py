@@ -37,8 +37,18 @@ def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:
     return out
 
 
-def sgemm_peak(repeats: int = 5) -> float:
+def sgemm_peak(repeats: int = 5, device: str = "cpu") -> float:
     """Best GFLOP/s of a large float32 matrix product, torch (MKL) or numpy (OpenBLAS), after a warm-up."""
+    if device != "cpu":
+        a = torch.randn(8192, 8192, device=device)
+        best = 0.0
+        for _ in range(repeats + 1):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ a
+            torch.cuda.synchronize()
+            best = max(best, 2 * 8192**3 / (time.perf_counter() - start) / 1e9)
+        return best
     a = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0))
     out = torch.empty(4096, 4096)
     an = a.numpy()
@@ -62,11 +72,12 @@ def lloyd(args: argparse.Namespace) -> None:
     X = mixture(args.rows, args.dim, args.k, 0)
     init = X[np.random.default_rng(1).choice(args.rows, args.k, replace=False)]
     flops = 2 * args.rows * args.k * args.dim
-    peak = sgemm_peak()
+    peak = sgemm_peak(device=args.device)
     results: dict[str, list[float]] = {"curata.KMeans": [], "faiss.Kmeans": [], "scikit-learn KMeans": []}
     inertia: dict[str, float] = {}
     for _ in range(args.repeats):  # interleaved so that drift in machine speed hits every contender alike
-        ours = KMeans(args.k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split")  # faiss splits too
+        # empty clusters split, as faiss does
+        ours = KMeans(args.k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
         start = time.perf_counter()
         ours.fit(X)
         # fit = `iters` assignments + updates, then one final assignment for labels_ and inertia_
@@ -107,7 +118,7 @@ def _rss_kib(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def assign_once(impl: str, rows: int, dim: int, k: int) -> dict[str, float]:
+def assign_once(impl: str, rows: int, dim: int, k: int, device: str = "cpu") -> dict[str, float]:
     X = mixture(rows, dim, 1000, 2)
     centroids = mixture(k, dim, 1000, 3)
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS mark left by generating the data
@@ -115,7 +126,7 @@ def assign_once(impl: str, rows: int, dim: int, k: int) -> dict[str, float]:
     base = _rss_kib("VmRSS")
     start = time.perf_counter()
     if impl == "curata":
-        labels, _ = assign(X, centroids)
+        labels, _ = assign(X, centroids, device=device)
     else:
         import faiss
 
@@ -142,12 +153,14 @@ def assignment(args: argparse.Namespace) -> None:
                 str(args.dim),
                 "--assign-k",
                 str(args.assign_k),
+                "--device",
+                args.device,
             ]
             runs[impl].append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
     out = {impl: {key: float(np.median([r[key] for r in rs])) for key in rs[0]} for impl, rs in runs.items()}
     ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["curata"], runs["faiss"], strict=True)]
     flops = 2 * args.assign_rows * args.assign_k * args.dim
-    peak = sgemm_peak()
+    peak = sgemm_peak(device=args.device)
     same = all(a["checksum"] == b["checksum"] for a, b in zip(runs["curata"], runs["faiss"], strict=True))
     print(
         f"## Assignment: {args.assign_rows} x {args.dim} to {args.assign_k} centroids (fresh process each, median "
@@ -175,14 +188,16 @@ def main() -> None:
     parser.add_argument("--assign-rows", type=int, default=1_000_000)
     parser.add_argument("--assign-k", type=int, default=10_000)
     parser.add_argument("--skip-assign", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where curata runs (faiss and scikit-learn stay on CPU)")
     parser.add_argument("--assign-only", choices=["curata", "faiss"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.assign_only:
-        print(json.dumps(assign_once(args.assign_only, args.assign_rows, args.dim, args.assign_k)))
+        print(json.dumps(assign_once(args.assign_only, args.assign_rows, args.dim, args.assign_k, args.device)))
         return
     print(
         f"# bench/kmeans.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}"
+        f"torch {torch.__version__}, curata on {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
     )
     print()
     lloyd(args)
