@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from curata import KMeans
+from curata.cpu_gemm import numpy_gemm_preferred
 from curata.kmeans import assign
 
 
@@ -197,6 +198,7 @@ def main() -> None:
     print(
         f"# bench/kmeans.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, curata on {args.device}"
+        + (f", CPU GEMMs by {'numpy' if numpy_gemm_preferred() else 'torch'}" if args.device == "cpu" else "")
         + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
     )
     print()

@@ -186,8 +186,8 @@ class MemoryShard:
 class StreamedShard:
     """Rows [start, start + len(source)) of ``total``, read from disk window by window on every pass.
 
-    Windows hold a multiple of the engines' chunk, so that chunk boundaries, and with them every floating-point
-    sum, are those of a ``MemoryShard`` of the same rows.
+    Windows hold a multiple of the engines' chunk (or, under a small budget, a piece of one), so that chunk
+    boundaries, and with them every floating-point sum, are those of a ``MemoryShard`` of the same rows.
     """
 
     def __init__(
@@ -209,11 +209,22 @@ class StreamedShard:
 
     def blocks(self, chunk: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
         """(local start, rows, squared norms or None) in chunks of ``chunk`` rows, read a window at a time."""
-        # a multiple of the chunk keeps the chunk boundaries, and so every sum, of the in-memory path
-        window = self.window_rows // chunk * chunk if self.window_rows >= chunk else self.window_rows
-        chunk = min(chunk, window)
-        for a in range(0, self.rows, window):
-            raw = torch.from_numpy(self.source.read(a, min(a + window, self.rows)))
+        # Windows of whole chunks, or pieces of one chunk, keep the chunk boundaries, and so every sum, of the
+        # in-memory path: no block spans two chunks.
+        if self.window_rows >= chunk:
+            window = self.window_rows // chunk * chunk
+            reads = [(a, min(a + window, self.rows)) for a in range(0, self.rows, window)]
+        else:
+            piece = -(-chunk // -(-chunk // self.window_rows))  # equal pieces of at most window_rows rows
+            reads = [
+                (c + p, min(c + p + piece, c + chunk, self.rows))
+                for c in range(0, self.rows, chunk)
+                for p in range(0, chunk, piece)
+                if c + p < self.rows
+            ]
+            chunk = piece
+        for a, b in reads:
+            raw = torch.from_numpy(self.source.read(a, b))
             x, x_sq = _prepare(raw.to(device=self._device, dtype=torch.float32), self.metric)
             del raw
             for s in range(0, len(x), chunk):
