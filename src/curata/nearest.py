@@ -24,6 +24,7 @@ from curata.rows import MemoryShard, StreamedShard
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids"]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once
+_UNIT_ROUNDOFF = 2.0**-24
 CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
 
 
@@ -51,13 +52,23 @@ class _Centroids:
         self.t = (centers.T * (-2.0 if metric == "l2" else -1.0)).contiguous()  # scaling by -2 is exact in float32
         self.sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
         self.t_np = self.t.numpy() if numpy_gemm else None
+        # a score sums `dim` float32 products of rows of norm |x| and centroids of norm at most this
+        self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
+        self.unit_slack = (self.dim + 4) * _UNIT_ROUNDOFF
+
+    def score_slack(self, block_sq: torch.Tensor | None) -> torch.Tensor | float:
+        """How far a row's scores may be off from exact: dim * u * (|x| + max |c|)^2, a bound on the rounding of
+        a ``dim``-term float32 dot product and of the norms added to it (cosine: unit rows and centroids)."""
+        if block_sq is None:
+            return 4.0 * self.unit_slack
+        return torch.square(torch.sqrt(block_sq) + self.largest_norm) * self.unit_slack
 
     def distances(self, block: torch.Tensor, labels: torch.Tensor, out: torch.Tensor, work: torch.Tensor) -> None:
         """Squared distances of the rows of ``block`` to the centroids ``labels``, as sum((x - c)^2), through a
         ``work`` buffer of (rows, dim) floats, a few rows at a time.
 
         The scores pick the labels, but a score ||c||^2 - 2 x.c rounds differently with the GEMM's blocking (the
-        rows around it, the BLAS), and loses digits to cancellation; this sum depends on the row alone, so the
+        rows around it, the BLAS) and loses digits to cancellation; this sum depends on the row alone, so the
         distances (and whatever is ranked by them) are the same whatever the chunking, ranks or threads.
         """
         step = len(work)
@@ -90,15 +101,18 @@ class _Worker:
         self.scores = torch.empty(chunk * self.tile, dtype=torch.float32, device=device)
         self.positions = np.arange(chunk)
         self.on_cpu = device.type == "cpu"
-        # per row of a block: the two best candidates (score, column), and their squared distances
-        self.found = torch.empty((2, chunk), dtype=torch.long, device=device)
-        self.top = torch.empty((2, chunk), dtype=torch.float32, device=device)
+        # per row of a block: the best two scores and the second's column
+        self.first = torch.empty(chunk, dtype=torch.float32, device=device)
+        self.second = torch.empty(chunk, dtype=torch.float32, device=device)
+        self.second_at = torch.empty(chunk, dtype=torch.long, device=device)
         self.work = torch.empty((min(chunk, _DISTANCE_ROWS), dim), dtype=torch.float32, device=device)
-        self.other = torch.empty(chunk, dtype=torch.float32, device=device)
         # outputs for the rows a bounded pass scores
         self.some_best = torch.empty(chunk, dtype=torch.float32, device=device)
         self.some_labels = torch.empty(chunk, dtype=torch.long, device=device)
         self.scored = 0
+        # A Lloyd pass (with sums) only adds its distances up into the inertia; the others report them, and rank
+        # rows by them (resampling), so they get the sums of squares that follow the row alone.
+        self.exact_distances = not with_sums
         # Chunk sums are staged in float32 and flushed to the float64 totals every `flush` rows (a few thousand terms
         # per float32 sum at most), so that the (k, dim) flush costs little next to the rows it covers.
         self.sums = torch.zeros((k, dim), dtype=torch.float64, device=device) if with_sums else None
@@ -120,7 +134,7 @@ class _Worker:
             m = rows if stale is None else len(stale)
             if m == rows:
                 second = self._search(block, block_sq, labels, best)
-                bounds.record(s, None, second, block_sq)
+                bounds.record(s, None, second)
             elif m:
                 assert stale is not None
                 some, some_sq = block[stale], (block_sq[stale] if block_sq is not None else None)
@@ -128,7 +142,7 @@ class _Worker:
                 second = self._search(some, some_sq, some_labels, some_best)
                 labels[stale] = some_labels
                 best[stale] = some_best
-                bounds.record(s, stale, second, some_sq)
+                bounds.record(s, stale, second)
             self.scored += m
         if self.stage is not None:
             self.stage.index_add_(0, labels, block)
@@ -139,17 +153,10 @@ class _Worker:
     def _search(
         self, block: torch.Tensor, block_sq: torch.Tensor | None, labels: torch.Tensor, best: torch.Tensor
     ) -> torch.Tensor:
-        """Nearest centroid of every row of ``block`` and its squared distance; returns a squared distance that no
-        other centroid is nearer than, up to the rounding of the scores (for the bounds).
-
-        The GEMM's scores pick the two best candidates; their distances, summed as (x - c)^2, decide between them
-        (ties: the lower index). Scores ||c||^2 - 2 x.c lose digits to cancellation and round differently with
-        the GEMM's blocking (the rows around, the BLAS, the thread count), so near-ties would otherwise go either
-        way with the chunking or the number of ranks; the sums depend on the row alone.
-        """
+        """Nearest centroid of every row of ``block`` and its squared distance; returns, per row, a squared
+        distance that no other centroid is nearer than, up to the rounding of the scores (for the bounds)."""
         rows = len(block)
-        first, second = self.top[0, :rows], self.top[1, :rows]
-        first_at, second_at = self.found[0, :rows], self.found[1, :rows]
+        first, second, first_at, second_at = self.first[:rows], self.second[:rows], labels, self.second_at[:rows]
         for t0 in range(0, self.k, self.tile):
             t1 = min(t0 + self.tile, self.k)
             out = self.scores[: rows * (t1 - t0)].view(rows, t1 - t0)
@@ -161,47 +168,59 @@ class _Worker:
                 torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
             else:
                 torch.mm(block, self.centers_t[:, t0:t1], out=out)
-            values, at, runner_values, runner_at = self._tile_best_two(out)
-            at, runner_at = at + t0, runner_at + t0
+            values, at, runner_up, runner_at = self._tile_best_two(out)
             if t0 == 0:
                 first.copy_(values)
                 first_at.copy_(at)
-                second.copy_(runner_values)
+                second.copy_(runner_up)
                 second_at.copy_(runner_at)
                 continue
+            at.add_(t0)
+            runner_at.add_(t0)
             better = values < first
-            # the new second: the old first if this tile's best beats it, else the better of old second and it
-            keep_old = torch.where(better, first < runner_values, second <= values)
-            second_from = torch.where(better, first_at, second_at)
-            second_value = torch.where(better, first, second)
-            new_second = torch.where(better, runner_values, values)
-            new_second_at = torch.where(better, runner_at, at)
-            second.copy_(torch.where(keep_old, second_value, new_second))
-            second_at.copy_(torch.where(keep_old, second_from, new_second_at))
+            # the new second: if this tile's best wins, the better of the old first and this tile's second; if not,
+            # the better of the old second and this tile's best
+            old_value, old_at = torch.where(better, first, second), torch.where(better, first_at, second_at)
+            new_value, new_at = torch.where(better, runner_up, values), torch.where(better, runner_at, at)
+            keep = old_value <= new_value
+            second.copy_(torch.where(keep, old_value, new_value))
+            second_at.copy_(torch.where(keep, old_at, new_at))
             first.copy_(torch.where(better, values, first))
             first_at.copy_(torch.where(better, at, first_at))
-        if block_sq is not None:  # the second score as a squared distance, for the bound
-            second.add_(block_sq).clamp_(min=0.0)
+        if self.exact_distances:
+            self.centroids.distances(block, labels, best, self.work)
+        elif block_sq is not None:
+            torch.add(first, block_sq, out=best).clamp_(min=0.0)
         else:
-            second.mul_(2.0).add_(2.0).clamp_(min=0.0)
-        near, other = best, self.other[:rows]
-        self.centroids.distances(block, first_at, near, self.work)
-        self.centroids.distances(block, second_at, other, self.work)
-        swap = (other < near) | ((other == near) & (second_at < first_at))
-        torch.where(swap, second_at, first_at, out=labels)
-        far = torch.maximum(near, other)
-        near.copy_(torch.minimum(near, other))
-        # a single centroid has no runner-up: its "second" is inf, and so stays the bound
-        return torch.where(torch.isinf(second), second, torch.minimum(second, far))
+            torch.mul(first, 2.0, out=best).add_(2.0).clamp_(min=0.0)
+        slack = self.centroids.score_slack(block_sq)
+        close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
+        if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
+            rows_close, near_at, other_at = block[close], labels[close], second_at[close]
+            near = torch.empty(len(close), dtype=torch.float32, device=block.device)
+            other = torch.empty_like(near)
+            self.centroids.distances(rows_close, near_at, near, self.work)
+            self.centroids.distances(rows_close, other_at, other, self.work)
+            swap = (other < near) | ((other == near) & (other_at < near_at))
+            labels[close] = torch.where(swap, other_at, near_at)
+            best[close] = torch.minimum(near, other)
+            second[close] = first[close]  # the GEMM's pick may now be the runner-up: bound by its score
+        # the second score as a squared distance less the scores' rounding: a bound on every other centroid
+        if block_sq is not None:
+            second.add_(block_sq)
+        else:
+            second.mul_(2.0).add_(2.0)
+        second.sub_(slack).clamp_(min=0.0)
+        return second
 
     def _tile_best_two(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per row of a score tile: the smallest score and its column, then the second smallest and its column
-        (a tile of one column gives inf and its only column)."""
+        """Per row of a score tile: the smallest score and its column, the second smallest and its column (inf and
+        the only column for a tile of one column). Overwrites each row's smallest score."""
         rows = len(out)
         if not self.on_cpu:
             if out.shape[1] == 1:
                 values, at = out.min(dim=1)
-                return values, at, torch.full_like(values, math.inf), at
+                return values, at, torch.full_like(values, math.inf), at.clone()
             two, where = torch.topk(out, 2, dim=1, largest=False)
             return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
         # numpy's SIMD argmin is ~9x faster than torch.min(dim=1) with indices on CPU
@@ -210,13 +229,8 @@ class _Worker:
         values = out_np[positions, at]
         out_np[positions, at] = np.inf  # hide each row's minimum and take the minimum again
         runner_at = np.argmin(out_np, axis=1)
-        runner_values = out_np[positions, runner_at]
-        return (
-            torch.from_numpy(values),
-            torch.from_numpy(at),
-            torch.from_numpy(runner_values),
-            torch.from_numpy(runner_at),
-        )
+        runner_up = out_np[positions, runner_at]
+        return tuple(torch.from_numpy(a) for a in (values, at, runner_up, runner_at))  # type: ignore[return-value]
 
     def flush_sums(self) -> None:
         if self.stage is not None and self.sums is not None and self.staged:
@@ -285,7 +299,7 @@ def nearest_centroids(
     if bounds is not None:
         if len(bounds.labels) != n:
             raise ValueError(f"the bounds are for {len(bounds.labels)} rows, the shard has {n}")
-        bounds.follow(centers, metric)
+        bounds.follow(centers)
         labels = bounds.labels
     else:
         labels = torch.empty(n, dtype=torch.long, device=device)

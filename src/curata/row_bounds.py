@@ -39,11 +39,10 @@ class RowBounds:
         self.lower = torch.full((rows,), -1.0, dtype=torch.float32, device=device)
         self.centers: torch.Tensor | None = None
         self.filled = False  # whether a pass has set the labels and bounds (set by nearest_centroids)
-        self.score_slack = 0.0
-        self.largest_norm = 0.0
+        self.relative_slack = 0.0
         self.scored = 0  # rows that went through the GEMM in the last pass (set by nearest_centroids)
 
-    def follow(self, centers: torch.Tensor, metric: str) -> None:
+    def follow(self, centers: torch.Tensor) -> None:
         """Move the bounds to ``centers`` (called once per pass, before it)."""
         if self.centers is not None and self.centers.shape != centers.shape:
             raise ValueError(f"the bounds are for {tuple(self.centers.shape)} centroids, got {tuple(centers.shape)}")
@@ -53,26 +52,20 @@ class RowBounds:
             top, where = torch.topk(moved, 2)
             self.lower.sub_(torch.where(self.labels == where[0], top[1], top[0]).float())
         self.centers = centers.clone()
-        dim = centers.shape[1]
-        self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
-        # a score x.c of `dim` float32 products is off by at most dim * u * |x| |c|; the rest is a few roundings
-        self.score_slack = (dim + 4) * _UNIT_ROUNDOFF
+        # the rounding bound of a sum of `dim` float32 terms, for the own distances
+        self.relative_slack = (centers.shape[1] + 4) * _UNIT_ROUNDOFF
 
     def stale_rows(self, s: int, own: torch.Tensor) -> torch.Tensor:
         """Of the rows s, s + 1, ... whose squared distances to their own (moved) centroids are ``own``, those
         (as offsets from s) that must be scored: another centroid may now be nearer."""
         lower = self.lower[s : s + len(own)]
-        own = own * (1 + self.score_slack)
+        own = own * (1 + self.relative_slack)
         return torch.nonzero((lower < 0) | (own > lower * lower)).reshape(-1)
 
-    def record(self, s: int, rows: torch.Tensor | None, second: torch.Tensor, block_sq: torch.Tensor | None) -> None:
-        """Set the bounds of rows s + ``rows`` (None: the next ``len(second)`` rows) from their second-smallest
-        squared distances, widened by the rounding of the scores."""
-        if block_sq is None:  # cosine: unit rows and centroids
-            slack = torch.full_like(second, 4.0 * self.score_slack)
-        else:
-            slack = torch.square(torch.sqrt(block_sq) + self.largest_norm) * self.score_slack
-        bound = torch.sqrt(torch.clamp(second - slack, min=0.0))
+    def record(self, s: int, rows: torch.Tensor | None, others: torch.Tensor) -> None:
+        """Set the bounds of rows s + ``rows`` (None: the next ``len(others)`` rows) from squared distances that
+        no centroid but the row's own is nearer than."""
+        bound = torch.sqrt(others)
         if rows is None:
             self.lower[s : s + len(bound)] = bound
         else:
