@@ -82,5 +82,10 @@ def test_bounds_reject_other_rows_or_centroids():
 
 
 def test_kmeans_rejects_a_non_boolean_bounds():
-    with pytest.raises(ValueError, match="bounds must be True or False, got 'yes'"):
+    with pytest.raises(ValueError, match="bounds must be True, False or .auto., got .yes."):
         KMeans(2, bounds="yes").fit(np.zeros((4, 2)))
+
+
+def test_auto_bounds_follow_k():
+    assert KMeans(300)._uses_bounds() and not KMeans(100)._uses_bounds()
+    assert KMeans(100, bounds=True)._uses_bounds() and not KMeans(300, bounds=False)._uses_bounds()

@@ -25,6 +25,7 @@ _Shard = MemoryShard | StreamedShard
 _METRICS = ("l2", "cosine")
 _EMPTY = ("keep", "split")
 _SPLIT_EPS = 1.0 / 1024.0  # relative perturbation when an empty cluster takes half of the largest one
+_BOUNDS_FROM_K = 256  # bounds="auto": the smallest k whose fits they sped up (bench/kmeans_bounds.py)
 
 
 def _check_budget(memory_budget: int | None) -> int | None:
@@ -120,7 +121,9 @@ class KMeans:
             as rows * k * log(k) * dim, so for k in the tens of thousands prefer ``init="random"``.
         empty_clusters: "keep" (an empty cluster keeps its centroid) or "split" (it takes half of the largest one).
         bounds: carry Hamerly's bounds from one Lloyd pass to the next, so that a pass only scores the rows whose
-            nearest centroid may have changed (same result up to float32 ties; 4 more bytes per row).
+            nearest centroid may have changed (same result up to float32 ties; 4 more bytes per row). "auto": for
+            k >= 256, where the GEMM they save outweighs checking every row against its own centroid (on real
+            1280-d features: 0.90x the fit time at k = 1,000, 1.12x at k = 100).
         chunk_size: rows per assignment block, or "auto" (about 16 MB of scores).
         device: "cpu", "cuda", ...
         memory_budget: bytes the fit may hold (at least 1 MiB). A VectorTable (or TableRows) whose float32 rows
@@ -152,7 +155,7 @@ class KMeans:
         max_points_per_centroid: int | None = None,
         init_size: int | None = None,
         empty_clusters: str = "keep",
-        bounds: bool = True,
+        bounds: bool | str = "auto",
         chunk_size: int | str = "auto",
         device: str | torch.device = "cpu",
         memory_budget: int | None = None,
@@ -222,8 +225,8 @@ class KMeans:
             raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
         if self.empty_clusters not in _EMPTY:
             raise ValueError(f"empty_clusters must be one of {_EMPTY}, got {self.empty_clusters!r}")
-        if not isinstance(self.bounds, bool):
-            raise ValueError(f"bounds must be True or False, got {self.bounds!r}")
+        if not isinstance(self.bounds, bool) and self.bounds != "auto":
+            raise ValueError(f"bounds must be True, False or 'auto', got {self.bounds!r}")
         check_int(self.seed, "seed")
         _check_budget(self.memory_budget)
         if n == 0 or dim == 0:
@@ -253,7 +256,7 @@ class KMeans:
         best: tuple[float, torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None
         for _ in range(self.n_init):
             centers = self._initial_centers(fit_set, generator, world)
-            bounds = RowBounds(fit_set.rows, fit_set.device) if self.bounds else None
+            bounds = RowBounds(fit_set.rows, fit_set.device) if self._uses_bounds() else None
             centers, iterations = self._lloyd(fit_set, centers, bounds)
             if fit_set is not data:
                 bounds = None
@@ -269,6 +272,9 @@ class KMeans:
         self.distances_ = all_gather_rows(distances, counts).cpu().numpy()
         self.cluster_centers_ = centers.cpu().numpy()
         return self
+
+    def _uses_bounds(self) -> bool:
+        return self.n_clusters >= _BOUNDS_FROM_K if self.bounds == "auto" else bool(self.bounds)
 
     @property
     def _chunk(self) -> int:
