@@ -18,17 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kmeans import mixture  # bench/kmeans.py, beside this script
 
 from curata import KMeans, VectorTable
 from curata.cpu_gemm import numpy_gemm_preferred
-
-
-def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((centers, dim), dtype=np.float32)
-    out = means[rng.integers(0, centers, rows)]
-    out += 0.5 * rng.standard_normal((rows, dim), dtype=np.float32)
-    return out
 
 
 def compare(name: str, X: np.ndarray, k: int, iters: int, repeats: int) -> None:

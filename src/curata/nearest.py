@@ -18,13 +18,12 @@ import numpy as np
 import torch
 
 from curata.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
-from curata.row_bounds import RowBounds
+from curata.row_bounds import RowBounds, sum_rounding
 from curata.rows import MemoryShard, StreamedShard
 
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids"]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once
-_UNIT_ROUNDOFF = 2.0**-24
 CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
 
 
@@ -54,7 +53,7 @@ class _Centroids:
         self.t_np = self.t.numpy() if numpy_gemm else None
         # a score sums `dim` float32 products of rows of norm |x| and centroids of norm at most this
         self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
-        self.unit_slack = (self.dim + 4) * _UNIT_ROUNDOFF
+        self.unit_slack = sum_rounding(self.dim)
 
     def score_slack(self, block_sq: torch.Tensor | None) -> torch.Tensor | float:
         """How far a row's scores may be off from exact: dim * u * (|x| + max |c|)^2, a bound on the rounding of
@@ -189,10 +188,8 @@ class _Worker:
             first_at.copy_(torch.where(better, at, first_at))
         if self.exact_distances:
             self.centroids.distances(block, labels, best, self.work)
-        elif block_sq is not None:
-            torch.add(first, block_sq, out=best).clamp_(min=0.0)
         else:
-            torch.mul(first, 2.0, out=best).add_(2.0).clamp_(min=0.0)
+            best.copy_(_squared_distances(first, block_sq)).clamp_(min=0.0)
         slack = self.centroids.score_slack(block_sq)
         close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
         if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
@@ -206,12 +203,7 @@ class _Worker:
             best[close] = torch.minimum(near, other)
             second[close] = first[close]  # the GEMM's pick may now be the runner-up: bound by its score
         # the second score as a squared distance less the scores' rounding: a bound on every other centroid
-        if block_sq is not None:
-            second.add_(block_sq)
-        else:
-            second.mul_(2.0).add_(2.0)
-        second.sub_(slack).clamp_(min=0.0)
-        return second
+        return (_squared_distances(second, block_sq) - slack).clamp_(min=0.0)
 
     def _tile_best_two(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per row of a score tile: the smallest score and its column, the second smallest and its column (inf and
@@ -237,6 +229,11 @@ class _Worker:
             self.sums += self.stage
             self.stage.zero_()
             self.staged = 0
+
+
+def _squared_distances(scores: torch.Tensor, block_sq: torch.Tensor | None) -> torch.Tensor:
+    """Scores as squared distances: ||x||^2 + (||c||^2 - 2 x.c) for l2, 2 + 2 (-x.c) between unit vectors."""
+    return scores + block_sq if block_sq is not None else scores * 2.0 + 2.0
 
 
 def _threads_for(shard: MemoryShard | StreamedShard, chunk: int) -> int:

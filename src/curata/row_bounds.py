@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RowBounds"]
+__all__ = ["RowBounds", "sum_rounding"]
 
-_UNIT_ROUNDOFF = 2.0**-24
+
+def sum_rounding(terms: int) -> float:
+    """A bound on the relative rounding of a float32 sum of ``terms`` products, with a few roundings to spare.
+
+    Example:
+        >>> sum_rounding(380) == 384 * 2.0**-24
+        True
+    """
+    return (terms + 4) * 2.0**-24
 
 
 class RowBounds:
@@ -52,8 +60,7 @@ class RowBounds:
             top, where = torch.topk(moved, 2)
             self.lower.sub_(torch.where(self.labels == where[0], top[1], top[0]).float())
         self.centers = centers.clone()
-        # the rounding bound of a sum of `dim` float32 terms, for the own distances
-        self.relative_slack = (centers.shape[1] + 4) * _UNIT_ROUNDOFF
+        self.relative_slack = sum_rounding(centers.shape[1])  # of the own distances, sums of dim squares
 
     def stale_rows(self, s: int, own: torch.Tensor) -> torch.Tensor:
         """Of the rows s, s + 1, ... whose squared distances to their own (moved) centroids are ``own``, those
