@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from curata.checks import check_int
+from curata.checks import check_int, is_int
 from curata.clusterize import cluster, per_sample_majority
 from curata.describe import describe
 from curata.distributed import rank_and_world
 from curata.kmeans import KMeans
+from curata.sampler_frameworks import outer_shards, record_init_arguments, warn_if_not_resumable
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
 
@@ -24,6 +26,7 @@ __all__ = ["ClusterBatchSampler"]
 _STRATEGIES = ("exclude", "restart", "stop")
 _PACINGS = ("balanced", "proportional")
 _STATE_KEYS = ("epoch", "seed", "batches_yielded", "world_size", "fingerprint")
+_Plan = tuple[np.ndarray, np.ndarray | None, np.ndarray]
 
 
 def _dense_labels(clusters: np.ndarray) -> tuple[np.ndarray, int]:
@@ -75,10 +78,14 @@ class ClusterBatchSampler(Sampler[list[int]]):
     ``force_same_size=True``: every batch has exactly B samples; a short last batch is completed with the first
     samples of the epoch's order (so those few appear twice). ``drop_last=True`` drops it instead.
 
-    DDP: rank and world size come from the arguments, else the initialised process group, else ``RANK`` and
+    DDP: rank and world size are read when an epoch starts (``iter``, ``len``), not when the sampler is built: from
+    the arguments, else the ``sampler`` a framework passed in, else the initialised process group, else ``RANK`` and
     ``WORLD_SIZE``. The epoch's batches are dealt to the ranks in turn; every rank yields the same number of
     batches (with ``drop_last=False`` the last ranks repeat early batches to even the count, as DistributedSampler
-    pads), and the ranks' samples are otherwise disjoint.
+    pads), and the ranks' samples are otherwise disjoint. Under a wrapper that deals batches to processes itself
+    (accelerate's ``prepare``), the sampler yields the whole epoch and lets the wrapper deal it (accelerate pads
+    with the epoch's first samples). Lightning's re-creation of the sampler (``use_distributed_sampler=True``)
+    keeps every setting and takes rank and world size from Lightning's ``DistributedSampler``.
 
     Output is a pure function of (seed, epoch, rank, world size, clusters, settings): call ``set_epoch`` every
     epoch. ``state_dict``/``load_state_dict`` resume mid-epoch (torchdata's ``StatefulDataLoader`` uses them).
@@ -93,8 +100,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
         shuffle: random cluster order, random order inside clusters and batches; else everything in id order.
         seed: seed of every draw.
         drop_last, force_same_size: how the last, short batch is handled.
-        num_replicas, rank: DDP world size and rank.
+        num_replicas, rank: DDP world size and rank; None reads them when each epoch starts.
         table: the VectorTable that ``clusters`` names a column of.
+        sampler: set by frameworks that re-create batch samplers (Lightning): a ``DistributedSampler`` whose
+            ``num_replicas`` and ``rank`` are used; its order is not (the clusters decide the order).
 
     Example:
         >>> ids = np.array([0, 0, 0, 1, 1, 2])
@@ -117,7 +126,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
         num_replicas: int | None = None,
         rank: int | None = None,
         table: VectorTable | None = None,
+        sampler: Any = None,
     ) -> None:
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
+        record_init_arguments(self, arguments)
         check_int(batch_size, "batch_size", minimum=1)
         if strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
@@ -137,7 +149,12 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.force_same_size = bool(force_same_size)
-        self.rank, self.num_replicas = self._rank_world(rank, num_replicas)
+        check_int(rank, "rank", minimum=0, allow_none=True)
+        check_int(num_replicas, "num_replicas", minimum=1, allow_none=True)
+        if rank is not None and num_replicas is not None:
+            rank_and_world(rank, num_replicas)  # a bad pair is refused now, not at the first epoch
+        self._given_rank, self._given_world = rank, num_replicas
+        self._framework_placement = self._placement_of(sampler)
         self.epoch = 0
         self.sampler = _EpochForwarder(self)
         labels, self.n_clusters = _dense_labels(ids)
@@ -165,7 +182,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self._fingerprint = digest.hexdigest()
         self._resume_at = 0
         self._yielded = 0
-        self._cache: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] | None = None
+        self._cache: tuple[tuple[int, int, int], _Plan] | None = None
 
     @classmethod
     def from_dataset(
@@ -210,6 +227,13 @@ class ClusterBatchSampler(Sampler[list[int]]):
     @staticmethod
     def _cluster_ids(clusters: Any, table: VectorTable | None) -> tuple[np.ndarray, np.ndarray | None]:
         """Cluster id per entry, and the sample of each entry when entries are (sample, cluster) pairs."""
+        if isinstance(clusters, Sampler):
+            raise TypeError(
+                f"clusters must be cluster ids, got a {type(clusters).__name__}: a framework re-created "
+                "ClusterBatchSampler as if it were a plain BatchSampler. ClusterBatchSampler deals batches to ranks "
+                "itself; pass the framework's sampler as sampler=..., or turn its injection off (Lightning: "
+                "Trainer(use_distributed_sampler=False))"
+            )
         if isinstance(clusters, str):
             if table is None:
                 raise ValueError(f"clusters names a column ({clusters!r}); pass the VectorTable as table=")
@@ -232,10 +256,50 @@ class ClusterBatchSampler(Sampler[list[int]]):
         return ids.astype(np.int64), samples
 
     @staticmethod
-    def _rank_world(rank: int | None, num_replicas: int | None) -> tuple[int, int]:
+    def _placement_of(sampler: Any) -> tuple[int, int] | None:
+        """(rank, world size) of a framework's distributed sampler; None when no sampler was passed."""
+        if sampler is None:
+            return None
+        rank, world = getattr(sampler, "rank", None), getattr(sampler, "num_replicas", None)
+        if not (isinstance(sampler, Sampler) and is_int(rank) and is_int(world)):
+            raise TypeError(
+                "sampler must be a framework's distributed sampler with int rank and num_replicas (as Lightning "
+                f"passes), got {type(sampler).__name__}"
+            )
+        return rank_and_world(rank, world)
+
+    @property
+    def rank(self) -> int:
+        """This process's rank, as read now (see the class docstring)."""
+        return self._rank_world(sys._getframe(1))[0]
+
+    @property
+    def num_replicas(self) -> int:
+        """The world size the epoch is dealt to, as read now."""
+        return self._rank_world(sys._getframe(1))[1]
+
+    def _rank_world(self, caller: Any) -> tuple[int, int]:
+        """(rank, world size) for an epoch that ``caller`` (the frame calling iter/len) starts."""
+        given_rank, given_world = self._given_rank, self._given_world
+        shards = outer_shards(caller, self)
+        if shards > 1:  # the wrapper deals the whole epoch's batches itself
+            if given_world not in (None, shards):
+                raise ValueError(
+                    f"num_replicas={given_world} was given, but ClusterBatchSampler is dealt to {shards} processes "
+                    "by a wrapper (accelerate's prepare): leave num_replicas and rank unset"
+                )
+            return 0, 1
+        if self._framework_placement is not None:
+            found_rank, found_world = self._framework_placement
+            if (given_rank, given_world) not in ((None, None), (found_rank, found_world)):
+                raise ValueError(
+                    f"rank={given_rank}, num_replicas={given_world} were given, but the framework's sampler says "
+                    f"rank {found_rank} of {found_world}: leave them unset"
+                )
+            return found_rank, found_world
         found_rank, found_world = rank_and_world()
         return rank_and_world(
-            found_rank if rank is None else rank, found_world if num_replicas is None else num_replicas
+            found_rank if given_rank is None else given_rank, found_world if given_world is None else given_world
         )
 
     # ------------------------------------------------------------------ sizes
@@ -251,9 +315,12 @@ class ClusterBatchSampler(Sampler[list[int]]):
         draws, b = self.num_samples, self.batch_size
         return draws // b if self.drop_last else -(-draws // b)
 
-    def __len__(self) -> int:
-        total, world = self._global_batches(), self.num_replicas
+    def _batches_per_rank(self, world: int) -> int:
+        total = self._global_batches()
         return total // world if self.drop_last else -(-total // world)
+
+    def __len__(self) -> int:
+        return self._batches_per_rank(self._rank_world(sys._getframe(1))[1])
 
     # ------------------------------------------------------------------ epochs and state
     def set_epoch(self, epoch: int) -> None:
@@ -269,22 +336,39 @@ class ClusterBatchSampler(Sampler[list[int]]):
             "epoch": self.epoch,
             "seed": self.seed,
             "batches_yielded": self._yielded,
-            "world_size": self.num_replicas,
+            "world_size": self._rank_world(None)[1],
             "fingerprint": self._fingerprint,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from ``state``: the next iteration yields exactly the batches not yet yielded in that epoch."""
+        """Resume from ``state``: the next iteration yields exactly the batches not yet yielded in that epoch.
+
+        Every key is checked (type, range, world size, fingerprint) before anything changes.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from ClusterBatchSampler.state_dict(), got {type(state).__name__}")
         missing = [key for key in _STATE_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"state is missing {missing}; expected a ClusterBatchSampler.state_dict()")
-        if state["world_size"] != self.num_replicas:
+        unknown = sorted(map(str, set(state) - set(_STATE_KEYS)))
+        if missing or unknown:
             raise ValueError(
-                f"state was saved with world size {state['world_size']}, this sampler has "
-                f"{self.num_replicas}: a resume needs the same number of ranks"
+                f"state is missing {missing} and has unknown keys {unknown}; expected a "
+                "ClusterBatchSampler.state_dict()"
             )
-        if state["fingerprint"] != self._fingerprint:
+        for key in ("epoch", "seed", "batches_yielded", "world_size"):
+            check_int(state[key], f"state[{key!r}]", minimum=None if key == "seed" else 1 if key == "world_size" else 0)
+        world = self._rank_world(None)[1]
+        if state["world_size"] != world:
+            raise ValueError(
+                f"state was saved with world size {state['world_size']}, this sampler has {world}: a resume needs the "
+                "same number of ranks"
+            )
+        if not isinstance(state["fingerprint"], str) or state["fingerprint"] != self._fingerprint:
             raise ValueError("state was saved for other clusters or settings (fingerprint differs)")
+        if state["batches_yielded"] > self._batches_per_rank(world):
+            raise ValueError(
+                f"state['batches_yielded'] must be at most the epoch's {self._batches_per_rank(world)} batches, got "
+                f"{state['batches_yielded']}"
+            )
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
         self._resume_at = self._yielded = int(state["batches_yielded"])
@@ -336,9 +420,10 @@ class ClusterBatchSampler(Sampler[list[int]]):
             done = int(size)
         return grouped[positions]
 
-    def _epoch_plan(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _epoch_plan(self, rank: int, world: int) -> _Plan:
         """(full batches as rows, the short last batch or None, this rank's batch numbers) of the current epoch."""
-        if self._cache is not None and self._cache[0] == self.epoch:
+        key = (self.epoch, rank, world)
+        if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         rng = np.random.default_rng([self.seed, self.epoch])
         sequence = self._sequence(rng)
@@ -355,14 +440,20 @@ class ClusterBatchSampler(Sampler[list[int]]):
             last = sequence[full:]
             last = last[rng.permutation(len(last))] if self.shuffle else last
         assert len(rows) + (last is not None) == total
-        mine = np.arange(self.rank, len(self) * self.num_replicas, self.num_replicas) % total
+        mine = np.arange(rank, self._batches_per_rank(world) * world, world) % total
         plan = (rows, last, mine)
-        self._cache = (self.epoch, plan)
+        self._cache = (key, plan)
         return plan
 
     def __iter__(self) -> Iterator[list[int]]:
-        rows, last, mine = self._epoch_plan()
+        caller = sys._getframe(1)
+        warn_if_not_resumable(caller)
+        plan = self._epoch_plan(*self._rank_world(caller))  # rank and world size as this epoch starts
         start, self._resume_at = self._resume_at, 0
+        return self._yield_batches(plan, start)
+
+    def _yield_batches(self, plan: _Plan, start: int) -> Iterator[list[int]]:
+        rows, last, mine = plan
         self._yielded = start
         for number in mine[start:]:
             self._yielded += 1
