@@ -4,8 +4,9 @@ Usage: lightning_job.py STRATEGY INJECT BUILT OUT [PHASE]
   STRATEGY  ddp | ddp_spawn (2 processes) | single (1 process)
   INJECT    1 | 0: Trainer(use_distributed_sampler=...)
   BUILT     hook (the loader is built in train_dataloader) | module (at import, before any process group)
-  PHASE     plain (default: 2 epochs, a plain DataLoader) | save (2 epochs, a checkpoint saved mid-epoch 0 after 5
-            steps as OUT.ckpt) | load (resume from OUT.ckpt); with save and load the loader is a StatefulDataLoader Every rank writes OUT.rankR.json:
+  PHASE     plain (default: 2 epochs, a plain DataLoader) | save (2 epochs, a checkpoint saved mid-epoch 0
+            after 5 steps as OUT.ckpt) | load (resume from OUT.ckpt); save and load use a StatefulDataLoader.
+Every rank writes OUT.rankR.json:
 {"epochs": [[batch, ...], ...]} with the dataset indices of each batch, by the epoch Lightning reports.
 """
 
@@ -17,9 +18,8 @@ import warnings
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
-
 from accelerate_job import EPOCHS, Indices, make_sampler
+from torch.utils.data import DataLoader
 
 STRATEGY, INJECT, BUILT, OUT = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
 PHASE = sys.argv[5] if len(sys.argv) > 5 else "plain"
