@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from curata.checks import check_int, is_int
+from curata.estimator import check_fitted, estimator_bases, validated_rows
 from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, assign
 from curata.rows import TableRows, as_matrix, shape_of
@@ -71,8 +72,15 @@ def _split_counts(sizes: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-class HierarchicalKMeans:
+_OWN_PARAMS = ("n_clusters", "n_resampling_steps", "sample_size", "resample", "n_splits", "seed")
+
+
+class HierarchicalKMeans(*estimator_bases()):
     """Hierarchical k-means with resampling steps: the clustering behind balanced curation (Vo et al. 2024).
+
+    A scikit-learn estimator when scikit-learn is installed (``clone``, ``get_params``/``set_params`` including the
+    KMeans keyword arguments, ``n_features_in_``, list and DataFrame input); ``labels_`` holds one column per level,
+    so it is not a flat scikit-learn clusterer.
 
     Level 1 clusters the rows into ``n_clusters[0]`` clusters; level t + 1 clusters level t's centroids, each
     counting once. A resampling step at a level takes the r inputs nearest each centroid (``resample="random"``:
@@ -123,6 +131,23 @@ class HierarchicalKMeans:
 
     def __repr__(self) -> str:
         return f"HierarchicalKMeans({', '.join(f'{k}={v!r}' for k, v in self._params().items())})"
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters, the KMeans keyword arguments among them."""
+        own = {name: getattr(self, name) for name in _OWN_PARAMS}
+        return {**own, **self.kmeans_kwargs}
+
+    def set_params(self, **params: Any) -> HierarchicalKMeans:
+        """Set constructor parameters (a KMeans parameter goes to every level's KMeans); returns self."""
+        kmeans_params = KMeans().get_params()
+        for name, value in params.items():
+            if name in _OWN_PARAMS:
+                setattr(self, name, value)
+            elif name in kmeans_params and name not in ("n_clusters", "seed"):
+                self.kmeans_kwargs = {**self.kmeans_kwargs, name: value}
+            else:
+                raise ValueError(f"HierarchicalKMeans has no parameter {name!r}")
+        return self
 
     # ------------------------------------------------------------------ checks
     def _levels(self) -> list[int]:
@@ -221,6 +246,7 @@ class HierarchicalKMeans:
     def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
         """Build the tree over X (array, tensor or VectorTable). With ``checkpoint``, each finished level is saved
         there and a rerun skips the levels already done (refusing a checkpoint of other data or settings)."""
+        X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         levels = self._validate(n, dim)
         sample_sizes = self._sample_sizes(len(levels))
@@ -268,6 +294,39 @@ class HierarchicalKMeans:
         self.sizes_ = [np.bincount(self.labels_[:, t], minlength=len(c)) for t, c in enumerate(centroids)]
         self.distances_ = distances
         self._level_labels = labels_per_level
+
+    def _nearest_leaf(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(level-1 cluster, squared distance to its centroid) of every row of X."""
+        check_fitted(self, "labels_")
+        X = validated_rows(self, X, reset=False)
+        metric = self.kmeans_kwargs.get("metric", "l2")
+        device = self.kmeans_kwargs.get("device", "cpu")
+        budget = self.kmeans_kwargs.get("memory_budget")
+        labels, distances = assign(X, self.centroids_[0], metric=metric, device=device, memory_budget=budget)
+        if not np.isfinite(distances).all():
+            raise ValueError("X holds NaN or inf")
+        return labels, distances
+
+    def predict(self, X: Any, level: int = 1) -> np.ndarray:
+        """The cluster of every row of X at ``level`` (1: the finest), through its nearest level-1 centroid.
+
+        Example:
+            >>> X = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+            >>> tree = HierarchicalKMeans([12, 3], n_resampling_steps=1, n_iter=5).fit(X)
+            >>> bool((tree.predict(X[:50], level=2) == tree.labels_[:50, 1]).mean() > 0.9)
+            True
+        """
+        check_int(level, "level", minimum=1)
+        if level > self.n_levels:
+            raise ValueError(f"level must be in [1, {self.n_levels}], got {level}")
+        labels = self._nearest_leaf(X)[0]
+        for parents in self._level_labels[1:level]:
+            labels = parents[labels]
+        return labels
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the sum of squared distances from the rows of X to their nearest level-1 centroid."""
+        return -float(self._nearest_leaf(X)[1].sum(dtype=np.float64))
 
     @property
     def n_levels(self) -> int:
@@ -318,8 +377,7 @@ class HierarchicalKMeans:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the fitted tree as JSON + .npy files in the directory ``path``."""
-        if not hasattr(self, "labels_"):
-            raise RuntimeError("this HierarchicalKMeans is not fitted yet: call fit(X) first")
+        check_fitted(self, "labels_")
         path = Path(path)
         state = {
             "version": _STATE_VERSION,

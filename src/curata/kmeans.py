@@ -14,6 +14,7 @@ import torch
 
 from curata.checks import check_int
 from curata.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
+from curata.estimator import check_fitted, cluster_bases, validated_rows
 from curata.nearest import chunk_rows, nearest_centroids
 from curata.row_bounds import RowBounds
 from curata.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
@@ -105,8 +106,11 @@ def assign(
     return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
 
 
-class KMeans:
-    """k-means with a scikit-learn interface, in torch.
+class KMeans(*cluster_bases()):
+    """k-means in torch, a scikit-learn estimator (Pipeline, GridSearchCV, clone) when scikit-learn is installed.
+
+    X may be a numpy array or any array-like (list, DataFrame: checked by scikit-learn's ``validate_data`` when it is
+    installed), a torch tensor (on any device) or a VectorTable.
 
     Args:
         n_clusters: k.
@@ -145,7 +149,7 @@ class KMeans:
 
     def __init__(
         self,
-        n_clusters: int,
+        n_clusters: int = 8,
         *,
         n_iter: int = 50,
         tol: float = 0.0,
@@ -176,40 +180,6 @@ class KMeans:
         self.memory_budget = memory_budget
         self.seed = seed
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters (scikit-learn's contract, so ``clone`` works)."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "n_clusters",
-                "n_iter",
-                "tol",
-                "init",
-                "n_init",
-                "metric",
-                "max_points_per_centroid",
-                "init_size",
-                "empty_clusters",
-                "bounds",
-                "chunk_size",
-                "device",
-                "memory_budget",
-                "seed",
-            )
-        }
-
-    def set_params(self, **params: Any) -> KMeans:
-        """Set constructor parameters; returns self."""
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"KMeans has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.get_params().items() if isinstance(v, (int, float, str, type(None)))}
-        return f"KMeans({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
     # ------------------------------------------------------------------ checks
     def _validate(self, n: int, dim: int) -> None:
         check_int(self.n_clusters, "n_clusters", minimum=1)
@@ -232,7 +202,7 @@ class KMeans:
         if n == 0 or dim == 0:
             raise ValueError(f"X is empty (shape ({n}, {dim})): nothing to cluster")
         if self.n_clusters > n:
-            raise ValueError(f"n_clusters ({self.n_clusters}) must be <= the number of rows of X ({n})")
+            raise ValueError(f"n_clusters ({self.n_clusters}) must be <= the number of rows of X (n_samples={n})")
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
                 raise ValueError(f"init must be 'k-means++', 'random' or a (k, dim) array, got {self.init!r}")
@@ -241,7 +211,8 @@ class KMeans:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster X (numpy array, torch tensor or VectorTable); returns self."""
+        """Cluster X (array-like, torch tensor or VectorTable); ``y`` is ignored. Returns self."""
+        X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         self._validate(n, dim)
         rank, world = _rank_world()
@@ -377,32 +348,51 @@ class KMeans:
         return out
 
     # ------------------------------------------------------------------ using the fit
-    def _fitted_centers(self, X: Any) -> torch.Tensor:
-        if not hasattr(self, "cluster_centers_"):
-            raise RuntimeError("this KMeans is not fitted yet: call fit(X) first")
-        _, dim = shape_of(X)
-        if dim != self.cluster_centers_.shape[1]:
-            raise ValueError(f"X has dimension {dim}, the centroids {self.cluster_centers_.shape[1]}")
-        return torch.from_numpy(self.cluster_centers_).to(self.device)
+    @property
+    def _n_features_out(self) -> int:  # names transform's columns (get_feature_names_out)
+        return int(self.cluster_centers_.shape[0])
 
-    def predict(self, X: Any) -> np.ndarray:
-        """The nearest centroid of every row of X (a VectorTable over ``memory_budget`` is streamed)."""
-        centers = self._fitted_centers(X)
+    def _fitted(self, X: Any) -> tuple[Any, torch.Tensor]:
+        """X checked against the fit, and the centroids on the fit's device."""
+        check_fitted(self, "cluster_centers_")
+        X = validated_rows(self, X, reset=False)
+        return X, torch.from_numpy(self.cluster_centers_).to(self.device)
+
+    def _nearest(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(label, squared distance) of every row's nearest centroid (a VectorTable over the budget is streamed)."""
+        X, centers = self._fitted(X)
         n, _ = shape_of(X)
         shard = load_shard(X, 0, n, self.metric, self.device, self.memory_budget, self._chunk)
         labels, distances, _ = nearest_centroids(shard, centers, self.metric, self._chunk, False)
         if not bool(torch.isfinite(distances).all()):
             raise ValueError("X holds NaN or inf")
-        return labels.cpu().numpy()
+        return labels, distances
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The nearest centroid of every row of X."""
+        return self._nearest(X)[0].cpu().numpy()
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the sum of squared distances from the rows of X to their nearest centroid (higher is better)."""
+        return -float(self._nearest(X)[1].sum(dtype=torch.float64))
 
     def transform(self, X: Any) -> np.ndarray:
-        """Distances from every row to every centroid (l2: Euclidean; cosine: 1 - cos)."""
-        centers = self._fitted_centers(X)
+        """Distances from every row to every centroid (l2: Euclidean; cosine: 1 - cos), float64 for float64 X.
+
+        Each distance is computed from the row's own differences to the centroid, so a row's output does not
+        depend on the other rows passed with it (a GEMM's blocking would change the last bits).
+        """
+        dtype = np.float64 if getattr(X, "dtype", None) in (np.float64, torch.float64) else np.float32
+        X, centers = self._fitted(X)
         shard = load_shard(X, 0, shape_of(X)[0], self.metric, self.device)
         _check_finite(shard.x, "X")
-        squared = _sq_distances(shard, centers, self.metric)
-        out = squared / 2 if self.metric == "cosine" else squared.sqrt()
-        return out.cpu().numpy()
+        out = torch.empty((shard.rows, len(centers)), dtype=torch.float32, device=centers.device)
+        step = max(1, (1 << 24) // max(1, centers.numel()))  # about 64 MB of differences at a time
+        for a in range(0, shard.rows, step):
+            differences = shard.x[a : a + step, None, :] - centers[None, :, :]
+            out[a : a + step] = (differences * differences).sum(dim=2)
+        out = out / 2 if self.metric == "cosine" else out.sqrt_()
+        return out.cpu().numpy().astype(dtype, copy=False)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).labels_``."""
