@@ -147,9 +147,10 @@ def test_stateful_dataloader_with_two_workers_resumes_exactly(step):
         return stateful.StatefulDataLoader(dataset, batch_sampler=make_sampler(), num_workers=2)
 
     reference = loader()
+    epoch_0 = [b[0].tolist() for b in reference]
     reference.batch_sampler.set_epoch(1)
     expected = [b[0].tolist() for b in reference]
-    assert sorted(np.concatenate(expected).tolist()) == list(range(N_SAMPLES))
+    assert sorted(np.concatenate(expected).tolist()) == list(range(N_SAMPLES)) and expected != epoch_0
     first = loader()
     first.batch_sampler.set_epoch(1)
     iterator = iter(first)

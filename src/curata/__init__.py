@@ -14,6 +14,7 @@ from curata.curate import curate
 from curata.dedup import dedup
 from curata.describe import describe
 from curata.embed import TorchEmbedder
+from curata.estimator import NotFittedError
 from curata.hierarchical import HierarchicalKMeans
 from curata.images import ImageFolder
 from curata.kmeans import KMeans
@@ -29,6 +30,7 @@ __all__ = [
     "HierarchicalKMeans",
     "ImageFolder",
     "KMeans",
+    "NotFittedError",
     "TorchEmbedder",
     "VectorTable",
     "Vectorizer",
