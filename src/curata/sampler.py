@@ -26,6 +26,7 @@ __all__ = ["ClusterBatchSampler"]
 _STRATEGIES = ("exclude", "restart", "stop")
 _PACINGS = ("balanced", "proportional")
 _STATE_KEYS = ("epoch", "seed", "batches_yielded", "world_size", "fingerprint")
+_STATE_MINIMUMS = {"epoch": 0, "seed": None, "batches_yielded": 0, "world_size": 1}
 _Plan = tuple[np.ndarray, np.ndarray | None, np.ndarray]
 
 
@@ -354,8 +355,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
                 f"state is missing {missing} and has unknown keys {unknown}; expected a "
                 "ClusterBatchSampler.state_dict()"
             )
-        for key in ("epoch", "seed", "batches_yielded", "world_size"):
-            check_int(state[key], f"state[{key!r}]", minimum=None if key == "seed" else 1 if key == "world_size" else 0)
+        for key, minimum in _STATE_MINIMUMS.items():
+            check_int(state[key], f"state[{key!r}]", minimum=minimum)
         world = self._rank_world(None)[1]
         if state["world_size"] != world:
             raise ValueError(
