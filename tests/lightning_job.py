@@ -21,8 +21,6 @@ import torch
 from accelerate_job import EPOCHS, Indices, make_sampler
 from torch.utils.data import DataLoader
 
-STRATEGY, INJECT, BUILT, OUT = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
-PHASE = sys.argv[5] if len(sys.argv) > 5 else "plain"
 SAVE_AT_STEP = 5
 
 
@@ -34,7 +32,10 @@ def make_loader() -> DataLoader:
     return StatefulDataLoader(Indices(), batch_sampler=make_sampler())
 
 
-MODULE_LOADER = make_loader() if BUILT == "module" else None
+if __name__ in ("__main__", "__mp_main__"):  # run as a script (ddp_spawn's children too), not when pytest imports it
+    STRATEGY, INJECT, BUILT, OUT = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+    PHASE = sys.argv[5] if len(sys.argv) > 5 else "plain"
+    MODULE_LOADER = make_loader() if BUILT == "module" else None
 
 
 class Recorder(L.LightningModule):
