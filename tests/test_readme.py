@@ -20,6 +20,13 @@ def test_quickstart_runs_as_written(tmp_path):
         assert "rows=100, dim=24" in result.stdout, attempt
 
 
+# torch 2.13's gloo can abort a process while it tears down after DDP training on the CPU (SIGABRT, "terminate
+# called without an active exception"), once the script's work is done: 2 of 16 plain torchrun runs with DDP
+# backward passes here, 0 of 16 without them, 0 of 20 when the process ends with os._exit. The examples stay as a
+# user writes them; their output from every rank is what is checked.
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def training_examples() -> dict[str, tuple[list[str], str]]:
     """The README's training scripts: name -> (the command in their first line, the code)."""
     examples = {}
@@ -42,6 +49,6 @@ def test_training_example_runs_as_written(tmp_path, name):
     result = subprocess.run(
         launchers[command[0]] + command[1:], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0 or TEARDOWN_ABORT in result.stderr, result.stderr[-3000:]
     counts = dict(re.findall(r"rank (\d): (\d+) batches per epoch", result.stdout))
     assert counts == {"0": "16", "1": "16"}, result.stdout  # 1,000 samples, 32 a batch, 2 ranks
