@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_distributed import free_port
+from test_distributed import TEARDOWN_ABORT, free_port
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -18,13 +18,6 @@ def test_quickstart_runs_as_written(tmp_path):
         result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "rows=100, dim=24" in result.stdout, attempt
-
-
-# torch 2.13's gloo can abort a process while it tears down after DDP training on the CPU (SIGABRT, "terminate
-# called without an active exception"), once the script's work is done: 2 of 16 plain torchrun runs with DDP
-# backward passes here, 0 of 16 without them, 0 of 20 when the process ends with os._exit. The examples stay as a
-# user writes them; their output from every rank is what is checked.
-TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def training_examples() -> dict[str, tuple[list[str], str]]:
