@@ -48,3 +48,12 @@ def test_bad_input():
         dedup(np.ones((3, 2)), keep="last")
     with pytest.raises(ValueError, match="one id per row"):
         dedup(np.ones((3, 2)), clusters=[0, 1])
+
+
+def test_nan_rows_and_float_clusters_are_refused():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    X[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 3\)"):
+        dedup(X, clusters=np.zeros(20, int))
+    with pytest.raises(TypeError, match="clusters must hold integer ids"):
+        dedup(np.ones((4, 2)), clusters=np.zeros(4))

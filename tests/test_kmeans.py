@@ -150,3 +150,13 @@ def test_cuda_matches_cpu(blobs):
     cpu = KMeans(12, n_iter=5, seed=0).fit(X)
     gpu = KMeans(12, n_iter=5, seed=0, device="cuda").fit(X)
     np.testing.assert_allclose(gpu.inertia_, cpu.inertia_, rtol=1e-3)
+
+
+def test_nan_in_init_or_centroids_is_named():
+    """A NaN in init used to be reported as a NaN in X; assign with another dimension failed inside numpy."""
+    with pytest.raises(ValueError, match=r"init holds NaN or inf \(row 1\)"):
+        KMeans(2, init=np.array([[0.0, 0], [np.nan, 1]])).fit(np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"centroids must have shape \(k >= 1, 3\) to match X, got \(2, 2\)"):
+        assign(np.ones((5, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="centroids holds NaN or inf"):
+        assign(np.ones((5, 2)), np.array([[0.0, np.inf]]))

@@ -71,3 +71,29 @@ def test_bad_input(blobs):
         select(blobs, 3, exclude=[5000])
     with pytest.raises(ValueError, match="one id per row"):
         select(blobs, 3, method="typical", clusters=[0, 1])
+
+
+def test_ids_and_masks_are_checked_not_reinterpreted(blobs):
+    """exclude used to read a boolean mask's values as ids (0 and 1) and to truncate floats."""
+    mask = np.zeros(len(blobs), dtype=bool)
+    mask[[10, 20, 30]] = True
+    for method in ("kcenter", "random", "cluster_balanced"):
+        picked = select(blobs, 50, method=method, exclude=mask, seed=0)
+        assert not set(picked.tolist()) & {10, 20, 30}
+        assert np.array_equal(picked, select(blobs, 50, method=method, exclude=[10, 20, 30], seed=0))
+    with pytest.raises(TypeError, match=r"exclude must hold integer row ids, got dtype float64 \(1.7"):
+        select(blobs, 3, exclude=[1.7])
+    with pytest.raises(ValueError, match=r"one flag per row \(1500\), got 3"):
+        select(blobs, 3, exclude=[True, False, True])
+    with pytest.raises(ValueError, match=r"outside \[0, 1500\): -1 at position 1"):
+        select(blobs, 3, exclude=[4, -1])
+    with pytest.raises(TypeError, match="clusters must hold integer ids"):
+        select(blobs, 3, method="typical", clusters=np.zeros(len(blobs)) + 0.5)
+
+
+@pytest.mark.parametrize("method", ["kcenter", "typical", "cluster_balanced"])
+def test_nan_rows_are_refused(blobs, method):
+    bad = blobs.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 7\)"):
+        select(bad, 3, method=method, clusters=np.arange(len(bad)) % 3)

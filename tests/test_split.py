@@ -64,3 +64,17 @@ def test_bad_mode_and_threshold():
     for threshold in (0, 1.5):
         with pytest.raises(ValueError, match="threshold must be in"):
             leakage({"a": [0], "b": [1]}, np.ones((2, 2)), threshold=threshold)
+
+
+def test_leakage_checks_ids_before_any_work():
+    """Negative ids used to wrap around, out-of-range ones to fail inside torch."""
+    X = np.array([[1.0, 0], [1.0, 0.01], [0, 1]])
+    with pytest.raises(ValueError, match=r"splits\['val'\] holds row ids outside \[0, 3\): -1 at position 0"):
+        leakage({"train": [0, 2], "val": [-1]}, X)
+    with pytest.raises(ValueError, match=r"splits\['val'\] holds row ids outside \[0, 3\): 3"):
+        leakage({"train": [0], "val": [3]}, X)
+    with pytest.raises(TypeError, match=r"splits\['train'\] must hold integer row ids"):
+        leakage({"train": [0.0], "val": [1]}, X)
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 2\)"):
+        leakage({"train": [0], "val": [1]}, X)

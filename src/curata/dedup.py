@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata.checks import check_finite, check_labels
 from curata.kmeans import KMeans
 from curata.rows import as_matrix, shape_of
 
@@ -63,13 +64,14 @@ def dedup(
     if keep not in _KEEP:
         raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
     rows, _ = shape_of(X)
-    x = torch.nn.functional.normalize(as_matrix(X), dim=1)
-    if clusters is None:
+    given = None if clusters is None else check_labels(clusters, "clusters", rows)
+    x = as_matrix(X)
+    check_finite(x, "X")
+    x = torch.nn.functional.normalize(x, dim=1)
+    if given is None:
         labels = KMeans(max(1, rows // 1000), seed=seed).fit(x).labels_ if rows else np.zeros(0, np.int64)
     else:
-        labels = np.asarray(clusters, dtype=np.int64)
-        if labels.shape != (rows,):
-            raise ValueError(f"clusters must hold one id per row ({rows}), got shape {labels.shape}")
+        labels = given
     edges_i, edges_j = [], []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import check_int
+from curata.checks import check_finite, check_int
 from curata.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
 from curata.estimator import check_fitted, cluster_bases, validated_rows
 from curata.nearest import chunk_rows, nearest_centroids
@@ -93,10 +93,13 @@ def assign(
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    n, _ = shape_of(X)
+    n, dim = shape_of(X)
     rank, world = _rank_world()
     start, stop = shard_range(n, rank, world)
     centers = as_matrix(centroids, device=device)
+    if centers.ndim != 2 or len(centers) == 0 or centers.shape[1] != dim:
+        raise ValueError(f"centroids must have shape (k >= 1, {dim}) to match X, got {tuple(centers.shape)}")
+    check_finite(centers, "centroids")
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
     chunk = chunk_rows(chunk_size, len(centers))
@@ -208,6 +211,8 @@ class KMeans(*cluster_bases()):
                 raise ValueError(f"init must be 'k-means++', 'random' or a (k, dim) array, got {self.init!r}")
         elif shape_of(self.init) != (self.n_clusters, dim):
             raise ValueError(f"init centroids must have shape ({self.n_clusters}, {dim}), got {shape_of(self.init)}")
+        else:
+            check_finite(as_matrix(self.init), "init")
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> KMeans:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import check_int
+from curata.checks import check_finite, check_int, check_labels, check_row_ids
 from curata.curate import water_fill
 from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, assign
@@ -19,13 +19,9 @@ _METHODS = ("kcenter", "cluster_balanced", "typical", "random")
 
 
 def _excluded(exclude: Any, rows: int) -> np.ndarray:
-    if exclude is None:
-        return np.zeros(rows, dtype=bool)
-    ids = np.unique(np.asarray(exclude, dtype=np.int64).reshape(-1))
-    if len(ids) and (ids.min() < 0 or ids.max() >= rows):
-        raise ValueError(f"exclude holds row ids outside [0, {rows})")
     mask = np.zeros(rows, dtype=bool)
-    mask[ids] = True
+    if exclude is not None:
+        mask[check_row_ids(exclude, "exclude", rows, mask_allowed=True)] = True
     return mask
 
 
@@ -66,7 +62,8 @@ def select(
             each, as in ``curate``), "typical" (the row nearest each cluster's centroid, largest clusters first) or
             "random".
         clusters: a cluster id per row for "cluster_balanced" and "typical" (default: k-means with k = n).
-        exclude: row ids already labelled: never returned; for "kcenter" they count as picked centres.
+        exclude: row ids already labelled (or a boolean mask with one flag per row): never returned; for "kcenter"
+            they count as picked centres.
         seed: seed of every random choice.
 
     Example:
@@ -79,6 +76,7 @@ def select(
     rows, _ = shape_of(X)
     check_int(n, "n", minimum=1)
     excluded = _excluded(exclude, rows)
+    labels = None if clusters is None else check_labels(clusters, "clusters", rows)
     pool = int((~excluded).sum())
     if n > pool:
         raise ValueError(f"n ({n}) is larger than the pool ({pool} rows that are not excluded)")
@@ -86,16 +84,13 @@ def select(
     if method == "random":
         return np.sort(rng.choice(np.flatnonzero(~excluded), n, replace=False))
     x = as_matrix(X)
+    check_finite(x, "X")
     if method == "kcenter":
         return _farthest_first(x, n, excluded, rng)
-    if clusters is None:
+    if labels is None:
         km = KMeans(n, seed=seed).fit(x[torch.from_numpy(~excluded)])
         labels = np.full(rows, -1, dtype=np.int64)
         labels[~excluded] = km.labels_
-    else:
-        labels = np.asarray(clusters, dtype=np.int64)
-        if labels.shape != (rows,):
-            raise ValueError(f"clusters must hold one id per row ({rows}), got shape {labels.shape}")
     candidates = np.flatnonzero(~excluded)
     _, dense = np.unique(labels[candidates], return_inverse=True)
     sizes = np.bincount(dense)

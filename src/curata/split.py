@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import is_int
+from curata.checks import check_finite, check_row_ids, is_int
 from curata.grouping import order_within_groups
 from curata.kmeans import KMeans
 from curata.rows import as_matrix, shape_of
@@ -118,9 +118,12 @@ def leakage(
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    x = torch.nn.functional.normalize(as_matrix(X), dim=1)
+    rows, _ = shape_of(X)
     names = list(splits)
-    ids = {name: np.asarray(splits[name], dtype=np.int64) for name in names}
+    ids = {name: check_row_ids(splits[name], f"splits[{name!r}]", rows) for name in names}
+    x = as_matrix(X)
+    check_finite(x, "X")
+    x = torch.nn.functional.normalize(x, dim=1)
     found: list[tuple[str, int, str, int, float]] = []
     for a_index, a in enumerate(names):
         for b in names[a_index + 1 :]:
