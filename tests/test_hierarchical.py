@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +146,35 @@ def test_bad_settings():
         HierarchicalKMeans([4, 2], sample_size=[3]).fit(X)
     with pytest.raises(ValueError, match="starts afresh"):
         HierarchicalKMeans([4, 2], init=X[:4]).fit(X)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_labels(tmp_path_factory) -> np.ndarray:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from checkpoint_job import fit
+
+    return fit(str(tmp_path_factory.mktemp("whole")))
+
+
+# renames: level 1 = centroids, labels, distances, tree.json (1-4); level 2 = 5-7; level 3 = 8-10
+@pytest.mark.parametrize("kill_at", [1, 3, 4, 5, 8])
+def test_checkpoint_resumes_after_a_kill_at_any_rename(tmp_path, kill_at, uninterrupted_labels):
+    """A kill while the first level was being saved used to leave a checkpoint the next run refused."""
+    job = [sys.executable, str(Path(__file__).parent / "checkpoint_job.py")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    path, out = str(tmp_path / "ckpt"), str(tmp_path / "resumed.npy")
+    killed = subprocess.run([*job, path, out, str(kill_at)], env=env, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*job, path, out], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert np.array_equal(np.load(out), uninterrupted_labels)
+    assert ("first level whose save was interrupted" in resumed.stderr) == (kill_at < 4)
+
+
+def test_checkpoint_with_foreign_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files that are not a tree's \(\['notes.txt'\]\)"):
+        HierarchicalKMeans([4, 2], n_resampling_steps=0, n_iter=3).fit(
+            np.ones((20, 2)) * np.arange(20)[:, None], checkpoint=tmp_path
+        )
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -67,9 +67,7 @@ def check_row_ids(ids: Any, name: str, rows: int, *, mask_allowed: bool = False)
         raise TypeError(f"{name} must hold integer row ids, got dtype {array.dtype} ({first!r} at position 0)")
     bad = np.flatnonzero((array < 0) | (array >= rows))
     if len(bad):
-        raise ValueError(
-            f"{name} holds row ids outside [0, {rows}): {int(array[bad[0]])} at position {int(bad[0])}"
-        )
+        raise ValueError(f"{name} holds row ids outside [0, {rows}): {int(array[bad[0]])} at position {int(bad[0])}")
     return array.astype(np.int64, copy=False)
 
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,8 @@ def _split_counts(sizes: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
+# what _write_level writes: level arrays (and their staging copies) and the staged tree.json
+_CHECKPOINT_FILE = re.compile(r"level_\d+_(centroids|labels|distances)(\.staging)?\.npy|tree\.json\.staging")
 _OWN_PARAMS = ("n_clusters", "n_resampling_steps", "sample_size", "resample", "n_splits", "seed")
 
 
@@ -336,9 +340,22 @@ class HierarchicalKMeans(*estimator_bases()):
     @staticmethod
     def _read_checkpoint(path: Path, state: dict[str, Any]) -> int:
         meta = path / "tree.json"
-        if not meta.exists():
-            if path.exists() and any(path.iterdir()):
-                raise ValueError(f"checkpoint {str(path)!r} exists, is not empty and holds no tree.json")
+        if not meta.exists():  # nothing finished yet: only what an interrupted first save wrote may be there
+            found = sorted(path.iterdir()) if path.exists() else []
+            foreign = [f.name for f in found if not _CHECKPOINT_FILE.fullmatch(f.name)]
+            if foreign:
+                raise ValueError(
+                    f"checkpoint {str(path)!r} is not empty, holds no tree.json and holds files that are not a "
+                    f"tree's ({foreign[:3]}): use another path"
+                )
+            if found:
+                warnings.warn(
+                    f"checkpoint {str(path)!r} holds {len(found)} files of a first level whose save was interrupted: "
+                    "removed, the level is redone",
+                    stacklevel=3,
+                )
+                for leftover in found:
+                    leftover.unlink()
             return 0
         saved = json.loads(meta.read_text())
         for key in ("version", "params", "data", "dim"):
