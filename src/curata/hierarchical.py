@@ -225,15 +225,19 @@ class HierarchicalKMeans(*estimator_bases()):
                 parts.append(self._kmeans(int(counts[c]), _derived_seed(seed, 1, int(c))).fit(members).cluster_centers_)
         return np.concatenate(parts), None, None
 
+    def _assign(self, inputs: Any, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid and squared distance of every input, with the metric, device and budget of the fit."""
+        options = {
+            key: self.kmeans_kwargs[key] for key in ("metric", "device", "memory_budget") if key in self.kmeans_kwargs
+        }
+        return assign(inputs, centroids, **options)
+
     def _fit_level(self, inputs: Any, k: int, level: int, sample_size: int | None) -> tuple[np.ndarray, ...]:
         """(centroids, labels of the inputs, squared distances) of one level, with its resampling steps."""
         n, _ = shape_of(inputs)
-        metric = self.kmeans_kwargs.get("metric", "l2")
-        device = self.kmeans_kwargs.get("device", "cpu")
-        budget = self.kmeans_kwargs.get("memory_budget")
         centroids, labels, distances = self._level_centroids(inputs, k, _derived_seed(self.seed, level, 0))
         if labels is None:  # the two-step k-means labelled no input with its final centroids
-            labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
+            labels, distances = self._assign(inputs, centroids)
         r = sample_size if sample_size is not None else math.ceil(n / (2 * k))
         for step in range(1, self.n_resampling_steps + 1):
             rng = np.random.default_rng(_derived_seed(self.seed, level, step, 1))
@@ -243,7 +247,7 @@ class HierarchicalKMeans(*estimator_bases()):
                 others = np.setdiff1d(np.arange(n), subset)
                 subset = np.sort(np.r_[subset, rng.choice(others, k - len(subset), replace=False)])
             centroids, _, _ = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
-            labels, distances = assign(inputs, centroids, metric=metric, device=device, memory_budget=budget)
+            labels, distances = self._assign(inputs, centroids)
         return centroids.astype(np.float32), labels, distances
 
     def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
@@ -302,10 +306,7 @@ class HierarchicalKMeans(*estimator_bases()):
         """(level-1 cluster, squared distance to its centroid) of every row of X."""
         check_fitted(self, "labels_")
         X = validated_rows(self, X, reset=False)
-        metric = self.kmeans_kwargs.get("metric", "l2")
-        device = self.kmeans_kwargs.get("device", "cpu")
-        budget = self.kmeans_kwargs.get("memory_budget")
-        labels, distances = assign(X, self.centroids_[0], metric=metric, device=device, memory_budget=budget)
+        labels, distances = self._assign(X, self.centroids_[0])
         if not np.isfinite(distances).all():
             raise ValueError("X holds NaN or inf")
         return labels, distances
