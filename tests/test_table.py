@@ -112,4 +112,4 @@ def test_overwrite_replaces_table(tmp_path):
     VectorTable.from_arrays(tmp_path / "a", np.ones((2, 2)))
     table = VectorTable.from_arrays(tmp_path / "a", np.zeros((3, 4)), overwrite=True)
     assert len(table) == 3 and table.dim == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.lock", "a"]  # no staging left

@@ -18,6 +18,7 @@ from curata.estimator import NotFittedError
 from curata.hierarchical import HierarchicalKMeans
 from curata.images import ImageFolder
 from curata.kmeans import KMeans
+from curata.locking import TableLockedError
 from curata.report import report
 from curata.sampler import ClusterBatchSampler
 from curata.select import select
@@ -31,6 +32,7 @@ __all__ = [
     "ImageFolder",
     "KMeans",
     "NotFittedError",
+    "TableLockedError",
     "TorchEmbedder",
     "VectorTable",
     "Vectorizer",

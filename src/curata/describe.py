@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ from torch.utils.data import Dataset
 
 from curata.checks import check_int
 from curata.describe_shards import commit_uncommitted_shards, describe_shards
-from curata.distributed import is_distributed, rank_and_world
+from curata.distributed import all_reduce_sum, is_distributed, rank_and_world
 from curata.embed import TorchEmbedder
 from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, loader_kwargs, progress_bar
+from curata.locking import TableLockedError, write_lock
 from curata.table import VectorTable
 from curata.vectorize import Vectorizer
 
@@ -152,6 +154,52 @@ def describe(
         "dtype": dtype,
     }
     rank, world = rank_and_world() if is_distributed() else (0, 1)
+    with ExitStack() as held:
+        _hold_write_lock(held, path, rank, world)
+        return _describe_locked(
+            source,
+            embed,
+            vectorizer,
+            path,
+            fingerprint,
+            (rank, world),
+            (data_key, label_key),
+            loader_kwargs(batch_size, num_workers, collate_fn),
+            dtype,
+            commit_rows,
+            progress,
+        )
+
+
+def _hold_write_lock(held: ExitStack, path: str | os.PathLike[str], rank: int, world: int) -> None:
+    """Rank 0 holds the table's write lock for the whole job; every rank fails alike when another job has it."""
+    refused: TableLockedError | None = None
+    if rank == 0:
+        try:
+            held.enter_context(write_lock(path, wait=0))
+        except TableLockedError as exc:
+            refused = exc
+    if world > 1 and all_reduce_sum(torch.tensor([float(refused is not None)])).item() and refused is None:
+        refused = TableLockedError(f"table {os.fspath(path)!r} is being written by another job (see rank 0's error)")
+    if refused is not None:
+        raise refused
+
+
+def _describe_locked(
+    source: Any,
+    embed: Embedder,
+    vectorizer: Vectorizer,
+    path: str | os.PathLike[str],
+    fingerprint: dict[str, Any],
+    rank_world: tuple[int, int],
+    keys: tuple[Any, Any],
+    loader: dict[str, Any],
+    dtype: str,
+    commit_rows: int,
+    progress: bool,
+) -> VectorTable:
+    rank, world = rank_world
+    total = int(fingerprint["dataset_length"])
     table: VectorTable | None = None
     done = np.empty(0, dtype=np.int64)
     if os.path.exists(path):
@@ -172,7 +220,6 @@ def describe(
         assert table is not None
         return table
 
-    loader = loader_kwargs(batch_size, num_workers, collate_fn)
     if world > 1:
         create = {"dtype": dtype, "fingerprint": fingerprint}
         return describe_shards(
@@ -186,9 +233,9 @@ def describe(
             commit_rows,
             progress,
             loader,
-            (data_key, label_key),
+            keys,
         )
-    batches = embedded_batches(source, pending, embed, vectorizer, loader, (data_key, label_key))
+    batches = embedded_batches(source, pending, embed, vectorizer, loader, keys)
     buffer = RowBuffer()
     dim = table.dim if table is not None else None
     has_label: bool | None = table.has_labels if table is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,10 @@ import lance
 import lance.fragment
 import numpy as np
 import pyarrow as pa
+
+from curata.checks import check_row_ids
+from curata.dir_swap import clean_leftovers, leftovers, staging_path, swap_in
+from curata.locking import TableLockedError, write_lock
 
 __all__ = ["VectorTable", "SCHEMA_VERSION"]
 
@@ -83,8 +87,10 @@ def _as_numpy(values: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be array-like, got {type(values).__name__}") from exc
 
 
-def _staging_path(path: Path) -> Path:
-    return path.parent / f".{path.name}.staging-{uuid.uuid4().hex[:12]}"
+def _clean_leftovers(path: Path) -> None:
+    """Under the write lock: undo what interrupted writes left beside ``path``, and say so."""
+    for line in clean_leftovers(path):
+        warnings.warn(f"table {str(path)!r}: {line}", RuntimeWarning, stacklevel=3)
 
 
 class VectorTable:
@@ -111,6 +117,12 @@ class VectorTable:
     def open(cls, path: str | os.PathLike[str]) -> VectorTable:
         """Open an existing table; raises if ``path`` is missing or holds something else."""
         path = Path(path)
+        if leftovers(path):
+            try:
+                with write_lock(path, wait=0):
+                    _clean_leftovers(path)
+            except TableLockedError:
+                pass  # a live writer's staging directory: it is not ours to touch
         if not path.exists():
             raise FileNotFoundError(f"path {str(path)!r} does not exist: no VectorTable there")
         dataset = cls._load_dataset(path)
@@ -173,10 +185,12 @@ class VectorTable:
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         _check_dtype(dtype)
-        if path.exists():
-            raise FileExistsError(f"path {str(path)!r} already exists; open it with VectorTable.open")
         schema = _arrow_schema(int(dim), dtype, has_label)
-        return cls._write_new(path, schema.empty_table(), int(dim), dtype, has_label, fingerprint)
+        with write_lock(path):
+            _clean_leftovers(path)
+            if path.exists():
+                raise FileExistsError(f"path {str(path)!r} already exists; open it with VectorTable.open")
+            return cls._write_new(path, schema.empty_table(), int(dim), dtype, has_label, fingerprint)
 
     @classmethod
     def _write_new(
@@ -195,12 +209,14 @@ class VectorTable:
             "has_label": has_label,
             "fingerprint": dict(fingerprint or {}),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_path(path)
+        staging = staging_path(path)
         try:
             dataset = lance.write_dataset(data, str(staging), schema=data.schema, data_storage_version=_FILE_FORMAT)
             dataset.update_config({_META_KEY: json.dumps(meta, sort_keys=True)})
-            os.rename(staging, path)
+            if path.exists():
+                swap_in(staging, path)
+            else:
+                os.rename(staging, path)
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
@@ -265,20 +281,14 @@ class VectorTable:
         columns["vector"] = _vectors_to_arrow(array, dtype)
         schema = _arrow_schema(array.shape[1], dtype, labels is not None)
         data = pa.table(columns, schema=schema)
-        if not path.exists():
+        with write_lock(path):
+            _clean_leftovers(path)
+            if path.exists():
+                if not overwrite:
+                    raise FileExistsError(f"path {str(path)!r} already exists; pass overwrite=True to replace it")
+                cls.open(path)  # refuse to replace anything that is not a VectorTable
+            # the old table stays readable at ``path`` until the new one is whole, then one rename swaps them
             return cls._write_new(path, data, array.shape[1], dtype, labels is not None, {"source": "arrays"})
-        if not overwrite:
-            raise FileExistsError(f"path {str(path)!r} already exists; pass overwrite=True to replace it")
-        cls.open(path)  # refuse to replace anything that is not a VectorTable
-        retired = _staging_path(path)
-        os.rename(path, retired)
-        try:
-            table = cls._write_new(path, data, array.shape[1], dtype, labels is not None, {"source": "arrays"})
-        except BaseException:
-            os.rename(retired, path)
-            raise
-        shutil.rmtree(retired)
-        return table
 
     # ------------------------------------------------------------------ writing
     def _arrow_rows(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any) -> pa.Table:
@@ -300,7 +310,8 @@ class VectorTable:
     def append(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> None:
         """Append rows in one atomic commit (all of them or none)."""
         data = self._arrow_rows(idx, idx_vector, vectors, labels)
-        self._dataset = lance.write_dataset(data, self._latest(), mode="append")
+        with write_lock(self.path):
+            self._dataset = lance.write_dataset(data, self._latest(), mode="append")
 
     def write_fragments(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> list[dict[str, Any]]:
         """Write rows as new data files without committing them: invisible until ``commit_fragments``.
@@ -324,14 +335,15 @@ class VectorTable:
 
         Fragments already in the table are skipped, so committing the same list twice adds nothing.
         """
-        dataset = self._latest()
-        present = {file.path for fragment in dataset.get_fragments() for file in fragment.metadata.data_files()}
-        new = [f for f in fragments if not {file["path"] for file in f["files"]} & present]
-        if new:
-            metadata = [lance.fragment.FragmentMetadata.from_json(json.dumps(f)) for f in new]
-            self._dataset = lance.LanceDataset.commit(
-                str(self.path), lance.LanceOperation.Append(metadata), read_version=dataset.version
-            )
+        with write_lock(self.path):
+            dataset = self._latest()
+            present = {file.path for fragment in dataset.get_fragments() for file in fragment.metadata.files}
+            new = [f for f in fragments if not {file["path"] for file in f["files"]} & present]
+            if new:
+                metadata = [lance.fragment.FragmentMetadata.from_json(json.dumps(f)) for f in new]
+                self._dataset = lance.LanceDataset.commit(
+                    str(self.path), lance.LanceOperation.Append(metadata), read_version=dataset.version
+                )
         return sum(int(f["physical_rows"]) for f in new)
 
     def add_column(self, name: str, values: Any, *, overwrite: bool = False) -> None:
@@ -352,6 +364,11 @@ class VectorTable:
         if name in ("idx", "idx_vector", "vector"):
             raise ValueError(f"name {name!r} is a core column of the table and cannot be replaced")
         array = _as_numpy(values, "values")
+        if array.dtype.kind in "cOV":
+            raise TypeError(
+                f"values must hold numbers, booleans, strings or datetimes (a column Lance can store), "
+                f"got dtype {array.dtype}"
+            )
         if array.ndim not in (1, 2) or array.shape[0] != len(self):
             raise ValueError(f"values must hold one entry per row ({len(self)}), got shape {array.shape}")
         exists = name in self.columns
@@ -363,18 +380,22 @@ class VectorTable:
             arrow_values = pa.array(array)
         target = _TMP_PREFIX + name if exists else name
         batch = pa.record_batch([arrow_values], names=[target])
-        dataset = self._latest()
-        dataset.add_columns(pa.RecordBatchReader.from_batches(batch.schema, [batch]))
-        if exists:
-            dataset.drop_columns([name])
-            dataset.alter_columns({"path": target, "name": name})
-        self._dataset = dataset
+        with write_lock(self.path):
+            self._repair_interrupted_overwrite()
+            dataset = self._latest()
+            dataset.add_columns(pa.RecordBatchReader.from_batches(batch.schema, [batch]))
+            if exists:
+                dataset.drop_columns([name])
+                dataset.alter_columns({"path": target, "name": name})
+            self._dataset = dataset
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a small JSON-serialisable value with the table (one commit), e.g. how a column was made."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
-        self._latest().update_config({_ATTR_PREFIX + key: json.dumps(value, sort_keys=True)})
+        encoded = json.dumps(value, sort_keys=True)
+        with write_lock(self.path):
+            self._latest().update_config({_ATTR_PREFIX + key: encoded})
 
     def get_attr(self, key: str, default: Any = None) -> Any:
         """A value stored with ``set_attr``, or ``default``."""
@@ -382,14 +403,28 @@ class VectorTable:
         return default if raw is None else json.loads(raw)
 
     def _repair_interrupted_overwrite(self) -> None:
-        dataset = self._latest()
-        for staged in [c for c in dataset.schema.names if c.startswith(_TMP_PREFIX)]:
-            name = staged[len(_TMP_PREFIX) :]
-            if name in dataset.schema.names:
-                dataset.drop_columns([staged])  # the old column is still whole: roll back
-            else:
-                dataset.alter_columns({"path": staged, "name": name})  # the old one was dropped: roll forward
-        self._dataset = dataset
+        staged_columns = [c for c in self._latest().schema.names if c.startswith(_TMP_PREFIX)]
+        if not staged_columns:
+            return
+        try:
+            with write_lock(self.path, wait=0):
+                dataset = self._latest()
+                for staged in [c for c in dataset.schema.names if c.startswith(_TMP_PREFIX)]:
+                    name = staged[len(_TMP_PREFIX) :]
+                    if name in dataset.schema.names:
+                        dataset.drop_columns([staged])  # the old column is still whole: roll back
+                        done = "rolled back"
+                    else:
+                        dataset.alter_columns({"path": staged, "name": name})  # the old one was dropped
+                        done = "finished"
+                    warnings.warn(
+                        f"table {str(self.path)!r}: {done} an interrupted overwrite of column {name!r}",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                self._dataset = dataset
+        except TableLockedError:
+            pass  # another process is overwriting that column right now
 
     # ------------------------------------------------------------------ reading
     def _latest(self) -> lance.LanceDataset:
@@ -445,7 +480,7 @@ class VectorTable:
                 filled += len(block)
             assert filled == len(out)
             return out
-        positions = _as_numpy(rows, "rows").astype(np.int64).reshape(-1)
+        positions = check_row_ids(rows, "rows", dataset.count_rows())
         column = dataset.take(positions, columns=["vector"]).column("vector")
         return _fixed_list_to_numpy(column, self.dim, self.dtype)
 
