@@ -92,3 +92,38 @@ def test_describe_a_folder_of_images(workdir):
     assert table.column("label").tolist() == [0, 0, 0, 1, 1, 1, 1]
     with pytest.raises(ValueError, match="needs --model"):
         main(["describe", "--images", "photos", "--out", "j"])
+
+
+def test_refused_arguments_write_nothing(workdir):
+    """`select --n 10000` used to build RUN/vectors before refusing n; every refusal now comes first."""
+    np.save(workdir / "few.npy", np.array([1, 400, 2]))
+    np.save(workdir / "floats.npy", np.array([0.5]))
+    refused = [
+        (["select", "--n", "10000"], "--n 10000 is more than the 400"),
+        (["select", "--n", "398", "--exclude", "few.npy"], "--exclude holds row ids outside"),
+        (["cluster", "--levels", "401"], "--levels 401 is more clusters than the 400"),
+        (["curate", "--levels", "5", "10", "--target", "9"], "--levels must be positive and decreasing"),
+        (["split", "--sizes", "train=300", "val=200"], "sizes as counts must be >= 0 and sum to <= the 400"),
+        (["split", "--sizes", "train=abc"], "--sizes must be name=fraction or name=count"),
+        (["dedup", "--threshold", "1.5"], "--threshold must be in"),
+        (["report", "--curated", "floats.npy"], "--curated must hold integer row ids"),
+    ]
+    for arguments, match in refused:
+        with pytest.raises((ValueError, TypeError), match=match):
+            main([arguments[0], "--vectors", "x.npy", "--out", "r", *arguments[1:]])
+        assert not (workdir / "r").exists(), arguments
+
+
+def test_run_directory_built_from_another_file_is_refused(workdir):
+    """`select --vectors b.npy --out r` after a run on a.npy used to answer with row ids of a.npy."""
+    np.save(workdir / "b.npy", np.random.default_rng(1).random((300, 6), dtype=np.float32))
+    main(["cluster", "--vectors", "x.npy", "--out", "r", "--levels", "5"])
+    before = {p.name: p.read_bytes() for p in (workdir / "r").glob("*.*")}
+    with pytest.raises(ValueError, match="holds vectors built from .*x.npy.*not from --vectors 'b.npy'"):
+        main(["select", "--vectors", "b.npy", "--out", "r", "--n", "5"])
+    np.save(workdir / "x.npy", np.random.default_rng(2).random((400, 6), dtype=np.float32))  # same name, new data
+    with pytest.raises(ValueError, match="Use another --out, or delete"):
+        main(["select", "--vectors", "x.npy", "--out", "r", "--n", "5"])
+    assert {p.name: p.read_bytes() for p in (workdir / "r").glob("*.*")} == before
+    main(["select", "--vectors", "b.npy", "--out", "s", "--n", "5"])
+    assert np.load(workdir / "s" / "selected_rows.npy").max() < 300

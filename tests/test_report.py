@@ -59,3 +59,22 @@ def test_report_opens_in_headless_chromium(tmp_path, fitted):
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_bad_curated_or_foreign_tree_fails_before_writing(tmp_path, fitted):
+    table, tree, curated, _ = fitted
+    other = HierarchicalKMeans([10, 3], n_iter=3).fit(np.random.default_rng(0).random((300, 8), dtype=np.float32))
+    bad = [
+        ({"curated": np.r_[curated, len(table)]}, ValueError, "curated holds row ids outside"),
+        ({"curated": curated.astype(np.float64)}, TypeError, "curated must hold integer row ids"),
+        ({"tree": other}, ValueError, "tree was fitted on other rows"),
+        ({"tree": KMeans(3)}, TypeError, "tree must be a fitted"),
+    ]
+    for kwargs, error, match in bad:
+        with pytest.raises(error, match=match):
+            report(table, tmp_path / "report", **kwargs)
+        assert not (tmp_path / "report").exists()
+    table.add_column("cluster", np.full(len(table), -1), overwrite=True)
+    with pytest.raises(ValueError, match="cluster ids must be >= 0"):
+        report(table, tmp_path / "report")
+    assert not (tmp_path / "report").exists()

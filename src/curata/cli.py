@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,49 +20,142 @@ import numpy as np
 
 from curata.checks import check_int
 
-__all__ = ["main", "load_vectors"]
+__all__ = ["main", "load_vectors", "source_rows"]
 
 
-def load_vectors(path: str | Path, out: Path) -> Any:
-    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / "vectors"`` from a .npy or
-    Parquet file of embeddings (Parquet: a list column named ``vector`` or ``embedding``, optional ``label``)."""
+def _source_fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"source_file": str(path.resolve()), "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
+
+
+def source_rows(path: str | Path) -> int:
+    """The number of vectors in ``--vectors`` (a table, .npy or .parquet), read without loading them."""
     from curata.table import VectorTable
 
     path = Path(path)
     if path.is_dir():
-        return VectorTable.open(path)
+        return len(VectorTable.open(path))
     if not path.exists():
         raise FileNotFoundError(f"--vectors {str(path)!r} does not exist")
-    target = out / "vectors"
-    if VectorTable.is_table(target):
-        return VectorTable.open(target)
     if path.suffix == ".npy":
-        return VectorTable.from_arrays(target, np.load(path, allow_pickle=False))
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        if len(shape) != 2:
+            raise ValueError(f"--vectors {str(path)!r} must hold a 2-D array (rows, dim), got shape {shape}")
+        return int(shape[0])
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        data = pq.read_table(path)
-        column = next((c for c in ("vector", "embedding") if c in data.column_names), None)
-        if column is None:
-            raise ValueError(f"{str(path)!r} has no 'vector' or 'embedding' column; columns: {data.column_names}")
-        vectors = np.stack(data.column(column).to_numpy(zero_copy_only=False)).astype(np.float32)
-        labels = data.column("label").to_numpy() if "label" in data.column_names else None
-        return VectorTable.from_arrays(target, vectors, labels=labels)
+        return int(pq.ParquetFile(path).metadata.num_rows)
     raise ValueError(f"--vectors must be a VectorTable/Lance directory, a .npy or a .parquet file, got {str(path)!r}")
+
+
+def load_vectors(path: str | Path, out: Path) -> Any:
+    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / "vectors"`` from a .npy or
+    Parquet file of embeddings (Parquet: a list column named ``vector`` or ``embedding``, optional ``label``).
+
+    A table already in ``out / "vectors"`` is reused only when it was built from this same file, unchanged.
+    """
+    from curata.table import VectorTable
+
+    path = Path(path)
+    source_rows(path)  # says what is wrong with --vectors before anything is written
+    if path.is_dir():
+        return VectorTable.open(path)
+    target = out / "vectors"
+    source = _source_fingerprint(path)
+    if VectorTable.is_table(target):
+        table = VectorTable.open(target)
+        built_from = {key: table.fingerprint.get(key) for key in source}
+        if built_from != source:
+            raise ValueError(
+                f"--out {str(out)!r} holds vectors built from {built_from['source_file']!r} "
+                f"({built_from['source_bytes']} bytes), not from --vectors {str(path)!r} as it is now "
+                f"({source['source_bytes']} bytes): its results would name rows of the other file. "
+                f"Use another --out, or delete {str(target)!r} to rebuild it"
+            )
+        return table
+    if path.suffix == ".npy":
+        return VectorTable.from_arrays(target, np.load(path, allow_pickle=False), fingerprint=source)
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(path)
+    column = next((c for c in ("vector", "embedding") if c in data.column_names), None)
+    if column is None:
+        raise ValueError(f"{str(path)!r} has no 'vector' or 'embedding' column; columns: {data.column_names}")
+    vectors = np.stack(data.column(column).to_numpy(zero_copy_only=False)).astype(np.float32)
+    labels = data.column("label").to_numpy() if "label" in data.column_names else None
+    return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
+
+
+def _write_atomically(file: Path, write: Any) -> None:
+    """``write(staging_file)``, then one rename: a kill leaves the old file or the new one, never half of one."""
+    staging = file.parent / f".{file.name}.partial"
+    write(staging)
+    os.replace(staging, file)
+
+
+def _save_npy(file: Path, values: Any) -> None:
+    with open(file, "wb") as handle:
+        np.save(handle, np.asarray(values), allow_pickle=False)
 
 
 def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, values in arrays.items():
-        np.save(out / f"{name}.npy", np.asarray(values), allow_pickle=False)
+        _write_atomically(out / f"{name}.npy", lambda file, values=values: _save_npy(file, values))
     summary = {
         "command": command,
         "seconds": round(time.perf_counter() - started, 3),
         "files": sorted(f"{name}.npy" for name in arrays),
         **summary,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+    text = json.dumps(summary, indent=1, sort_keys=True, default=str)
+    _write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
     print(json.dumps(summary, sort_keys=True, default=str))
+
+
+def _checked_vectors(args: argparse.Namespace) -> Any:
+    """Check every argument against the number of vectors, then load them (building ``RUN/vectors`` if needed):
+    a refused run writes nothing."""
+    rows = source_rows(args.vectors)
+    levels = getattr(args, "levels", None)
+    if levels is not None:
+        if any(k < 1 for k in levels) or any(b >= a for a, b in zip(levels, levels[1:])):
+            raise ValueError(f"--levels must be positive and decreasing, e.g. 500 50, got {levels}")
+        if levels[0] > rows:
+            raise ValueError(f"--levels {levels[0]} is more clusters than the {rows} vectors of --vectors")
+        check_int(args.resampling, "--resampling", minimum=0)
+        check_int(args.n_iter, "--n-iter", minimum=1)
+    if getattr(args, "n", None) is not None:
+        excluded = len(np.unique(_row_ids(args.exclude, "--exclude", rows))) if args.exclude else 0
+        if args.n > rows - excluded:
+            raise ValueError(f"--n {args.n} is more than the {rows - excluded} vectors not excluded in --vectors")
+    if getattr(args, "sizes", None) is not None:
+        from curata.split import _targets
+
+        _targets(_split_sizes(args.sizes), rows)
+    if getattr(args, "threshold", None) is not None and not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    if getattr(args, "curated", None):
+        _row_ids(args.curated, "--curated", rows)
+    return load_vectors(args.vectors, args.out)
+
+
+def _row_ids(file: str, flag: str, rows: int) -> np.ndarray:
+    from curata.checks import check_row_ids
+
+    return check_row_ids(np.load(file, allow_pickle=False), flag, rows)
+
+
+def _split_sizes(items: list[str]) -> dict[str, float | int]:
+    sizes: dict[str, float | int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            sizes[name] = int(value) if value.isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"--sizes must be name=fraction or name=count, got {item!r}") from None
+    return sizes
 
 
 def _tree_or_kmeans(args: argparse.Namespace) -> Any:
@@ -128,7 +222,7 @@ def _describe(args: argparse.Namespace) -> None:
 def _cluster(args: argparse.Namespace) -> None:
     from curata.clusterize import cluster
 
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
     per_sample = cluster(table, _tree_or_kmeans(args), stratify_by_label=args.stratify_by_label, seed=args.seed)
     _finish(args.out, "cluster", started, {"clusters": per_sample}, clusters=int(per_sample.max()) + 1)
@@ -137,7 +231,7 @@ def _cluster(args: argparse.Namespace) -> None:
 def _curate(args: argparse.Namespace) -> None:
     from curata.curate import curate
 
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
     tree = _tree_or_kmeans(args).fit(table)
     rows = curate(tree, args.target, strategy=args.strategy, seed=args.seed)
@@ -154,7 +248,7 @@ def _curate(args: argparse.Namespace) -> None:
 def _select(args: argparse.Namespace) -> None:
     from curata.select import select
 
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
     exclude = np.load(args.exclude, allow_pickle=False) if args.exclude else None
     rows = select(table, args.n, method=args.method, exclude=exclude, seed=args.seed)
@@ -164,13 +258,9 @@ def _select(args: argparse.Namespace) -> None:
 def _split(args: argparse.Namespace) -> None:
     from curata.split import split
 
-    sizes: dict[str, float | int] = {}
-    for item in args.sizes:
-        name, _, value = item.partition("=")
-        sizes[name] = int(value) if value.isdigit() else float(value)
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
-    parts = split(table, sizes, mode=args.mode, seed=args.seed)
+    parts = split(table, _split_sizes(args.sizes), mode=args.mode, seed=args.seed)
     _finish(
         args.out,
         "split",
@@ -184,7 +274,7 @@ def _split(args: argparse.Namespace) -> None:
 def _dedup(args: argparse.Namespace) -> None:
     from curata.dedup import dedup
 
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
     kept, groups = dedup(table, threshold=args.threshold, keep=args.keep, seed=args.seed)
     _finish(
@@ -200,7 +290,7 @@ def _dedup(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from curata.report import report
 
-    table = load_vectors(args.vectors, args.out)
+    table = _checked_vectors(args)
     started = time.perf_counter()
     curated = np.load(args.curated, allow_pickle=False) if args.curated else None
     index = report(table, args.out / "report", curated=curated, seed=args.seed)

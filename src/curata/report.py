@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from curata.checks import check_labels, check_row_ids
 from curata.clusterize import per_sample_majority
 from curata.table import VectorTable
 
@@ -52,6 +53,33 @@ def _save(fig: Any, out_dir: Path, name: str, plt: Any) -> tuple[str, bytes]:
     return name, data
 
 
+def _level_labels(table: VectorTable, tree: Any, cluster_column: str) -> np.ndarray | None:
+    """(rows, levels) cluster ids from ``tree`` or the table's column, checked against the table."""
+    rows = len(table)
+    if tree is not None:
+        if not hasattr(tree, "labels_"):
+            raise TypeError(
+                f"tree must be a fitted HierarchicalKMeans or KMeans (with labels_), got {type(tree).__name__}"
+            )
+        labels = np.asarray(tree.labels_)
+        fitted_dim = getattr(tree, "n_features_in_", table.dim)
+        if labels.ndim not in (1, 2) or labels.shape[0] != rows or fitted_dim != table.dim:
+            raise ValueError(
+                f"tree was fitted on other rows: its labels_ have shape {labels.shape} and it saw {fitted_dim} "
+                f"features, the table has {rows} rows of dimension {table.dim}"
+            )
+        labels = labels.reshape(rows, -1)
+        for level in range(labels.shape[1]):
+            check_labels(labels[:, level], "tree.labels_", rows)
+    elif cluster_column in table.columns:
+        labels = check_labels(table.column(cluster_column), f"column {cluster_column!r}", rows).reshape(rows, 1)
+    else:
+        return None
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"cluster ids must be >= 0, got {int(labels.min())}")
+    return labels.astype(np.int64, copy=False)
+
+
 def report(
     table: VectorTable,
     out_dir: str | os.PathLike[str],
@@ -79,17 +107,14 @@ def report(
     """
     if not isinstance(table, VectorTable):
         raise TypeError(f"table must be a VectorTable, got {type(table).__name__}")
+    rows = len(table)
+    level_labels = _level_labels(table, tree, cluster_column)
+    if curated is not None:
+        curated = check_row_ids(curated, "curated", rows)
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str, bytes]] = []
-    rows = len(table)
-    if tree is not None:
-        level_labels = np.asarray(tree.labels_).reshape(rows, -1)
-    elif cluster_column in table.columns:
-        level_labels = table.column(cluster_column).reshape(rows, 1)
-    else:
-        level_labels = None
     if level_labels is not None:
         levels = level_labels.shape[1]
         fig, axes = plt.subplots(1, levels, figsize=(4.5 * levels, 3.2), squeeze=False)
@@ -121,7 +146,7 @@ def report(
         width = 0.4 if curated is not None else 0.8
         ax.bar(np.arange(classes) - (width / 2 if curated is not None else 0), pool, width=width, label="pool")
         if curated is not None:
-            picked = np.bincount(labels[np.asarray(curated, dtype=np.int64)], minlength=classes)
+            picked = np.bincount(labels[curated], minlength=classes)
             ax.bar(np.arange(classes) + width / 2, picked / max(1, picked.sum()), width=width, label="curated")
         ax.set_xlabel("label")
         ax.set_ylabel("share")

@@ -232,6 +232,7 @@ class VectorTable:
         ids: Any = None,
         dtype: str | None = None,
         overwrite: bool = False,
+        fingerprint: Mapping[str, Any] | None = None,
     ) -> VectorTable:
         """Build a table from embeddings already in memory, in one atomic write.
 
@@ -242,7 +243,9 @@ class VectorTable:
             ids: optional sample id per row (default ``0..rows-1``); repeated ids are several vectors of one
                 sample and get ``idx_vector`` 0, 1, ... in order.
             dtype: "float32" or "float16" (default: float16 input stays float16, the rest becomes float32).
-            overwrite: replace an existing VectorTable at ``path``.
+            overwrite: replace an existing VectorTable at ``path``; it stays readable there until the new one is
+                complete, then one rename swaps them.
+            fingerprint: what produced the vectors (JSON values), stored with the table.
 
         Example:
             >>> import numpy as np, tempfile, os
@@ -256,6 +259,10 @@ class VectorTable:
             raise ValueError(f"vectors must be a 2-D array (rows, dim), got shape {array.shape}")
         if not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"vectors must hold floats, got dtype {array.dtype}")
+        try:
+            json.dumps(dict(fingerprint or {}))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"fingerprint must be a dict of JSON values, got {fingerprint!r}") from exc
         if dtype is None:
             dtype = "float16" if array.dtype == np.float16 else "float32"
         _check_dtype(dtype)
@@ -288,7 +295,8 @@ class VectorTable:
                     raise FileExistsError(f"path {str(path)!r} already exists; pass overwrite=True to replace it")
                 cls.open(path)  # refuse to replace anything that is not a VectorTable
             # the old table stays readable at ``path`` until the new one is whole, then one rename swaps them
-            return cls._write_new(path, data, array.shape[1], dtype, labels is not None, {"source": "arrays"})
+            made_by = {"source": "arrays", **dict(fingerprint or {})}
+            return cls._write_new(path, data, array.shape[1], dtype, labels is not None, made_by)
 
     # ------------------------------------------------------------------ writing
     def _arrow_rows(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any) -> pa.Table:
