@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from curata.atomic import write_atomically
 from curata.checks import check_int
 
 __all__ = ["main", "load_vectors", "source_rows"]
@@ -87,13 +87,6 @@ def load_vectors(path: str | Path, out: Path) -> Any:
     return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
 
 
-def _write_atomically(file: Path, write: Any) -> None:
-    """``write(staging_file)``, then one rename: a kill leaves the old file or the new one, never half of one."""
-    staging = file.parent / f".{file.name}.partial"
-    write(staging)
-    os.replace(staging, file)
-
-
 def _save_npy(file: Path, values: Any) -> None:
     with open(file, "wb") as handle:
         np.save(handle, np.asarray(values), allow_pickle=False)
@@ -102,7 +95,7 @@ def _save_npy(file: Path, values: Any) -> None:
 def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, values in arrays.items():
-        _write_atomically(out / f"{name}.npy", lambda file, values=values: _save_npy(file, values))
+        write_atomically(out / f"{name}.npy", lambda file, values=values: _save_npy(file, values))
     summary = {
         "command": command,
         "seconds": round(time.perf_counter() - started, 3),
@@ -110,7 +103,7 @@ def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarra
         **summary,
     }
     text = json.dumps(summary, indent=1, sort_keys=True, default=str)
-    _write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
+    write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
     print(json.dumps(summary, sort_keys=True, default=str))
 
 
@@ -394,7 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("n", "target", "batch_size"):
         if getattr(args, name, None) is not None:
             check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
-    args.run(args)
+    from curata.locking import write_lock
+
+    with write_lock(args.out, wait=0):  # one command at a time per run directory
+        args.run(args)
 
 
 if __name__ == "__main__":

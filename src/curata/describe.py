@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from curata.checks import check_int
-from curata.describe_shards import commit_uncommitted_shards, describe_shards
+from curata.describe_shards import describe_shards, uncommitted_sample_ids
 from curata.distributed import all_reduce_sum, is_distributed, rank_and_world
 from curata.embed import TorchEmbedder
 from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, loader_kwargs, progress_bar
@@ -201,7 +201,7 @@ def _describe_locked(
     rank, world = rank_world
     total = int(fingerprint["dataset_length"])
     table: VectorTable | None = None
-    done = np.empty(0, dtype=np.int64)
+    done = uncommitted = np.empty(0, dtype=np.int64)
     if os.path.exists(path):
         table = VectorTable.open(path)
         differences = _differences(table.fingerprint, fingerprint)
@@ -210,17 +210,18 @@ def _describe_locked(
                 f"table {os.fspath(path)!r} was made by a different job; not mixing rows. "
                 f"Differences: {'; '.join(differences)}. Use another path or delete this table."
             )
-        if rank == 0:  # rows that ranks of a crashed sharded run wrote but never committed
-            commit_uncommitted_shards(table)
+        # rows that ranks of a crashed sharded run wrote but never committed count as done; they are committed
+        # with this run's rows, in sample order
+        uncommitted = uncommitted_sample_ids(table.path)
+        done = np.union1d(table.sample_ids(), uncommitted)
         if world > 1:
-            dist.barrier()
-        done = table.sample_ids()
+            dist.barrier()  # every rank has read the manifests before any rank writes new ones
     pending = np.setdiff1d(np.arange(total, dtype=np.int64), done, assume_unique=True)
-    if len(pending) == 0 and world == 1:
+    if len(pending) == 0 and world == 1 and len(uncommitted) == 0:
         assert table is not None
         return table
 
-    if world > 1:
+    if world > 1 or len(uncommitted):
         create = {"dtype": dtype, "fingerprint": fingerprint}
         return describe_shards(
             source,
@@ -234,6 +235,7 @@ def _describe_locked(
             progress,
             loader,
             keys,
+            rank_world,
         )
     batches = embedded_batches(source, pending, embed, vectorizer, loader, keys)
     buffer = RowBuffer()

@@ -1,10 +1,11 @@
 """describe() under torch.distributed: every rank embeds its share into its own fragments, one commit shows all.
 
 Each rank writes Lance fragments (data files nobody sees yet) and, after each, a small JSON manifest naming the
-fragment and the sample ids in it, inside the table's directory. When every rank is done, rank 0 commits all
-fragments in one Append, in sample order, and removes the manifests. A rerun after a crash first commits the
-fragments the manifests name (committing is idempotent), so no finished work is lost and no row is duplicated,
-whatever the new world size.
+fragment and the run of consecutive sample ids in it, inside the table's directory. When every rank is done,
+rank 0 commits all fragments in one Append, in sample order, and removes the manifests. A rerun after a crash
+counts the samples the manifests name as done, embeds only the rest, and commits old and new fragments together
+(committing is idempotent): no finished work is lost, no row is duplicated, whatever the new world size, and the
+rows end in sample order, as in a run that never crashed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from curata.distributed import all_reduce_sum, shard_range
 from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, progress_bar
 from curata.table import VectorTable
 
-__all__ = ["commit_uncommitted_shards", "describe_shards"]
+__all__ = ["commit_uncommitted_shards", "describe_shards", "uncommitted_sample_ids"]
 
 _SHARDS_DIR = "_curata_shards"
 
@@ -35,6 +36,18 @@ def _manifests(path: Path) -> list[tuple[Path, dict[str, Any]]]:
         return []
     found = [(f, json.loads(f.read_text())) for f in folder.glob("*.json")]
     return sorted(found, key=lambda item: (item[1]["first_idx"], item[0].name))
+
+
+def uncommitted_sample_ids(path: Path) -> np.ndarray:
+    """The sample ids in fragments that ranks wrote but nobody committed yet (sorted).
+
+    Example:
+        >>> import tempfile
+        >>> uncommitted_sample_ids(Path(tempfile.mkdtemp())).tolist()
+        []
+    """
+    runs = [np.arange(m["first_idx"], m["last_idx"] + 1) for _, m in _manifests(path)]
+    return np.unique(np.concatenate(runs)) if runs else np.zeros(0, dtype=np.int64)
 
 
 def commit_uncommitted_shards(table: VectorTable) -> int:
@@ -61,8 +74,16 @@ def _write_manifest(table: VectorTable, fragments: list[dict[str, Any]], idx: np
     folder.mkdir(exist_ok=True)
     name = f"rank{rank}-{uuid.uuid4().hex}"
     staging = folder / f".{name}.staging"
-    staging.write_text(json.dumps({"first_idx": int(idx.min()), "rank": rank, "fragments": fragments}))
+    manifest = {"first_idx": int(idx[0]), "last_idx": int(idx[-1]), "rank": rank, "fragments": fragments}
+    staging.write_text(json.dumps(manifest))
     os.replace(staging, folder / f"{name}.json")
+
+
+def _consecutive_runs(idx: np.ndarray) -> list[slice]:
+    """Slices of ``idx`` (sorted sample ids, repeated for several vectors) over runs of consecutive ids."""
+    cuts = np.flatnonzero(np.diff(idx) > 1) + 1
+    bounds = [0, *cuts.tolist(), len(idx)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 def _agree_on_layout(dim: int | None, has_label: bool | None, rank: int, world: int) -> tuple[int, bool]:
@@ -89,12 +110,14 @@ def describe_shards(
     progress: bool,
     loader: dict[str, Any],
     keys: tuple[Any, Any],
+    rank_world: tuple[int, int],
 ) -> VectorTable:
     """Embed this rank's contiguous block of ``pending`` and write it as fragments; rank 0 commits all at the end.
 
-    ``create`` holds VectorTable.create's dtype and fingerprint, used when the table does not exist yet.
+    ``create`` holds VectorTable.create's dtype and fingerprint, used when the table does not exist yet. Runs with
+    one process too (``rank_world=(0, 1)``), to finish a sharded run that crashed.
     """
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank, world = rank_world
     start, stop = shard_range(len(pending), rank, world)
     batches = embedded_batches(source, pending[start:stop], embed, vectorizer, loader, keys)
     first = next(batches, None)
@@ -107,7 +130,8 @@ def describe_shards(
         )
         if rank == 0:
             VectorTable.create(path, dim=dim, has_label=has_label, **create)
-        dist.barrier()
+        if world > 1:
+            dist.barrier()
         table = VectorTable.open(path)
     dim, has_label = table.dim, table.has_labels
     buffer = RowBuffer()
@@ -115,8 +139,11 @@ def describe_shards(
     def write() -> None:
         if buffer.rows:
             idx, idx_vector, vectors, labels = buffer.take()
-            fragments = table.write_fragments(idx, idx_vector, vectors, labels if has_label else None)
-            _write_manifest(table, fragments, idx, rank)
+            # one fragment per run of consecutive ids: sorted by first id, all fragments are in sample order
+            for run in _consecutive_runs(idx):
+                part = labels[run] if has_label else None
+                fragments = table.write_fragments(idx[run], idx_vector[run], vectors[run], part)
+                _write_manifest(table, fragments, idx[run], rank)
 
     bar = progress_bar(stop - start, 0, progress and rank == 0)
     try:
@@ -131,8 +158,10 @@ def describe_shards(
         if buffer.rows:
             write()  # keep the finished batches of a rank that stops on bad input
         bar.close()
-    dist.barrier()  # every rank's fragments and manifests are on disk
+    if world > 1:
+        dist.barrier()  # every rank's fragments and manifests are on disk
     if rank == 0:
         commit_uncommitted_shards(table)
-    dist.barrier()
+    if world > 1:
+        dist.barrier()
     return VectorTable.open(path)

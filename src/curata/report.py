@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from curata.atomic import write_atomically
 from curata.checks import check_labels, check_row_ids
 from curata.clusterize import per_sample_majority
 from curata.table import VectorTable
@@ -49,7 +50,7 @@ def _save(fig: Any, out_dir: Path, name: str, plt: Any) -> tuple[str, bytes]:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     data = buffer.getvalue()
-    (out_dir / name).write_bytes(data)
+    write_atomically(out_dir / name, lambda file: file.write_bytes(data))
     return name, data
 
 
@@ -181,6 +182,4 @@ def report(
 {sections}
 </body></html>
 """
-    index = out / "index.html"
-    index.write_text(page)
-    return index
+    return write_atomically(out / "index.html", lambda file: file.write_text(page))

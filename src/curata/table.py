@@ -18,8 +18,8 @@ import lance.fragment
 import numpy as np
 import pyarrow as pa
 
+from curata.atomic import clean_leftovers, leftovers, staging_path, swap_in
 from curata.checks import check_row_ids
-from curata.dir_swap import clean_leftovers, leftovers, staging_path, swap_in
 from curata.locking import TableLockedError, write_lock
 
 __all__ = ["VectorTable", "SCHEMA_VERSION"]

@@ -1,4 +1,7 @@
-"""Replace a directory by another in one rename, and clear what an interrupted replacement left behind.
+"""Replace a file or a directory in one rename, and clear what an interrupted replacement left behind.
+
+A file is written beside its name (``.NAME.partial``) and renamed over it: a kill leaves the old file or the new
+one. Crash consistency here is against killed processes; nothing is fsynced, so a power cut may lose more.
 
 A new table is written into a staging directory beside its path (``.NAME.staging-XXXX``). On Linux the staging
 directory and the old table are exchanged in one ``renameat2(RENAME_EXCHANGE)``, so the path always holds a
@@ -14,9 +17,10 @@ import errno
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["staging_path", "swap_in", "clean_leftovers", "leftovers"]
+__all__ = ["staging_path", "swap_in", "clean_leftovers", "leftovers", "write_atomically"]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -95,3 +99,23 @@ def clean_leftovers(path: Path) -> list[str]:
             shutil.rmtree(leftover)
             done.append(f"removed {leftover.name} (left by an interrupted write)")
     return done
+
+
+def write_atomically(file: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Call ``write(staging_file)``, then rename the staging file to ``file`` in one step; returns ``file``.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "summary.json"
+        >>> write_atomically(target, lambda f: f.write_text("{}")).read_text()
+        '{}'
+    """
+    file = Path(file)
+    staging = file.parent / f".{file.name}.partial"
+    try:
+        write(staging)
+        os.replace(staging, file)
+    finally:
+        if staging.exists():
+            staging.unlink()
+    return file
