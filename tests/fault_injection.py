@@ -89,7 +89,8 @@ def _child(job: Callable[..., Any], args: tuple[Any, ...], kill: tuple[int, str]
         traceback.print_exc()
         os._exit(1)
     finally:
-        Path(trace_file).write_text(json.dumps(trace))
+        if trace_file != os.devnull:
+            Path(trace_file).write_text(json.dumps(trace))
     os._exit(0)
 
 
@@ -131,6 +132,13 @@ def run(
     trace = json.loads(trace_file.read_text()) if trace_file.exists() else []
     trace_file.unlink(missing_ok=True)
     return int(process.exitcode), trace
+
+
+def start(job: Callable[..., Any], *args: Any) -> Any:
+    """Start ``job(*args)`` in a child without waiting; ``join`` it and read its ``exitcode``."""
+    process = context().Process(target=_child, args=(job, args, None, os.devnull))
+    process.start()
+    return process
 
 
 def kill_points(trace: list[str]) -> list[tuple[int, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -17,8 +18,12 @@ import torch
 import torch.distributed as dist
 
 import curata
+import curata.locking
 from curata import HierarchicalKMeans, VectorTable, describe
 from curata.cli import main as cli
+from curata.report import _pyplot
+
+_pyplot()  # imported once in the forkserver, not in every child
 
 warnings.filterwarnings("ignore", message="lance is not fork-safe")  # children come from a forkserver
 
@@ -174,4 +179,82 @@ def cli_job(workdir: str) -> None:
     np.savez(Path(workdir) / "result.npz", **outputs)
 
 
-__all__ = [name for name in dir() if name.endswith(("_job", "_setup", "_state"))] + ["curata"]
+# ---------------------------------------------------------------------------------------------------- two writers
+def _record_refusal(workdir: str, name: str, action: object) -> None:
+    """Run ``action()``; a refusal by the lock is written to ``WORKDIR/NAME.refused`` instead of raised."""
+    try:
+        action()  # type: ignore[operator]
+    except curata.TableLockedError as exc:
+        (Path(workdir) / f"{name}.refused").write_text(str(exc))
+
+
+class _SlowRows(torch.utils.data.Dataset):
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        time.sleep(0.004)  # long enough for a second job to start while the first runs
+        return self.data[i]
+
+
+def slow_describe_job(workdir: str, name: str) -> None:
+    path = Path(workdir) / "vectors"
+    _record_refusal(
+        workdir,
+        name,
+        lambda: describe(
+            _SlowRows(samples()), embedder(), path, commit_rows=COMMIT_ROWS, batch_size=20, progress=False
+        ),
+    )
+
+
+def hold_lock_job(workdir: str, path: str, seconds: float) -> None:
+    """Hold the write lock of ``path`` (as a long job would) for ``seconds``."""
+    with curata.locking.write_lock(path):
+        (Path(workdir) / "holding").touch()
+        time.sleep(seconds)
+
+
+def appender_job(workdir: str, first: int) -> None:
+    """Ten appends of ten rows with ids first, first + 1, ..."""
+    table = VectorTable.open(Path(workdir) / "t")
+    for start in range(first, first + 100, 10):
+        ids = np.arange(start, start + 10)
+        table.append(ids, np.zeros(10), np.full((10, 8), start, dtype=np.float32), labels=ids % 3)
+
+
+def column_writer_job(workdir: str) -> None:
+    """Add a column of row numbers, again and again, while rows may be appended."""
+    table = VectorTable.open(Path(workdir) / "t")
+    for _ in range(10):
+        try:
+            table.add_column("row", np.arange(len(table)), overwrite=True)
+        except ValueError as exc:
+            assert "the table now has" in str(exc) or "one entry per row" in str(exc), exc
+
+
+def overwriter_job(workdir: str, value: float) -> None:
+    VectorTable.from_arrays(Path(workdir) / "t", np.full((50, 4), value), overwrite=True)
+
+
+def cli_cluster_job(workdir: str, name: str) -> None:
+    os.chdir(workdir)
+    _record_refusal(
+        workdir,
+        name,
+        lambda: cli(
+            ["curate", "--vectors", "x.npy", "--out", "r", "--target", "9", "--levels", "40", "8", "--resampling", "3"]
+        ),
+    )
+
+
+def checkpoint_fit_job(workdir: str, name: str) -> None:
+    X = np.random.default_rng(0).normal(size=(20000, 16)).astype(np.float32)
+    tree = HierarchicalKMeans([200, 20], n_resampling_steps=2, n_iter=10, seed=0)
+    _record_refusal(workdir, name, lambda: tree.fit(X, checkpoint=Path(workdir) / "checkpoint"))
+
+
+__all__ = [name for name in dir() if name.endswith(("_job", "_setup", "_state", "Rows"))] + ["curata"]

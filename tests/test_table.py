@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curata import VectorTable
+from curata import DamagedTableError, VectorTable
 
 
 def test_from_arrays_roundtrip(tmp_path, rng):
@@ -113,3 +113,41 @@ def test_overwrite_replaces_table(tmp_path):
     table = VectorTable.from_arrays(tmp_path / "a", np.zeros((3, 4)), overwrite=True)
     assert len(table) == 3 and table.dim == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.lock", "a"]  # no staging left
+
+
+def _second_data_file(tmp_path):
+    table = VectorTable.from_arrays(tmp_path / "t", np.random.default_rng(0).random((1000, 16)))
+    table.append(np.arange(1000, 1100), np.zeros(100), np.ones((100, 16)))
+    name = table._latest().get_fragments()[1].metadata.files[0].path
+    return table, tmp_path / "t" / "data" / name
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_damaged_table_names_the_file_and_what_to_do(tmp_path, damage):
+    """A missing or truncated data file used to open, then fail inside Lance with ArrowInvalid."""
+    table, data_file = _second_data_file(tmp_path)
+    size = data_file.stat().st_size
+    if damage == "truncate":
+        with open(data_file, "r+b") as handle:
+            handle.truncate(size // 2)
+    else:
+        data_file.unlink()
+    expected = "holds .* bytes where the table records" if damage == "truncate" else "is missing"
+    with pytest.raises(
+        DamagedTableError, match=rf"damaged: data file 'data/{data_file.name}' \(fragment 1, 100 rows\) {expected}"
+    ):
+        table.vectors()  # damaged after it was opened
+    with pytest.raises(DamagedTableError, match="Restore that file from a backup, or delete the table"):
+        VectorTable.open(tmp_path / "t")
+
+
+def test_add_column_and_vectors_refuse_values_lance_cannot_take(tmp_path):
+    table = VectorTable.from_arrays(tmp_path / "t", np.ones((3, 2)))
+    for values in (np.ones(3, dtype=complex), np.array([{}, [], 1], dtype=object)):
+        with pytest.raises(TypeError, match="values must hold numbers, booleans, strings or datetimes"):
+            table.add_column("bad", values)
+    with pytest.raises(ValueError, match=r"rows holds row ids outside \[0, 3\): 3 at position 1"):
+        table.vectors([0, 3])
+    with pytest.raises(TypeError, match="rows must hold integer row ids"):
+        table.vectors([0.5])
+    assert table.columns == ["idx", "idx_vector", "vector"]

@@ -23,11 +23,12 @@ from curata.report import report
 from curata.sampler import ClusterBatchSampler
 from curata.select import select
 from curata.split import leakage, split
-from curata.table import VectorTable
+from curata.table import DamagedTableError, VectorTable
 from curata.vectorize import Vectorizer, Vectors
 
 __all__ = [
     "ClusterBatchSampler",
+    "DamagedTableError",
     "HierarchicalKMeans",
     "ImageFolder",
     "KMeans",

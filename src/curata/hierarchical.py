@@ -19,6 +19,7 @@ from curata.checks import check_int, is_int
 from curata.estimator import check_fitted, estimator_bases, validated_rows
 from curata.grouping import order_within_groups
 from curata.kmeans import KMeans, assign
+from curata.locking import write_lock
 from curata.rows import TableRows, as_matrix, shape_of
 from curata.table import VectorTable
 
@@ -252,7 +253,14 @@ class HierarchicalKMeans(*estimator_bases()):
 
     def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
         """Build the tree over X (array, tensor or VectorTable). With ``checkpoint``, each finished level is saved
-        there and a rerun skips the levels already done (refusing a checkpoint of other data or settings)."""
+        there and a rerun skips the levels already done (refusing a checkpoint of other data or settings); one fit
+        at a time per checkpoint (``TableLockedError`` names the other)."""
+        if checkpoint is None:
+            return self._fit(X, None)
+        with write_lock(checkpoint, wait=0):
+            return self._fit(X, Path(checkpoint))
+
+    def _fit(self, X: Any, checkpoint: Path | None) -> HierarchicalKMeans:
         X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         levels = self._validate(n, dim)
@@ -269,12 +277,12 @@ class HierarchicalKMeans(*estimator_bases()):
         level_labels: list[np.ndarray] = []
         distances = np.empty(0, dtype=np.float32)
         if checkpoint is not None:
-            done = self._read_checkpoint(Path(checkpoint), state)
+            done = self._read_checkpoint(checkpoint, state)
             for t in range(done):
-                level_centroids.append(np.load(Path(checkpoint) / f"level_{t + 1}_centroids.npy", allow_pickle=False))
-                level_labels.append(np.load(Path(checkpoint) / f"level_{t + 1}_labels.npy", allow_pickle=False))
+                level_centroids.append(np.load(checkpoint / f"level_{t + 1}_centroids.npy", allow_pickle=False))
+                level_labels.append(np.load(checkpoint / f"level_{t + 1}_labels.npy", allow_pickle=False))
             if done:
-                distances = np.load(Path(checkpoint) / "level_1_distances.npy", allow_pickle=False)
+                distances = np.load(checkpoint / "level_1_distances.npy", allow_pickle=False)
         inputs: Any = X if not level_centroids else level_centroids[-1]
         for t in range(len(level_centroids), len(levels)):
             if t > 0 and levels[t] > len(level_centroids[-1]):
@@ -287,7 +295,7 @@ class HierarchicalKMeans(*estimator_bases()):
             if t == 0:
                 distances = level_distances.astype(np.float32)
             if checkpoint is not None:
-                self._write_level(Path(checkpoint), state, t, centroids, level_labels[-1], distances)
+                self._write_level(checkpoint, state, t, centroids, level_labels[-1], distances)
             inputs = centroids
         self._set_tree(level_centroids, level_labels, distances)
         return self
