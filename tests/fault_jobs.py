@@ -151,10 +151,15 @@ def checkpoint_job(workdir: str) -> None:
 
 
 def cli_job(workdir: str) -> None:
-    """Every vectors-reading command of the CLI into one run directory."""
+    """`curata describe` into one run directory, then every vectors-reading command into another."""
     os.chdir(workdir)
     if not Path("x.npy").exists():
         np.save("x.npy", samples())
+        Path("cli_data.py").write_text(
+            "import fault_jobs\ndef make():\n    return fault_jobs.samples()[:60], fault_jobs.embedder()\n"
+        )
+    cli(["describe", "--data", "cli_data:make", "--out", "d", "--batch-size", "20"])
+    os.replace("d/summary.json", "r-describe-summary.json")
     for command in (
         ["cluster", "--levels", "6"],
         ["curate", "--levels", "12", "4", "--resampling", "1", "--target", "60", "--n-iter", "5"],
@@ -174,8 +179,11 @@ def cli_job(workdir: str) -> None:
             if file.suffix == ".json":
                 text = json.dumps({k: v for k, v in json.loads(text).items() if k != "seconds"}).encode()
             outputs[str(file.relative_to("r")).replace("/", "__")] = np.frombuffer(text, dtype=np.uint8)
-    table = VectorTable.open("r/vectors")
-    outputs.update({f"table__{name}": table.column(name) for name in table.columns})
+    for run_dir in ("r", "d"):
+        table = VectorTable.open(f"{run_dir}/vectors")
+        outputs.update({f"{run_dir}_table__{name}": table.column(name) for name in table.columns})
+    summary = json.loads(Path("r-describe-summary.json").read_text())
+    outputs["describe_summary"] = np.frombuffer(json.dumps(summary["rows"]).encode(), dtype=np.uint8)
     np.savez(Path(workdir) / "result.npz", **outputs)
 
 
