@@ -95,13 +95,17 @@ def _damage(path: Path, dataset: lance.LanceDataset) -> str | None:
     """What is wrong with the table's data files (one stat per file), or None."""
     for number, fragment in enumerate(dataset.get_fragments()):
         for file in fragment.metadata.files:
-            data_file = path / "data" / file.path
-            expected = file.file_size_bytes
+            try:
+                size = (path / "data" / file.path).stat().st_size
+            except FileNotFoundError:
+                problem = "is missing"
+            else:
+                expected = file.file_size_bytes
+                if not expected or size == expected:
+                    continue
+                problem = f"holds {size} bytes where the table records {expected}"
             where = f"data file {str(Path('data') / file.path)!r} (fragment {number}, {fragment.count_rows()} rows)"
-            if not data_file.exists():
-                return f"{where} is missing"
-            if expected and data_file.stat().st_size != expected:
-                return f"{where} holds {data_file.stat().st_size} bytes where the table records {expected}"
+            return f"{where} {problem}"
     return None
 
 
