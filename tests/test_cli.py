@@ -127,3 +127,15 @@ def test_run_directory_built_from_another_file_is_refused(workdir):
     assert {p.name: p.read_bytes() for p in (workdir / "r").glob("*.*")} == before
     main(["select", "--vectors", "b.npy", "--out", "s", "--n", "5"])
     assert np.load(workdir / "s" / "selected_rows.npy").max() < 300
+
+
+def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
+    main(["dedup", "--vectors", "x.npy", "--out", "r", "--dry-run", "--thresholds", "0.5", "0.99"])
+    out = capsys.readouterr().out
+    assert "threshold 0.500:" in out and "threshold 0.990:" in out
+    curve = summary(workdir / "r")["curve"]
+    assert [point["threshold"] for point in curve] == [0.5, 0.99] and not (workdir / "r" / "kept_rows.npy").exists()
+    with pytest.raises(ValueError, match="more than max_removed=0.01"):
+        main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.5", "--max-removed", "0.01"])
+    with pytest.raises(ValueError, match="--max-removed must be in"):
+        main(["dedup", "--vectors", "x.npy", "--out", "r", "--max-removed", "0"])

@@ -127,8 +127,11 @@ def _checked_vectors(args: argparse.Namespace) -> Any:
         from curata.split import _targets
 
         _targets(_split_sizes(args.sizes), rows)
-    if getattr(args, "threshold", None) is not None and not 0 < args.threshold <= 1:
-        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    for flag in ("threshold", "max_removed", "thresholds"):
+        values = getattr(args, flag, None)
+        for value in values if isinstance(values, list) else [] if values is None else [values]:
+            if not 0 < value <= 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}")
     if getattr(args, "curated", None):
         _row_ids(args.curated, "--curated", rows)
     return load_vectors(args.vectors, args.out)
@@ -265,11 +268,23 @@ def _split(args: argparse.Namespace) -> None:
 
 
 def _dedup(args: argparse.Namespace) -> None:
-    from curata.dedup import dedup
+    from curata.dedup import dedup, dedup_curve
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    kept, groups = dedup(table, threshold=args.threshold, keep=args.keep, seed=args.seed)
+    center = not args.no_center
+    if args.dry_run:
+        curve = dedup_curve(table, args.thresholds, keep=args.keep, center=center, seed=args.seed)
+        for point in curve:
+            print(
+                f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
+                f"largest group {point['largest_group']}"
+            )
+        _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
+        return
+    kept, groups = dedup(
+        table, threshold=args.threshold, keep=args.keep, center=center, max_removed=args.max_removed, seed=args.seed
+    )
     _finish(
         args.out,
         "dedup",
@@ -349,6 +364,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("dedup", _dedup, "near-duplicate removal within clusters")
     sub.add_argument("--threshold", type=float, default=0.95)
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
+    sub.add_argument("--max-removed", type=float, default=0.5, help="refuse when a larger share of rows would go")
+    sub.add_argument("--no-center", action="store_true", help="cosine of the raw vectors, not mean-centred ones")
+    sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
+    sub.add_argument("--thresholds", type=float, nargs="+", default=[0.8, 0.85, 0.9, 0.95, 0.98, 0.99])
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
