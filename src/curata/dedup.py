@@ -187,7 +187,7 @@ def dedup_curve(
 
     Example:
         >>> X = np.array([[1.0, 0], [1.0, 0.01], [0, 1], [0.3, 1]])
-        >>> [c["removed"] for c in dedup_curve(X, [0.9, 0.9999], clusters=np.zeros(4, int), center=False)]
+        >>> [c["removed"] for c in dedup_curve(X, [0.9, 0.99999], clusters=np.zeros(4, int), center=False)]
         [2, 0]
     """
     values = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
