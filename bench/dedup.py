@@ -34,7 +34,7 @@ from curata import TorchEmbedder, dedup
 from curata.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from near_duplicates import augment, precision_recall, with_copies  # noqa: E402
+from near_duplicates import mild_copies, precision_recall, with_copies  # noqa: E402
 
 
 def describe_images(images: np.ndarray) -> np.ndarray:
@@ -43,20 +43,6 @@ def describe_images(images: np.ndarray) -> np.ndarray:
     batches = torch.from_numpy(images).unsqueeze(1).split(256)
     with torch.no_grad():
         return torch.cat([embedder(batch).flatten(1) for batch in batches]).numpy()
-
-
-def mild_copies(originals: np.ndarray, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    sources = rng.choice(len(originals), copies, replace=False)
-    made = []
-    for k, source in enumerate(sources):
-        if k % 3 == 0:
-            made.append(augment(originals[source], "jpeg", rng, quality=(85, 96)))
-        elif k % 3 == 1:
-            made.append(augment(originals[source], "brightness", rng, change=(0.0, 0.07)))
-        else:
-            made.append(originals[source].copy())
-    return np.concatenate([originals, np.stack(made)]), sources
 
 
 def components(X: np.ndarray, threshold: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["AUGMENTATIONS", "augment", "with_copies", "precision_recall"]
+__all__ = ["AUGMENTATIONS", "augment", "with_copies", "mild_copies", "precision_recall"]
 
 
 def _shift(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -60,6 +60,22 @@ def with_copies(images: np.ndarray, copies: int, seed: int = 0) -> tuple[np.ndar
     names = rng.choice(list(AUGMENTATIONS), copies)
     made = np.stack([augment(images[s], n, rng) for s, n in zip(sources, names)])
     return np.concatenate([images, made]), sources, names
+
+
+def mild_copies(originals: np.ndarray, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``originals`` followed by copies of distinct random ones: a third JPEG re-encoded at quality 85-95, a third
+    with brightness changed by up to 7 %, a third exact. Returns (all images, source index of each copy)."""
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(len(originals), copies, replace=False)
+    made = []
+    for k, source in enumerate(sources):
+        if k % 3 == 0:
+            made.append(augment(originals[source], "jpeg", rng, quality=(85, 96)))
+        elif k % 3 == 1:
+            made.append(augment(originals[source], "brightness", rng, change=(0.0, 0.07)))
+        else:
+            made.append(originals[source].copy())
+    return np.concatenate([originals, np.stack(made)]), sources
 
 
 def precision_recall(kept: np.ndarray, originals: int, sources: np.ndarray) -> dict[str, float]:

