@@ -58,9 +58,9 @@ def load_vectors(path: str | Path, out: Path) -> Any:
     from curata.table import VectorTable
 
     path = Path(path)
-    source_rows(path)  # says what is wrong with --vectors before anything is written
     if path.is_dir():
         return VectorTable.open(path)
+    source_rows(path)  # says what is wrong with the file before anything is written
     target = out / "vectors"
     source = _source_fingerprint(path)
     if VectorTable.is_table(target):

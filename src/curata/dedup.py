@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from curata.checks import check_finite, check_int, check_labels
+from curata.grouping import rows_per_group
 from curata.kmeans import KMeans
 from curata.rows import as_matrix, shape_of
 
@@ -27,6 +28,12 @@ def _check_threshold(threshold: Any, name: str = "threshold") -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0 < threshold <= 1:
         raise ValueError(f"{name} must be in (0, 1], got {threshold!r}")
     return float(threshold)
+
+
+def _check_order(keep: Any, chunk_rows: Any) -> None:
+    if keep not in _KEEP:
+        raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
+    check_int(chunk_rows, "chunk_rows", minimum=1)
 
 
 def _prepared(X: Any, clusters: Any, center: bool, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -83,14 +90,16 @@ def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndar
     return owner
 
 
-def _owners(x: torch.Tensor, labels: np.ndarray, threshold: float, keep: str, seed: int, chunk_rows: int) -> np.ndarray:
-    """Per row: -1 when kept, else the row id of the kept row it duplicates."""
+def _visit_orders(x: torch.Tensor, labels: np.ndarray, keep: str, seed: int) -> list[np.ndarray]:
+    """The rows of each cluster in the order ``keep`` visits them."""
     rng = np.random.default_rng(seed)
+    return [_visit_order(x, members, keep, rng) for members in rows_per_group(labels)]
+
+
+def _owners(x: torch.Tensor, visits: list[np.ndarray], threshold: float, chunk_rows: int) -> np.ndarray:
+    """Per row: -1 when kept, else the row id of the kept row it duplicates."""
     owner = np.full(len(x), -1, dtype=np.int64)
-    order = np.argsort(labels, kind="stable")
-    bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    for members in np.split(order, bounds) if len(order) else []:
-        visit = _visit_order(x, members, keep, rng)
+    for visit in visits:
         local = _greedy(x[torch.from_numpy(visit)], threshold, chunk_rows)
         duplicate = local >= 0
         owner[visit[duplicate]] = visit[local[duplicate]]
@@ -136,13 +145,11 @@ def dedup(
         ([0, 2, 4], [[0, 1], [2, 3]])
     """
     threshold = _check_threshold(threshold)
-    if keep not in _KEEP:
-        raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
+    _check_order(keep, chunk_rows)
     if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
         raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
-    check_int(chunk_rows, "chunk_rows", minimum=1)
     x, labels = _prepared(X, clusters, center, seed)
-    owner = _owners(x, labels, threshold, keep, seed, chunk_rows)
+    owner = _owners(x, _visit_orders(x, labels, keep, seed), threshold, chunk_rows)
     removed = owner >= 0
     if removed.sum() > max_removed * len(owner):
         raise ValueError(
@@ -156,9 +163,7 @@ def dedup(
     if removed.any():
         rows = np.flatnonzero(removed)
         keeper = owner[rows]
-        order = np.argsort(keeper, kind="stable")
-        bounds = np.flatnonzero(np.diff(keeper[order])) + 1
-        for part in np.split(order, bounds):
+        for part in rows_per_group(keeper):
             groups.append(np.sort(np.r_[keeper[part[0]], rows[part]]))
         largest = max(len(g) for g in groups)
         if largest > max(100, 0.01 * len(owner)):
@@ -195,13 +200,12 @@ def dedup_curve(
         raise ValueError(f"thresholds must be a non-empty list of numbers in (0, 1], got {thresholds!r}")
     for value in values:
         _check_threshold(float(value), "thresholds")
-    if keep not in _KEEP:
-        raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
-    check_int(chunk_rows, "chunk_rows", minimum=1)
+    _check_order(keep, chunk_rows)
     x, labels = _prepared(X, clusters, center, seed)
+    visits = _visit_orders(x, labels, keep, seed)  # the same order at every threshold, as dedup would use
     curve = []
     for value in values:
-        owner = _owners(x, labels, float(value), keep, seed, chunk_rows)
+        owner = _owners(x, visits, float(value), chunk_rows)
         removed = int((owner >= 0).sum())
         largest = int(np.bincount(owner[owner >= 0]).max()) + 1 if removed else 1
         share = removed / len(owner) if len(owner) else 0.0
