@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["staging_path", "swap_in", "clean_leftovers", "leftovers", "write_atomically"]
+__all__ = ["staging_path", "swap_in", "clean_leftovers", "leftovers", "write_atomically", "save_npy_atomically"]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -119,3 +119,21 @@ def write_atomically(file: str | os.PathLike[str], write: Callable[[Path], objec
         if staging.exists():
             staging.unlink()
     return file
+
+
+def save_npy_atomically(file: str | os.PathLike[str], values: object) -> Path:
+    """``numpy.save`` (no pickles) through ``write_atomically``; the name is kept as given (no ``.npy`` added).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> target = Path(tempfile.mkdtemp()) / "ids.npy"
+        >>> np.load(save_npy_atomically(target, [1, 2])).tolist()
+        [1, 2]
+    """
+    import numpy as np
+
+    def save(staging: Path) -> None:
+        with open(staging, "wb") as handle:
+            np.save(handle, np.asarray(values), allow_pickle=False)
+
+    return write_atomically(file, save)

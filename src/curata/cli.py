@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from curata.atomic import write_atomically
+from curata.atomic import save_npy_atomically, write_atomically
 from curata.checks import check_int
 
 __all__ = ["main", "load_vectors", "source_rows"]
@@ -87,15 +87,10 @@ def load_vectors(path: str | Path, out: Path) -> Any:
     return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
 
 
-def _save_npy(file: Path, values: Any) -> None:
-    with open(file, "wb") as handle:
-        np.save(handle, np.asarray(values), allow_pickle=False)
-
-
 def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, values in arrays.items():
-        write_atomically(out / f"{name}.npy", lambda file, values=values: _save_npy(file, values))
+        save_npy_atomically(out / f"{name}.npy", values)
     summary = {
         "command": command,
         "seconds": round(time.perf_counter() - started, 3),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from curata.atomic import write_atomically
 from curata.distributed import all_reduce_sum, shard_range
 from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, progress_bar
 from curata.table import VectorTable
@@ -73,10 +73,9 @@ def _write_manifest(table: VectorTable, fragments: list[dict[str, Any]], idx: np
     folder = table.path / _SHARDS_DIR
     folder.mkdir(exist_ok=True)
     name = f"rank{rank}-{uuid.uuid4().hex}"
-    staging = folder / f".{name}.staging"
     manifest = {"first_idx": int(idx[0]), "last_idx": int(idx[-1]), "rank": rank, "fragments": fragments}
-    staging.write_text(json.dumps(manifest))
-    os.replace(staging, folder / f"{name}.json")
+    text = json.dumps(manifest)
+    write_atomically(folder / f"{name}.json", lambda file: file.write_text(text))
 
 
 def _consecutive_runs(idx: np.ndarray) -> list[slice]:

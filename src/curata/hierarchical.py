@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata.atomic import save_npy_atomically, write_atomically
 from curata.checks import check_int, is_int
 from curata.estimator import check_fitted, estimator_bases, validated_rows
 from curata.grouping import order_within_groups
@@ -75,8 +76,10 @@ def _split_counts(sizes: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-# what _write_level writes: level arrays (and their staging copies) and the staged tree.json
-_CHECKPOINT_FILE = re.compile(r"level_\d+_(centroids|labels|distances)(\.staging)?\.npy|tree\.json\.staging")
+# what _write_level writes: level arrays, and the staging copies of them and of tree.json (atomic.write_atomically)
+_CHECKPOINT_FILE = re.compile(
+    r"level_\d+_(centroids|labels|distances)\.npy|\.(level_\d+_(centroids|labels|distances)\.npy|tree\.json)\.partial"
+)
 _OWN_PARAMS = ("n_clusters", "n_resampling_steps", "sample_size", "resample", "n_splits", "seed")
 
 
@@ -375,12 +378,6 @@ class HierarchicalKMeans(*estimator_bases()):
                 )
         return int(saved["levels_done"])
 
-    @staticmethod
-    def _atomic_save(path: Path, array: np.ndarray) -> None:
-        staging = path.with_suffix(".staging.npy")
-        np.save(staging, array, allow_pickle=False)
-        os.replace(staging, path)
-
     def _write_level(
         self,
         path: Path,
@@ -391,14 +388,13 @@ class HierarchicalKMeans(*estimator_bases()):
         distances: np.ndarray,
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._atomic_save(path / f"level_{t + 1}_centroids.npy", centroids)
-        self._atomic_save(path / f"level_{t + 1}_labels.npy", labels)
+        save_npy_atomically(path / f"level_{t + 1}_centroids.npy", centroids)
+        save_npy_atomically(path / f"level_{t + 1}_labels.npy", labels)
         if t == 0:
-            self._atomic_save(path / "level_1_distances.npy", distances)
+            save_npy_atomically(path / "level_1_distances.npy", distances)
         state["levels_done"] = t + 1
-        staging = path / "tree.json.staging"
-        staging.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(staging, path / "tree.json")
+        text = json.dumps(state, indent=1, sort_keys=True)
+        write_atomically(path / "tree.json", lambda file: file.write_text(text))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the fitted tree as JSON + .npy files in the directory ``path``."""
