@@ -78,3 +78,49 @@ def test_leakage_checks_ids_before_any_work():
     X[2, 1] = np.inf
     with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 2\)"):
         leakage({"train": [0], "val": [1]}, X)
+
+
+def test_coreset_split_takes_each_class_share_and_covers_the_pool():
+    from sklearn.datasets import make_blobs
+
+    from curata import select
+
+    X, _ = make_blobs(1000, n_features=6, centers=20, random_state=3)
+    labels = np.repeat([0, 1, 2], [600, 300, 100])
+    parts = split(X, {"train": 0.7, "val": 0.3}, mode="coreset", labels=labels, seed=0)
+    assert np.array_equal(np.sort(np.r_[parts["train"], parts["val"]]), np.arange(1000))
+    assert np.bincount(labels[parts["train"]]).tolist() == [420, 210, 70]
+    assert np.array_equal(parts["train"], np.sort(select(X, 700, labels=labels, seed=0)))  # Goldener's recipe
+
+    def worst_gap(rows: np.ndarray) -> float:
+        d = ((X[:, None, :] - X[rows][None]) ** 2).sum(-1)
+        return float(np.sqrt(d.min(1)).max())
+
+    random = [worst_gap(split(X, {"train": 0.7, "val": 0.3}, seed=s)["train"]) for s in range(5)]
+    assert worst_gap(parts["train"]) < min(random)
+
+
+def test_coreset_split_n_way_and_other_methods():
+    X = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    parts = split(X, {"train": 0.6, "val": 0.2, "test": 0.2}, mode="coreset", method="kernel_points", seed=1)
+    assert [len(p) for p in parts.values()] == [300, 100, 100]
+    assert len(np.unique(np.concatenate(list(parts.values())))) == 500
+    partial = split(X, {"train": 0.5, "val": 0.1}, mode="coreset", metric="cosine", seed=1)
+    assert [len(p) for p in partial.values()] == [250, 50]
+    assert not set(partial["train"].tolist()) & set(partial["val"].tolist())
+
+
+def test_coreset_split_bad_input():
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    with pytest.raises(ValueError, match="pass the vectors, not cluster ids"):
+        split(np.zeros(50, dtype=int), {"train": 0.5}, mode="coreset")
+    with pytest.raises(ValueError, match="labels is used by mode='coreset'"):
+        split(X, {"train": 0.5}, labels=np.zeros(50, dtype=int))
+    with pytest.raises(ValueError, match="method must be one of"):
+        split(X, {"train": 0.5}, mode="coreset", method="best")
+    with pytest.raises(TypeError, match="labels must hold integer ids"):
+        split(X, {"train": 0.5}, mode="coreset", labels=np.zeros(50) + 0.5)
+    bad = X.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 3\)"):
+        split(bad, {"train": 0.5, "val": 0.5}, mode="coreset")

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import check_finite, check_row_ids, is_int
+from curata.checks import check_finite, check_labels, check_row_ids, is_int
 from curata.grouping import order_within_groups
 from curata.kmeans import KMeans
 from curata.rows import as_matrix, shape_of
+from curata.select import METHODS, select
 
 __all__ = ["split", "leakage"]
 
-_MODES = ("stratified", "disjoint")
+_MODES = ("stratified", "disjoint", "coreset")
 
 
 def _targets(sizes: Mapping[str, float | int], rows: int) -> dict[str, int]:
@@ -49,8 +50,45 @@ def _cluster_ids(X_or_clusters: Any, seed: int) -> np.ndarray:
     return KMeans(k, seed=seed).fit(X_or_clusters).labels_
 
 
+def _select_among(
+    x: torch.Tensor, left: np.ndarray, count: int, method: str, metric: str, labels: np.ndarray | None, seed: int
+) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    local_labels = None if labels is None else labels[left]
+    return left[select(x[torch.from_numpy(left)], count, method=method, metric=metric, labels=local_labels, seed=seed)]
+
+
+def _coreset(
+    X: Any, targets: dict[str, int], labels: np.ndarray | None, method: str, metric: str, seed: int
+) -> dict[str, np.ndarray]:
+    """Every split but the last chosen by ``select`` among the rows left, per-label quotas; the last: the rest."""
+    rows, _ = shape_of(X)
+    x = as_matrix(X)
+    left = np.arange(rows)
+    names = list(targets)
+    out: dict[str, np.ndarray] = {}
+    for position, name in enumerate(names):
+        count = targets[name]
+        if position == len(names) - 1:
+            # the rest; when the sizes leave rows over, a random draw of the same per-label shares
+            last = "random" if count < len(left) else None
+            out[name] = left if last is None else np.sort(_select_among(x, left, count, last, metric, labels, seed))
+            break
+        out[name] = np.sort(_select_among(x, left, count, method, metric, labels, seed))
+        left = np.setdiff1d(left, out[name], assume_unique=True)
+    return out
+
+
 def split(
-    X_or_clusters: Any, sizes: Mapping[str, float | int], *, mode: str = "stratified", seed: int = 0
+    X_or_clusters: Any,
+    sizes: Mapping[str, float | int],
+    *,
+    mode: str = "stratified",
+    labels: Any = None,
+    method: str = "kcenter",
+    metric: str = "l2",
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Split rows into named parts, cluster-aware.
 
@@ -60,7 +98,12 @@ def split(
         sizes: e.g. ``{"train": 0.8, "val": 0.2}`` (fractions summing to <= 1) or counts; rows left over go nowhere.
         mode: "stratified" puts every cluster into every split in proportion (each split gets a cluster's rows
             in proportion to the split's size, +-1); "disjoint" keeps every cluster inside one split (no
-            near-identical rows across splits; sizes are then approximate).
+            near-identical rows across splits; sizes are then approximate); "coreset" (Goldener's smart split;
+            needs vectors) fills every split but the last by ``select(method=...)`` among the rows still free,
+            with per-label quotas when ``labels`` are given, and gives the last split the rest.
+        labels: a class id per row, for mode="coreset": each split takes its share of every label.
+        method: the selection method of mode="coreset" (any of ``select``'s; "kcenter" as Goldener).
+        metric: "l2" or "cosine", for mode="coreset".
         seed: seed of the draws.
 
     Returns:
@@ -73,6 +116,16 @@ def split(
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if mode == "coreset":
+        if isinstance(X_or_clusters, np.ndarray) and X_or_clusters.ndim == 1:
+            raise ValueError("mode='coreset' selects by distance: pass the vectors, not cluster ids")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        rows, _ = shape_of(X_or_clusters)
+        label_ids = None if labels is None else check_labels(labels, "labels", rows)
+        return _coreset(X_or_clusters, _targets(sizes, rows), label_ids, method, metric, seed)
+    if labels is not None:
+        raise ValueError(f"labels is used by mode='coreset'; mode={mode!r} splits by clusters")
     clusters = _cluster_ids(X_or_clusters, seed)
     rows = len(clusters)
     targets = _targets(sizes, rows)
