@@ -45,6 +45,32 @@ def test_every_command_end_to_end(workdir):
     assert summary(workdir / "r")["sizes"]["train"] + summary(workdir / "r")["sizes"]["val"] == 400
     main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.999"])
     assert summary(workdir / "r")["command"] == "dedup"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X = np.load(workdir / "x.npy")
+    labels = np.arange(400) % 4
+    pq.write_table(pa.table({"vector": list(X), "label": labels}), workdir / "l.parquet")
+    main(["select", "--vectors", "l.parquet", "--out", "l", "--n", "40", "--method", "zcore", "--by-label"])
+    assert np.bincount(labels[np.load(workdir / "l" / "selected_rows.npy")]).tolist() == [10] * 4
+    main(
+        [
+            "split",
+            "--vectors",
+            "l.parquet",
+            "--out",
+            "l",
+            "--sizes",
+            "train=0.7",
+            "val=0.3",
+            "--mode",
+            "coreset",
+            "--by-label",
+            "--metric",
+            "cosine",
+        ]
+    )
+    assert np.bincount(labels[np.load(workdir / "l" / "split_train.npy")]).tolist() == [70] * 4
     main(["report", "--vectors", "x.npy", "--out", "r", "--curated", "r/curated_rows.npy"])
     assert (workdir / "r" / "report" / "index.html").exists()
 
@@ -106,6 +132,9 @@ def test_refused_arguments_write_nothing(workdir):
         (["split", "--sizes", "train=300", "val=200"], "sizes as counts must be >= 0 and sum to <= the 400"),
         (["split", "--sizes", "train=abc"], "--sizes must be name=fraction or name=count"),
         (["dedup", "--threshold", "1.5"], "--threshold must be in"),
+        (["select", "--n", "5", "--by-label"], "--by-label: --vectors 'x.npy' holds no labels"),
+        (["select", "--n", "5", "--chunk-rows", "1"], "--chunk-rows must be an int >= 2"),
+        (["split", "--sizes", "train=0.5", "--by-label"], "--by-label is for --mode coreset"),
         (["report", "--curated", "floats.npy"], "--curated must hold integer row ids"),
     ]
     for arguments, match in refused:

@@ -19,6 +19,7 @@ import numpy as np
 
 from curata.atomic import save_npy_atomically, write_atomically
 from curata.checks import check_int
+from curata.select import METHODS
 
 __all__ = ["main", "load_vectors", "source_rows"]
 
@@ -129,7 +130,25 @@ def _checked_vectors(args: argparse.Namespace) -> Any:
                 raise ValueError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}")
     if getattr(args, "curated", None):
         _row_ids(args.curated, "--curated", rows)
+    check_int(getattr(args, "chunk_rows", None), "--chunk-rows", minimum=2, allow_none=True)
+    if getattr(args, "by_label", False):
+        if getattr(args, "mode", "coreset") != "coreset":
+            raise ValueError(f"--by-label is for --mode coreset; --mode {args.mode} splits by clusters")
+        if not _has_labels(Path(args.vectors)):
+            raise ValueError(f"--by-label: --vectors {args.vectors!r} holds no labels (a 'label' column)")
     return load_vectors(args.vectors, args.out)
+
+
+def _has_labels(path: Path) -> bool:
+    if path.is_dir():
+        from curata.table import VectorTable
+
+        return "label" in VectorTable.open(path).columns
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return "label" in pq.read_schema(path).names
+    return False
 
 
 def _row_ids(file: str, flag: str, rows: int) -> np.ndarray:
@@ -236,13 +255,26 @@ def _curate(args: argparse.Namespace) -> None:
     )
 
 
+def _table_labels(table: Any, by_label: bool) -> np.ndarray | None:
+    return table.column("label") if by_label else None
+
+
 def _select(args: argparse.Namespace) -> None:
     from curata.select import select
 
     table = _checked_vectors(args)
     started = time.perf_counter()
     exclude = np.load(args.exclude, allow_pickle=False) if args.exclude else None
-    rows = select(table, args.n, method=args.method, exclude=exclude, seed=args.seed)
+    rows = select(
+        table,
+        args.n,
+        method=args.method,
+        metric=args.metric,
+        labels=_table_labels(table, args.by_label),
+        exclude=exclude,
+        chunk_rows=args.chunk_rows,
+        seed=args.seed,
+    )
     _finish(args.out, "select", started, {"selected_rows": rows}, method=args.method, n=args.n)
 
 
@@ -251,7 +283,15 @@ def _split(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    parts = split(table, _split_sizes(args.sizes), mode=args.mode, seed=args.seed)
+    parts = split(
+        table,
+        _split_sizes(args.sizes),
+        mode=args.mode,
+        labels=_table_labels(table, args.by_label),
+        method=args.method,
+        metric=args.metric,
+        seed=args.seed,
+    )
     _finish(
         args.out,
         "split",
@@ -351,11 +391,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--strategy", choices=["random", "closest"], default="random")
     sub = command("select", _select, "pick rows to annotate")
     sub.add_argument("--n", type=int, required=True)
-    sub.add_argument("--method", choices=["kcenter", "cluster_balanced", "typical", "random"], default="kcenter")
+    sub.add_argument("--method", choices=list(METHODS), default="kcenter")
+    sub.add_argument("--metric", choices=["l2", "cosine"], default="l2")
+    sub.add_argument("--by-label", action="store_true", help="each label gets its share (the table's labels)")
+    sub.add_argument("--chunk-rows", type=int, default=None, help="select in random chunks of this many rows")
     sub.add_argument("--exclude", help=".npy of row ids already labelled")
     sub = command("split", _split, "cluster-aware splits")
     sub.add_argument("--sizes", nargs="+", required=True, help="name=fraction or name=count, e.g. train=0.8 val=0.2")
-    sub.add_argument("--mode", choices=["stratified", "disjoint"], default="stratified")
+    sub.add_argument("--mode", choices=["stratified", "disjoint", "coreset"], default="stratified")
+    sub.add_argument("--method", choices=list(METHODS), default="kcenter", help="selection of --mode coreset")
+    sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="distance of --mode coreset")
+    sub.add_argument("--by-label", action="store_true", help="--mode coreset: each split takes each label's share")
     sub = command("dedup", _dedup, "near-duplicate removal within clusters")
     sub.add_argument("--threshold", type=float, default=0.95)
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
