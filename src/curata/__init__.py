@@ -10,11 +10,13 @@ Example:
 
 from curata.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.clusterize import cluster, reduce
+from curata.contamination import contamination
 from curata.curate import curate
 from curata.dedup import dedup, dedup_curve
 from curata.describe import describe
 from curata.embed import TorchEmbedder
 from curata.estimator import NotFittedError
+from curata.exact_duplicates import exact_duplicates
 from curata.hierarchical import HierarchicalKMeans
 from curata.images import ImageFolder
 from curata.kmeans import KMeans
@@ -42,8 +44,10 @@ __all__ = [
     "add_to_pixeltable",
     "cluster",
     "curate",
+    "contamination",
     "dedup",
     "dedup_curve",
+    "exact_duplicates",
     "describe",
     "leakage",
     "reduce",

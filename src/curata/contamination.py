@@ -1,0 +1,77 @@
+"""contamination(): rows of one set that nearly duplicate a row of another (train against test), memory bounded.
+
+Both sets are read ``chunk_rows`` rows at a time (arrays, tensors or VectorTables, which stream from disk), so the
+memory is O(chunk_rows^2) whatever their sizes; the time is O(rows x reference rows x dim).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from curata.checks import check_finite, check_int
+from curata.dedup import _check_threshold
+from curata.rows import as_matrix, shape_of
+
+__all__ = ["contamination"]
+
+
+def _unit(block: torch.Tensor, mean: torch.Tensor | None) -> torch.Tensor:
+    if mean is not None:
+        block = block - mean
+    return torch.nn.functional.normalize(block, dim=1)
+
+
+def contamination(
+    X: Any, reference: Any, *, threshold: float = 0.95, center: bool = True, chunk_rows: int = 4096
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``X`` whose cosine similarity to some row of ``reference`` is at least ``threshold``.
+
+    Args:
+        X: (rows, dim) array, tensor or VectorTable, e.g. the training set.
+        reference: the set to protect, e.g. the test set, with the same dim.
+        threshold: cosine similarity in (0, 1].
+        center: subtract the mean row of both sets together first (uncentred CNN features all look alike).
+        chunk_rows: rows of each set compared at a time.
+
+    Returns:
+        (sorted rows of X that are contaminated, the most similar reference row of each, that similarity).
+
+    Example:
+        >>> train = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+        >>> test = np.array([[0.0, 1.01], [-1.0, 0.1]])
+        >>> rows, nearest, similarity = contamination(train, test, center=False)
+        >>> rows.tolist(), nearest.tolist()
+        ([1], [0])
+    """
+    threshold = _check_threshold(threshold)
+    check_int(chunk_rows, "chunk_rows", minimum=1)
+    rows, dim = shape_of(X)
+    ref_rows, ref_dim = shape_of(reference)
+    if ref_dim != dim:
+        raise ValueError(f"reference has dim {ref_dim}, X has dim {dim}: describe both with the same model")
+    for name, data, count in (("X", X, rows), ("reference", reference, ref_rows)):
+        for start in range(0, count, chunk_rows):
+            check_finite(as_matrix(data, start, min(start + chunk_rows, count)), name)
+    mean = None
+    if center and rows + ref_rows:
+        total = torch.zeros(dim, dtype=torch.float64)
+        for data, count in ((X, rows), (reference, ref_rows)):
+            for start in range(0, count, chunk_rows):
+                total += as_matrix(data, start, min(start + chunk_rows, count)).double().sum(dim=0)
+        mean = (total / (rows + ref_rows)).float()
+    best = torch.full((rows,), -2.0)
+    nearest = torch.full((rows,), -1, dtype=torch.int64)
+    for start in range(0, rows, chunk_rows):
+        stop = min(start + chunk_rows, rows)
+        block = _unit(as_matrix(X, start, stop), mean)
+        for ref_start in range(0, ref_rows, chunk_rows):
+            ref = _unit(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)), mean)
+            value, where = (block @ ref.T).max(dim=1)
+            better = value > best[start:stop]
+            best[start:stop] = torch.where(better, value, best[start:stop])
+            nearest[start:stop] = torch.where(better, where + ref_start, nearest[start:stop])
+    hit = torch.nonzero(best >= threshold).reshape(-1)
+    return hit.numpy().astype(np.int64), nearest[hit].numpy(), best[hit].numpy().astype(np.float64)
