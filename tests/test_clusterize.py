@@ -86,6 +86,15 @@ def test_multi_vector_samples_majority_and_pairs(tmp_path):
     assert sorted(np.concatenate(list(sampler)).tolist()) == [0, 1, 1, 2]
 
 
+def test_same_forces_every_vector_of_a_sample_into_one_cluster(tmp_path):
+    X = np.r_[np.zeros((4, 2)), np.full((2, 2), 9.0)].astype(np.float32)
+    table = VectorTable.from_arrays(tmp_path / "t", X, ids=[0, 0, 1, 1, 1, 2])  # sample 1: two near 0, one at 9
+    per_sample = cluster(table, KMeans(2, seed=0), per_sample="same")
+    column = table.column("cluster")
+    assert column[2] == column[3] == column[4] == per_sample[1] == per_sample[0] != per_sample[2]
+    assert np.array_equal(column, per_sample[table.column("idx")])
+
+
 def test_bad_input(table, tmp_path):
     with pytest.raises(TypeError, match="VectorTable"):
         cluster(np.ones((3, 2)), KMeans(2))

@@ -96,3 +96,19 @@ def test_bad_arguments():
         Vectorizer(mask_key="m")(torch.rand(1, 2, 3, 3))
     with pytest.raises(ValueError, match="features must be"):
         Vectorizer()(torch.rand(4))
+
+
+def test_select_keeps_the_vectors_a_selection_method_picks():
+    tokens = torch.zeros(16, 8)
+    tokens[12:, :4] = 10 * torch.eye(4)  # 12 identical patches, 4 distinct ones
+    x = torch.stack([tokens, tokens.flip(0)])  # (2, T, C)
+    out = Vectorizer(max_vectors=4, select="kcenter", seed=0)(x, idx=torch.tensor([5, 6]))
+    for sample in (0, 1):
+        kept = out.vectors[out.sample == sample]
+        assert len(kept) == 4 and int((kept.abs().sum(1) > 0).sum()) >= 3  # random keeps about one
+    again = Vectorizer(max_vectors=4, select="kcenter", seed=0)(x[1:], idx=torch.tensor([6]))
+    assert torch.equal(again.idx_vector, out.idx_vector[out.sample == 1])  # per sample, not per batch
+    with pytest.raises(ValueError, match="select needs max_vectors"):
+        Vectorizer(select="kcenter")
+    with pytest.raises(ValueError, match="select must be None or one of"):
+        Vectorizer(max_vectors=2, select="best")

@@ -13,7 +13,7 @@ from curata.table import VectorTable
 
 __all__ = ["cluster", "reduce", "per_sample_majority"]
 
-_PER_SAMPLE = ("majority", "all")
+_PER_SAMPLE = ("majority", "all", "same")
 
 
 def per_sample_majority(idx: np.ndarray, clusters: np.ndarray) -> np.ndarray:
@@ -115,7 +115,8 @@ def cluster(
         chunk_size: cluster random (seeded) chunks of at most this many vectors separately.
         per_sample: "majority" returns one cluster per sample (the most frequent among its vectors; -1 for a
             sample with no vector); "all" returns the unique (sample, cluster) pairs, an (P, 2) array that
-            ``ClusterBatchSampler`` accepts, listing a sample in every cluster its vectors fall in.
+            ``ClusterBatchSampler`` accepts, listing a sample in every cluster its vectors fall in; "same" forces
+            every vector of a sample into its majority cluster (written so in ``column``) and returns as "majority".
         seed: seed of the chunking and of clusterers whose seed is unset.
 
     Cluster ids are unique across labels and chunks: each part's ids are offset past the previous parts'.
@@ -159,8 +160,10 @@ def cluster(
             _, dense = np.unique(labels, return_inverse=True)
             ids[np.sort(part)] = dense + offset
             offset += int(dense.max()) + 1
-    table.add_column(column, ids, overwrite=True)
     sample_idx = table.column("idx")
+    if per_sample == "same":
+        ids = per_sample_majority(sample_idx, ids)[sample_idx]
+    table.add_column(column, ids, overwrite=True)
     if per_sample == "all":
         return np.unique(np.stack([sample_idx, ids], axis=1), axis=0)
     n_samples = int(table.fingerprint.get("dataset_length", int(sample_idx.max()) + 1))

@@ -95,6 +95,9 @@ class Vectorizer:
         remove: positions to drop, same forms (``remove=1`` drops the CLS token).
         max_vectors: keep at most K vectors per sample, drawn at random from a generator seeded by
             (seed, sample idx), so a sample gets the same vectors whatever batch it lands in.
+        select: pick those K vectors with a ``curata.select`` method instead of at random ("kcenter" keeps the
+            K most spread-out patches of a sample, "kernel_points" the K that best match its distribution, ...),
+            seeded by (seed, sample idx) too.
         mask_key: the key of a per-pixel mask in the dataset items; only positions where the mask is non-zero are
             kept (the mask is resized, nearest, to the feature map).
         seed: seed of the ``max_vectors`` draws.
@@ -113,6 +116,7 @@ class Vectorizer:
         remove: PositionSpec = None,
         max_vectors: int | None = None,
         mask_key: str | None = None,
+        select: str | None = None,
         seed: int = 0,
     ) -> None:
         if pool is not None and pool not in _POOLS:
@@ -122,11 +126,19 @@ class Vectorizer:
             raise ValueError("max_vectors applies only without pool (pooling already gives one vector per sample)")
         if not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if select is not None:
+            from curata.select import METHODS
+
+            if select not in METHODS:
+                raise ValueError(f"select must be None or one of {METHODS}, got {select!r}")
+            if max_vectors is None:
+                raise ValueError("select needs max_vectors: how many vectors of each sample to keep")
         self.pool = pool
         self.keep = _check_positions(keep, "keep")
         self.remove = _check_positions(remove, "remove")
         self.max_vectors = max_vectors
         self.mask_key = mask_key
+        self.select = select
         self.seed = seed
 
     def fingerprint(self) -> dict[str, Any]:
@@ -141,6 +153,7 @@ class Vectorizer:
             "remove": show(self.remove),
             "max_vectors": self.max_vectors,
             "mask_key": self.mask_key,
+            "select": self.select,
             "seed": self.seed,
         }
 
@@ -164,7 +177,7 @@ class Vectorizer:
         if self.pool is not None:
             return self._pooled(x, selected)
         if self.max_vectors is not None:
-            selected = self._draw(selected, ids)
+            selected = self._draw(x, selected, ids)
         sample, position = selected.nonzero(as_tuple=True)
         return Vectors(x[sample, position], sample, position)
 
@@ -179,7 +192,7 @@ class Vectorizer:
         sample = torch.nonzero(counts > 0).reshape(-1)
         return Vectors(pooled[sample], sample, torch.zeros_like(sample))
 
-    def _draw(self, selected: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def _draw(self, x: torch.Tensor, selected: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         limit = self.max_vectors
         assert limit is not None
         counts = selected.sum(dim=1).tolist()
@@ -187,7 +200,14 @@ class Vectorizer:
         for row, count in enumerate(counts):
             if count > limit:
                 candidates = torch.nonzero(selected[row]).reshape(-1).cpu().numpy()
-                keep = _sample_rng(self.seed, int(ids[row])).choice(candidates, size=limit, replace=False)
+                rng = _sample_rng(self.seed, int(ids[row]))
+                if self.select is None:
+                    keep = rng.choice(candidates, size=limit, replace=False)
+                else:
+                    from curata.select import select
+
+                    own = x[row, torch.from_numpy(candidates).to(x.device)].detach().float().cpu()
+                    keep = candidates[select(own, limit, method=self.select, seed=int(rng.integers(2**31)))]
                 drawn[row] = False
                 drawn[row, torch.as_tensor(keep, device=drawn.device)] = True
         return drawn
