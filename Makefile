@@ -50,7 +50,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/dedup.py
-	$(BIN)/python bench/select.py
+	$(BIN)/python bench/selection.py
 
 # regenerates docs/evidence.md and docs/evidence/ from scratch (vectors cached in runs/evidence/)
 evidence: $(VENV)/.evidence-deps $(FASHION_MNIST)

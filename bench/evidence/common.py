@@ -132,6 +132,15 @@ def paired(a: list[float], b: list[float]) -> dict[str, float]:
     return {"mean_diff": float(diff.mean()), "std_diff": float(diff.std(ddof=1)), "t_p": t_p, "wilcoxon_p": w_p}
 
 
+def verdict(test: dict[str, float], what: str, other: str, digits: int = 3) -> str:
+    """'WHAT higher|lower than OTHER by +d (significant|not significant, p = ...' from a ``paired`` result (the
+    caller closes the parenthesis, after any remark of its own)."""
+    direction = "higher" if test["mean_diff"] > 0 else "lower"
+    significant = "significant" if test["wilcoxon_p"] < 0.05 else "not significant"
+    change = f"{test['mean_diff']:+.{digits}f}"
+    return f"{what} {direction} than {other} by {change} ({significant}, p = {test['wilcoxon_p']:.3g}"
+
+
 def mean_std(values: list[float]) -> str:
     """'mean ± std' with 4 significant decimals."""
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"

@@ -14,7 +14,18 @@ import time
 from typing import Any
 
 import numpy as np
-from common import CLASSES, Vectors, accuracies, mean_std, paired, panels, save_figure, save_json, train_probe
+from common import (
+    CLASSES,
+    Vectors,
+    accuracies,
+    mean_std,
+    paired,
+    panels,
+    save_figure,
+    save_json,
+    train_probe,
+    verdict,
+)
 
 from curata import split
 
@@ -112,11 +123,10 @@ def reading(result: dict[str, Any]) -> str:
         random = _values(result, pool, "random split")
         for method in list(METHODS)[1:]:
             test = paired(random, _values(result, pool, method))
-            direction = "higher" if test["mean_diff"] > 0 else "lower"
-            significant = "significant" if test["wilcoxon_p"] < 0.05 else "not significant"
             out.append(
-                f"pool {pool}, {method}: test accuracy {direction} than random by {test['mean_diff']:+.4f} "
-                f"({significant}, p = {test['wilcoxon_p']:.3g}; random splits span {min(random):.4f}-{max(random):.4f})"
+                f"pool {pool}, {method}: "
+                + verdict(test, "test accuracy", "random", 4)
+                + f"; random splits span {min(random):.4f}-{max(random):.4f})"
             )
     return (
         "; ".join(out) + ". Validation accuracies are not comparable across methods: a coreset split leaves the "

@@ -23,6 +23,7 @@ from common import (
     save_figure,
     save_json,
     train_probe,
+    verdict,
 )
 
 from curata import HierarchicalKMeans, curate
@@ -121,12 +122,7 @@ def reading(result: dict[str, Any]) -> str:
     for size in result["sizes"]:
         for other in ("random", "flat k-means + balanced"):
             test = paired(_values(result, size, other, "tail5_accuracy"), _values(result, size, best, "tail5_accuracy"))
-            verdict = "higher" if test["mean_diff"] > 0 else "lower"
-            significant = "significant" if test["wilcoxon_p"] < 0.05 else "not significant"
-            out.append(
-                f"at {size} rows, rarest-5 accuracy {verdict} than {other} by {test['mean_diff']:+.3f} "
-                f"({significant}, p = {test['wilcoxon_p']:.3g})"
-            )
+            out.append(f"at {size} rows, " + verdict(test, "rarest-5 accuracy", other) + ")")
     return (
         "Hierarchical k-means with resampling + curate: " + "; ".join(out) + ". The test set is balanced "
         "(1,000 images per class), so overall and macro accuracy coincide."

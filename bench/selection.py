@@ -14,7 +14,7 @@ the real pool with n = 50, printing the ratio of their time to ours and whether 
 default, Coreax's GreedyKernelPoints, needs JAX and is not installed here, so kernel_points is compared on MMD
 only.
 
-    python bench/select.py [--images 3000] [--n 100]
+    python bench/selection.py [--images 3000] [--n 100]
 """
 
 from __future__ import annotations
