@@ -36,5 +36,5 @@ def test_bad_input():
         contamination(np.ones((2, 2)), np.ones((2, 2)), threshold=0)
     bad = np.ones((4, 2))
     bad[3, 0] = np.nan
-    with pytest.raises(ValueError, match=r"reference holds NaN or inf \(row 1\)"):
+    with pytest.raises(ValueError, match=r"reference holds NaN or inf \(row 3\)"):
         contamination(np.ones((2, 2)), bad, chunk_rows=2)

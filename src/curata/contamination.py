@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import check_finite, check_int
+from curata.checks import check_int, first_nonfinite_row
 from curata.dedup import _check_threshold
 from curata.rows import as_matrix, shape_of
 
@@ -52,16 +52,15 @@ def contamination(
     ref_rows, ref_dim = shape_of(reference)
     if ref_dim != dim:
         raise ValueError(f"reference has dim {ref_dim}, X has dim {dim}: describe both with the same model")
+    total = torch.zeros(dim, dtype=torch.float64)
     for name, data, count in (("X", X, rows), ("reference", reference, ref_rows)):
-        for start in range(0, count, chunk_rows):
-            check_finite(as_matrix(data, start, min(start + chunk_rows, count)), name)
-    mean = None
-    if center and rows + ref_rows:
-        total = torch.zeros(dim, dtype=torch.float64)
-        for data, count in ((X, rows), (reference, ref_rows)):
-            for start in range(0, count, chunk_rows):
-                total += as_matrix(data, start, min(start + chunk_rows, count)).double().sum(dim=0)
-        mean = (total / (rows + ref_rows)).float()
+        for start in range(0, count, chunk_rows):  # one pass: every row checked, the mean summed
+            block = as_matrix(data, start, min(start + chunk_rows, count))
+            bad = first_nonfinite_row(block)
+            if bad is not None:
+                raise ValueError(f"{name} holds NaN or inf (row {start + bad})")
+            total += block.double().sum(dim=0)
+    mean = (total / (rows + ref_rows)).float() if center and rows + ref_rows else None
     best = torch.full((rows,), -2.0)
     nearest = torch.full((rows,), -1, dtype=torch.int64)
     for start in range(0, rows, chunk_rows):
