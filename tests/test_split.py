@@ -124,3 +124,5 @@ def test_coreset_split_bad_input():
     bad[3, 0] = np.nan
     with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 3\)"):
         split(bad, {"train": 0.5, "val": 0.5}, mode="coreset")
+    with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 3\)"):
+        split(bad, {"train": 0, "val": 1.0}, mode="coreset")

@@ -65,6 +65,7 @@ def _coreset(
     """Every split but the last chosen by ``select`` among the rows left, per-label quotas; the last: the rest."""
     rows, _ = shape_of(X)
     x = as_matrix(X)
+    check_finite(x, "X")  # here too: with a first split of 0 rows, select would never see the rows
     left = np.arange(rows)
     names = list(targets)
     out: dict[str, np.ndarray] = {}
