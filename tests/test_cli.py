@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+from curata import dedup
 from curata.cli import main
 
 
@@ -168,3 +169,10 @@ def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
         main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.5", "--max-removed", "0.01"])
     with pytest.raises(ValueError, match="--max-removed must be in"):
         main(["dedup", "--vectors", "x.npy", "--out", "r", "--max-removed", "0"])
+    main(["dedup", "--vectors", "x.npy", "--out", "d", "--dry-run"])  # the default grid, whitened
+    assert [p["threshold"] for p in summary(workdir / "d")["curve"]] == [0.5, 0.6, 0.65, 0.7, 0.8, 0.9, 0.95, 0.99]
+    X = np.load(workdir / "x.npy")
+    for space in ("whitened", "raw"):
+        main(["dedup", "--vectors", "x.npy", "--out", space, "--space", space, "--max-removed", "1"])
+        kept = np.load(workdir / space / "kept_rows.npy")
+        assert np.array_equal(kept, dedup(X, space=space, max_removed=1.0)[0])

@@ -24,7 +24,7 @@ def test_finds_injected_near_duplicates():
 @pytest.mark.parametrize("keep", ["central", "random", "first"])
 def test_one_kept_per_group(keep):
     X = np.array([[1.0, 0, 0], [1, 0.01, 0], [1, 0.02, 0], [0, 1, 0], [0, 0, 1]])
-    kept, groups = dedup(X, clusters=np.zeros(5, dtype=int), keep=keep, seed=0, center=False)
+    kept, groups = dedup(X, clusters=np.zeros(5, dtype=int), keep=keep, seed=0, space="raw")
     assert [g.tolist() for g in groups] == [[0, 1, 2]]
     assert len(kept) == 3 and {3, 4} <= set(kept.tolist())
     if keep == "central":  # the group's row nearest the cluster's mean direction stays
@@ -36,7 +36,7 @@ def test_one_kept_per_group(keep):
 
 def test_only_within_clusters():
     X = np.array([[1.0, 0], [1, 0.001], [1, 0.002]])
-    _, apart = dedup(X, clusters=np.array([0, 1, 1]), center=False, max_removed=1.0)
+    _, apart = dedup(X, clusters=np.array([0, 1, 1]), space="raw", max_removed=1.0)
     assert [g.tolist() for g in apart] == [[1, 2]]
 
 
@@ -44,12 +44,12 @@ def test_chains_of_similar_rows_are_not_merged():
     """0~1 and 1~2 but not 0~2: grouping transitively removed 2 as well (599 of 600 real images in one group)."""
     X = np.array([[1.0, 0.0], [1.0, 0.3], [1.0, 0.6]])
     assert X[0] @ X[2] / np.linalg.norm(X[0]) / np.linalg.norm(X[2]) < 0.95
-    kept, groups = dedup(X, threshold=0.95, clusters=np.zeros(3, int), keep="first", center=False, max_removed=1.0)
+    kept, groups = dedup(X, threshold=0.95, clusters=np.zeros(3, int), keep="first", space="raw", max_removed=1.0)
     assert kept.tolist() == [0, 2] and [g.tolist() for g in groups] == [[0, 1]]
     # a long chain keeps every other row, each removed row next to a kept one
     angles = np.arange(50) * 0.05  # neighbours at cosine 0.9988, rows two apart at 0.995
     chain = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    kept, _ = dedup(chain, threshold=0.997, clusters=np.zeros(50, int), keep="first", center=False, max_removed=1.0)
+    kept, _ = dedup(chain, threshold=0.997, clusters=np.zeros(50, int), keep="first", space="raw", max_removed=1.0)
     assert kept.tolist() == list(range(0, 50, 2))
 
 
@@ -58,14 +58,14 @@ def test_implausible_removal_is_refused_and_the_curve_says_why():
     rng = np.random.default_rng(0)
     X = np.abs(rng.normal(size=(400, 16))) + 4.0  # like pooled ReLU features: median pairwise cosine ~0.98
     with pytest.raises(ValueError, match=r"dedup would remove \d+ of 400 rows .* more than max_removed=0.5"):
-        dedup(X, threshold=0.95, center=False)
-    curve = dedup_curve(X, [0.9, 0.95, 0.999], center=False)
+        dedup(X, threshold=0.95, space="raw")
+    curve = dedup_curve(X, [0.9, 0.95, 0.999], space="raw")
     assert [c["threshold"] for c in curve] == [0.9, 0.95, 0.999]
     assert curve[0]["share"] > 0.5 and curve[-1]["removed"] < curve[0]["removed"]
-    kept, _ = dedup(X, threshold=0.95)  # centred, the same rows are distinct
+    kept, _ = dedup(X, threshold=0.95)  # whitened, the same rows are distinct
     assert len(kept) == 400
-    for point in dedup_curve(X, [0.9, 0.95], center=False, clusters=np.zeros(400, int)):
-        kept, _ = dedup(X, threshold=point["threshold"], center=False, clusters=np.zeros(400, int), max_removed=1.0)
+    for point in dedup_curve(X, [0.9, 0.95], space="raw", clusters=np.zeros(400, int)):
+        kept, _ = dedup(X, threshold=point["threshold"], space="raw", clusters=np.zeros(400, int), max_removed=1.0)
         assert point["removed"] == 400 - len(kept)
 
 
@@ -107,10 +107,37 @@ def test_augmented_copies_of_real_digits_described_by_a_real_model(digit_copies)
     from near_duplicates import precision_recall
 
     X, sources, _ = digit_copies
-    kept, groups = dedup(X)  # the defaults: threshold 0.95, centred
+    kept, groups = dedup(X)  # the defaults: whitened, threshold 0.6
     scores = precision_recall(kept, 600, sources)
-    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.9, scores
+    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.95, scores
     assert scores["distinct_removed"] <= 0.01 and max(len(g) for g in groups) <= 5, scores
-    # the same features uncentred: every threshold up to 0.9 would remove most of the pool; refused, not done
-    with pytest.raises(ValueError, match="the features are probably not centred"):
-        dedup(X, threshold=0.9, center=False)
+    # centred only, at its own default: the digits' shared strokes make distinct ones look alike
+    centred = precision_recall(dedup(X, space="centred")[0], 600, sources)
+    assert centred["distinct_removed"] > 0.02 and centred["precision"] < 0.9, centred
+    # the raw features: every threshold up to 0.9 would remove most of the pool; refused, not done
+    with pytest.raises(ValueError, match="the space is probably raw"):
+        dedup(X, threshold=0.9, space="raw")
+
+
+@pytest.mark.parametrize("space", ["whitened", "centred", "raw"])
+def test_rows_equal_to_the_mean_stay_duplicates_of_each_other(space):
+    """Centring maps a row equal to the mean to zero, which has no direction: such rows still match each other."""
+    X = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 3.0], [0.0, -3.0]])
+    kept, groups = dedup(X, threshold=0.99, clusters=np.zeros(6, int), keep="first", space=space, max_removed=1.0)
+    assert [g.tolist() for g in groups] == [[2, 3]] and kept.tolist() == [0, 1, 2, 4, 5]
+
+
+def test_the_default_threshold_follows_the_space():
+    from curata.cosine_space import default_threshold
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 64))
+    X[100:110] = X[:10] + 0.3 * rng.normal(size=(10, 64))  # cosine ~0.96 to their sources
+    for space in ("whitened", "centred", "raw"):
+        explicit = dedup(X, threshold=default_threshold(space), space=space, clusters=np.zeros(200, int))
+        default = dedup(X, space=space, clusters=np.zeros(200, int))
+        assert np.array_equal(explicit[0], default[0])
+    with pytest.raises(ValueError, match="space must be one of"):
+        dedup(X, space="centered")
+    with pytest.raises(ValueError, match="space must be one of"):
+        dedup_curve(X, space=None)

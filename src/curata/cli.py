@@ -19,6 +19,7 @@ import numpy as np
 
 from curata.atomic import save_npy_atomically, write_atomically
 from curata.checks import check_int
+from curata.cosine_space import SPACES
 from curata.select import METHODS
 
 __all__ = ["main", "load_vectors", "source_rows"]
@@ -307,9 +308,9 @@ def _dedup(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    center = not args.no_center
     if args.dry_run:
-        curve = dedup_curve(table, args.thresholds, keep=args.keep, center=center, seed=args.seed)
+        thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
+        curve = dedup_curve(table, keep=args.keep, space=args.space, seed=args.seed, **thresholds)
         for point in curve:
             print(
                 f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
@@ -318,7 +319,12 @@ def _dedup(args: argparse.Namespace) -> None:
         _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
         return
     kept, groups = dedup(
-        table, threshold=args.threshold, keep=args.keep, center=center, max_removed=args.max_removed, seed=args.seed
+        table,
+        threshold=args.threshold,
+        keep=args.keep,
+        space=args.space,
+        max_removed=args.max_removed,
+        seed=args.seed,
     )
     _finish(
         args.out,
@@ -403,12 +409,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="distance of --mode coreset")
     sub.add_argument("--by-label", action="store_true", help="--mode coreset: each split takes each label's share")
     sub = command("dedup", _dedup, "near-duplicate removal within clusters")
-    sub.add_argument("--threshold", type=float, default=0.95)
+    sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
     sub.add_argument("--max-removed", type=float, default=0.5, help="refuse when a larger share of rows would go")
-    sub.add_argument("--no-center", action="store_true", help="cosine of the raw vectors, not mean-centred ones")
+    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
-    sub.add_argument("--thresholds", type=float, nargs="+", default=[0.8, 0.85, 0.9, 0.95, 0.98, 0.99])
+    sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)

@@ -12,29 +12,31 @@ import numpy as np
 import torch
 
 from curata.checks import check_int, first_nonfinite_row
+from curata.cosine_space import check_space, fit_space, sample_positions
 from curata.dedup import _check_threshold
 from curata.rows import as_matrix, shape_of
 
 __all__ = ["contamination"]
 
 
-def _unit(block: torch.Tensor, mean: torch.Tensor | None) -> torch.Tensor:
-    if mean is not None:
-        block = block - mean
-    return torch.nn.functional.normalize(block, dim=1)
-
-
 def contamination(
-    X: Any, reference: Any, *, threshold: float = 0.95, center: bool = True, chunk_rows: int = 4096
+    X: Any,
+    reference: Any,
+    *,
+    threshold: float | None = None,
+    space: str = "whitened",
+    chunk_rows: int = 4096,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of ``X`` whose cosine similarity to some row of ``reference`` is at least ``threshold``.
 
     Args:
         X: (rows, dim) array, tensor or VectorTable, e.g. the training set.
         reference: the set to protect, e.g. the test set, with the same dim.
-        threshold: cosine similarity in (0, 1].
-        center: subtract the mean row of both sets together first (uncentred CNN features all look alike).
+        threshold: cosine similarity in (0, 1]; None: the space's default, as ``dedup``.
+        space: "whitened", "centred" or "raw", as ``dedup``; fitted on both sets together.
         chunk_rows: rows of each set compared at a time.
+        seed: seed of the whitening's row sample (when both sets hold over 65,536 rows).
 
     Returns:
         (sorted rows of X that are contaminated, the most similar reference row of each, that similarity).
@@ -42,32 +44,37 @@ def contamination(
     Example:
         >>> train = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
         >>> test = np.array([[0.0, 1.01], [-1.0, 0.1]])
-        >>> rows, nearest, similarity = contamination(train, test, center=False)
+        >>> rows, nearest, similarity = contamination(train, test, threshold=0.95, space="raw")
         >>> rows.tolist(), nearest.tolist()
         ([1], [0])
     """
-    threshold = _check_threshold(threshold)
+    threshold = _check_threshold(threshold, space=check_space(space))
     check_int(chunk_rows, "chunk_rows", minimum=1)
     rows, dim = shape_of(X)
     ref_rows, ref_dim = shape_of(reference)
     if ref_dim != dim:
         raise ValueError(f"reference has dim {ref_dim}, X has dim {dim}: describe both with the same model")
     total = torch.zeros(dim, dtype=torch.float64)
-    for name, data, count in (("X", X, rows), ("reference", reference, ref_rows)):
-        for start in range(0, count, chunk_rows):  # one pass: every row checked, the mean summed
+    wanted = sample_positions(rows + ref_rows, seed)  # positions in X then reference
+    sample = []
+    for name, data, count, offset in (("X", X, rows, 0), ("reference", reference, ref_rows, rows)):
+        for start in range(0, count, chunk_rows):  # one pass: every row checked, the mean summed, the sample taken
             block = as_matrix(data, start, min(start + chunk_rows, count))
             bad = first_nonfinite_row(block)
             if bad is not None:
                 raise ValueError(f"{name} holds NaN or inf (row {start + bad})")
             total += block.double().sum(dim=0)
-    mean = (total / (rows + ref_rows)).float() if center and rows + ref_rows else None
+            low, high = np.searchsorted(wanted, [offset + start, offset + start + len(block)])
+            sample.append(block[torch.from_numpy(wanted[low:high] - offset - start)])
+    mean = total / (rows + ref_rows) if rows + ref_rows else None
+    unit = fit_space(space, mean, torch.cat(sample) if sample else None).apply
     best = torch.full((rows,), -2.0)
     nearest = torch.full((rows,), -1, dtype=torch.int64)
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
-        block = _unit(as_matrix(X, start, stop), mean)
+        block = unit(as_matrix(X, start, stop))
         for ref_start in range(0, ref_rows, chunk_rows):
-            ref = _unit(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)), mean)
+            ref = unit(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)))
             value, where = (block @ ref.T).max(dim=1)
             better = value > best[start:stop]
             best[start:stop] = torch.where(better, value, best[start:stop])
