@@ -21,8 +21,10 @@ from curata.hierarchical import HierarchicalKMeans
 from curata.images import ImageFolder
 from curata.kmeans import KMeans
 from curata.locking import TableLockedError
+from curata.multimodal import MultimodalEmbedder
 from curata.report import report
 from curata.sampler import ClusterBatchSampler
+from curata.segment_labels import majority_labels, patch_labels
 from curata.select import select
 from curata.split import leakage, split
 from curata.table import DamagedTableError, VectorTable
@@ -34,6 +36,7 @@ __all__ = [
     "HierarchicalKMeans",
     "ImageFolder",
     "KMeans",
+    "MultimodalEmbedder",
     "NotFittedError",
     "TableLockedError",
     "TorchEmbedder",
@@ -50,6 +53,8 @@ __all__ = [
     "exact_duplicates",
     "describe",
     "leakage",
+    "majority_labels",
+    "patch_labels",
     "reduce",
     "report",
     "select",

@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.utils.data import Dataset
 
 from curata.checks import check_int
 from curata.describe_shards import describe_shards, uncommitted_sample_ids
 from curata.distributed import all_reduce_sum, is_distributed, rank_and_world
-from curata.embed import TorchEmbedder
+from curata.embed import as_embedder, embedder_fingerprint
 from curata.embedding_loop import RowBuffer, check_consistent, embedded_batches, loader_kwargs, progress_bar
 from curata.locking import TableLockedError, write_lock
 from curata.table import VectorTable
@@ -54,25 +53,6 @@ def _as_source(dataset: Any) -> Any:
             f"or a Hugging Face datasets.Dataset, got {type(dataset).__name__}"
         )
     return dataset
-
-
-def _as_embedder(embedder: Any) -> Embedder:
-    if isinstance(embedder, nn.Module) and not isinstance(embedder, TorchEmbedder):
-        return TorchEmbedder(embedder)
-    if not callable(embedder):
-        raise TypeError(
-            f"embedder must be a TorchEmbedder, an nn.Module or a callable batch -> Tensor, "
-            f"got {type(embedder).__name__}"
-        )
-    return embedder
-
-
-def _embedder_fingerprint(embedder: Any) -> Any:
-    fingerprint = getattr(embedder, "fingerprint", None)
-    if callable(fingerprint):
-        return fingerprint()
-    name = getattr(embedder, "__qualname__", type(embedder).__qualname__)
-    return {"kind": "callable", "name": f"{getattr(embedder, '__module__', '')}.{name}"}
 
 
 def _differences(stored: Any, wanted: Any, prefix: str = "") -> list[str]:
@@ -141,12 +121,17 @@ def describe(
     total = len(source)
     if total == 0:
         raise ValueError("dataset is empty: nothing to describe")
-    embed = _as_embedder(embedder)
+    embed = as_embedder(embedder)
     vectorizer = Vectorizer() if vectorizer is None else vectorizer
     if not isinstance(vectorizer, Vectorizer):
         raise TypeError(f"vectorizer must be a Vectorizer or None, got {type(vectorizer).__name__}")
+    if label_key is not None and vectorizer.label_mask_key is not None:
+        raise ValueError(
+            f"label_key {label_key!r} and the vectorizer's label_mask_key {vectorizer.label_mask_key!r} both label "
+            "the rows: pass one"
+        )
     fingerprint = {
-        "embedder": _embedder_fingerprint(embed),
+        "embedder": embedder_fingerprint(embed),
         "vectorizer": vectorizer.fingerprint(),
         "dataset_length": total,
         "data_key": data_key,

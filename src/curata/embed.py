@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TorchEmbedder", "FUSIONS", "fuse", "model_digest"]
+__all__ = ["TorchEmbedder", "FUSIONS", "as_embedder", "embedder_fingerprint", "fuse", "model_digest"]
 
 FUSIONS = ("concat", "mean", "sum", "max")
 _OUTPUT = ""  # the hook name of the model itself, i.e. its output
@@ -222,6 +222,27 @@ class TorchEmbedder:
         ]
         fused = fuse(group_features, self.group_fusion)
         return fused.movedim(1, -1) if fused.ndim == 3 else fused  # tokens go back to (B, T, C)
+
+
+def as_embedder(embedder: Any) -> Callable[[Any], torch.Tensor]:
+    """A callable batch -> Tensor: nn.Modules are wrapped in a TorchEmbedder (their output), callables kept."""
+    if isinstance(embedder, nn.Module) and not isinstance(embedder, TorchEmbedder):
+        return TorchEmbedder(embedder)
+    if not callable(embedder):
+        raise TypeError(
+            f"embedder must be a TorchEmbedder, an nn.Module or a callable batch -> Tensor, "
+            f"got {type(embedder).__name__}"
+        )
+    return embedder
+
+
+def embedder_fingerprint(embedder: Any) -> Any:
+    """The embedder's own fingerprint(), or its qualified name for a plain callable."""
+    fingerprint = getattr(embedder, "fingerprint", None)
+    if callable(fingerprint):
+        return fingerprint()
+    name = getattr(embedder, "__qualname__", type(embedder).__qualname__)
+    return {"kind": "callable", "name": f"{getattr(embedder, '__module__', '')}.{name}"}
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -45,24 +45,25 @@ class _IndexedCollate:
         return torch.tensor([p[0] for p in pairs], dtype=torch.long), self.collate_fn([p[1] for p in pairs])
 
 
-def _split_batch(batch: Any, data_key: Any, label_key: Any, mask_key: str | None) -> tuple[Any, Any, Any]:
-    """(data, label, mask) of a collated batch of dicts, (data, label) tuples or bare tensors."""
+def _split_batch(batch: Any, data_key: Any, label_key: Any, vectorizer: Vectorizer) -> tuple[Any, Any, Any, Any]:
+    """(data, label, mask, label map) of a collated batch of dicts, (data, label) tuples or bare tensors."""
+    masks = (("mask_key", vectorizer.mask_key), ("label_mask_key", vectorizer.label_mask_key))
     if isinstance(batch, Mapping):
-        for key, what in ((data_key, "data_key"), (label_key, "label_key"), (mask_key, "mask_key")):
+        for what, key in (("data_key", data_key), ("label_key", label_key), *masks):
             if key is not None and key not in batch:
                 raise KeyError(f"{what} {key!r} is not in the dataset's items; their keys are {sorted(batch)}")
         return (
             batch[data_key],
             batch[label_key] if label_key is not None else None,
-            batch[mask_key] if mask_key is not None else None,
+            *(batch[key] if key is not None else None for _, key in masks),
         )
+    for what, key in masks:
+        if key is not None:
+            kind = "tuples" if isinstance(batch, (tuple, list)) else type(batch).__name__
+            raise ValueError(f"{what} {key!r} needs dict items; this dataset gives {kind}")
     if isinstance(batch, (tuple, list)):
-        if mask_key is not None:
-            raise ValueError(f"mask_key {mask_key!r} needs dict items; this dataset gives tuples")
-        return batch[0], (batch[1] if len(batch) > 1 else None), None
-    if mask_key is not None:
-        raise ValueError(f"mask_key {mask_key!r} needs dict items; this dataset gives {type(batch).__name__}")
-    return batch, None, None
+        return batch[0], (batch[1] if len(batch) > 1 else None), None, None
+    return batch, None, None, None
 
 
 def _labels_to_numpy(labels: Any, count: int) -> np.ndarray:
@@ -135,23 +136,22 @@ def embedded_batches(
         warnings.filterwarnings("ignore", message="lance is not fork-safe")
         batches = iter(loader)
     for ids, batch in batches:
-        data, labels, mask = _split_batch(batch, keys[0], keys[1], vectorizer.mask_key)
+        data, labels, mask, label_map = _split_batch(batch, keys[0], keys[1], vectorizer)
         features = embed(data)
         if not isinstance(features, torch.Tensor):
             raise TypeError(f"the embedder returned {type(features).__name__}, not a torch.Tensor")
-        out = vectorizer(features, idx=ids, mask=mask)
+        out = vectorizer(features, idx=ids, mask=mask, label_mask=label_map)
         vectors = out.vectors.detach().to("cpu", torch.float32).numpy()
         sample = out.sample.cpu().numpy()
         bad = ~np.isfinite(vectors).all(axis=1)
         if bad.any():
             raise ValueError(f"the embedding of sample idx {int(ids[sample[np.argmax(bad)]])} holds NaN or inf")
-        label_array = None if labels is None else _labels_to_numpy(labels, len(ids))
+        if out.label is not None:  # a label map gave each row its own label
+            row_labels = out.label.cpu().numpy().astype(np.int64)
+        else:
+            row_labels = None if labels is None else _labels_to_numpy(labels, len(ids))[sample]
         yield EmbeddedBatch(
-            len(ids),
-            ids.numpy()[sample],
-            out.idx_vector.cpu().numpy().astype(np.int32),
-            vectors,
-            label_array[sample] if label_array is not None else None,
+            len(ids), ids.numpy()[sample], out.idx_vector.cpu().numpy().astype(np.int32), vectors, row_labels
         )
 
 

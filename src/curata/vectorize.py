@@ -17,11 +17,13 @@ PositionSpec = int | slice | list[int] | tuple[int, ...] | None
 
 
 class Vectors(NamedTuple):
-    """Vectors of a batch: ``vectors`` (R, C), ``sample`` (R,) the row's position in the batch, ``idx_vector`` (R,)."""
+    """Vectors of a batch: ``vectors`` (R, C), ``sample`` (R,) the row's position in the batch, ``idx_vector`` (R,),
+    and ``label`` (R,) when a label map gave each row its own label (else None)."""
 
     vectors: torch.Tensor
     sample: torch.Tensor
     idx_vector: torch.Tensor
+    label: torch.Tensor | None = None
 
 
 def _check_positions(spec: Any, name: str) -> PositionSpec:
@@ -100,6 +102,12 @@ class Vectorizer:
             seeded by (seed, sample idx) too.
         mask_key: the key of a per-pixel mask in the dataset items; only positions where the mask is non-zero are
             kept (the mask is resized, nearest, to the feature map).
+        label_mask_key: the key of a segmentation map in the dataset items: integer labels per pixel ((H, W),
+            brought to the feature map by majority per cell, ``curata.majority_labels``) or per token ((T,), one per
+            position of the features, e.g. from ``curata.patch_labels``). Each row gets its position's label; with
+            ``pool``, a sample gives one vector per label present (pooled over that label's positions), with
+            ``idx_vector`` = the label. Rows replace the dataset's label (``describe`` refuses ``label_key`` too).
+        ignore_label: the label of positions to drop (e.g. 255, the "void" of VOC masks); None keeps every label.
         seed: seed of the ``max_vectors`` draws.
 
     Example:
@@ -117,6 +125,8 @@ class Vectorizer:
         max_vectors: int | None = None,
         mask_key: str | None = None,
         select: str | None = None,
+        label_mask_key: str | None = None,
+        ignore_label: int | None = None,
         seed: int = 0,
     ) -> None:
         if pool is not None and pool not in _POOLS:
@@ -137,7 +147,12 @@ class Vectorizer:
         self.keep = _check_positions(keep, "keep")
         self.remove = _check_positions(remove, "remove")
         self.max_vectors = max_vectors
+        check_int(ignore_label, "ignore_label", allow_none=True)
+        if ignore_label is not None and label_mask_key is None:
+            raise ValueError("ignore_label applies to a label map: pass label_mask_key too")
         self.mask_key = mask_key
+        self.label_mask_key = label_mask_key
+        self.ignore_label = ignore_label
         self.select = select
         self.seed = seed
 
@@ -155,10 +170,13 @@ class Vectorizer:
             "mask_key": self.mask_key,
             "select": self.select,
             "seed": self.seed,
+            "label_mask_key": self.label_mask_key,  # None, as in tables written before it existed
+            "ignore_label": self.ignore_label,
         }
 
-    def __call__(self, features: torch.Tensor, *, idx: Any = None, mask: Any = None) -> Vectors:
-        """Vectorize a batch. ``idx`` holds the samples' ids (for ``max_vectors`` draws; default 0..B-1)."""
+    def __call__(self, features: torch.Tensor, *, idx: Any = None, mask: Any = None, label_mask: Any = None) -> Vectors:
+        """Vectorize a batch. ``idx`` holds the samples' ids (for ``max_vectors`` draws; default 0..B-1);
+        ``mask`` and ``label_mask`` the batch's ``mask_key`` and ``label_mask_key`` entries."""
         if not isinstance(features, torch.Tensor):
             raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
         x, spatial = _as_positions(features)
@@ -173,13 +191,58 @@ class Vectorizer:
             selected = selected & _resize_mask(mask, batch, spatial).to(x.device)
         elif self.mask_key is not None:
             raise ValueError(f"this Vectorizer needs the mask {self.mask_key!r}, but no mask was given")
+        labels = None
+        if self.label_mask_key is not None:
+            if label_mask is None:
+                raise ValueError(f"this Vectorizer needs the label map {self.label_mask_key!r}, but none was given")
+            labels = self._position_labels(features, label_mask, batch, spatial).to(x.device)
+            if self.ignore_label is not None:
+                selected = selected & (labels != self.ignore_label)
         ids = torch.arange(batch) if idx is None else torch.as_tensor(idx).reshape(-1).cpu()
         if self.pool is not None:
-            return self._pooled(x, selected)
+            return self._pooled(x, selected) if labels is None else self._pooled_per_label(x, selected, labels)
         if self.max_vectors is not None:
             selected = self._draw(x, selected, ids)
         sample, position = selected.nonzero(as_tuple=True)
-        return Vectors(x[sample, position], sample, position)
+        return Vectors(x[sample, position], sample, position, None if labels is None else labels[sample, position])
+
+    def _position_labels(
+        self, features: torch.Tensor, label_mask: Any, batch: int, spatial: tuple[int, ...]
+    ) -> torch.Tensor:
+        """(B, positions) labels from per-pixel maps (majority per cell) or per-token labels."""
+        from curata.segment_labels import majority_labels
+
+        if features.ndim == 2:
+            raise ValueError("label_mask_key needs token (B, T, C) or spatial (B, C, H, W) features, got (B, C)")
+        maps = torch.as_tensor(label_mask)
+        if maps.ndim == len(spatial) + 2 and maps.shape[1] == 1:
+            maps = maps[:, 0]
+        if maps.shape[0] != batch or maps.ndim != len(spatial) + 1:
+            hint = " (curata.patch_labels turns pixel maps into one label per token)" if features.ndim == 3 else ""
+            raise ValueError(
+                f"label map of shape {tuple(maps.shape)} does not match {batch} samples of features with spatial "
+                f"shape {spatial}{hint}"
+            )
+        if features.ndim == 3 and tuple(maps.shape[1:]) != spatial:
+            raise ValueError(
+                f"a per-token label map needs one label per position ({spatial[0]}), got {maps.shape[1]}: "
+                "curata.patch_labels(mask, patch_size, prefix_tokens=...) makes one"
+            )
+        return majority_labels(maps, spatial, self.ignore_label).reshape(batch, -1)
+
+    def _pooled_per_label(self, x: torch.Tensor, selected: torch.Tensor, labels: torch.Tensor) -> Vectors:
+        sample, position = selected.nonzero(as_tuple=True)
+        pairs, group = torch.unique(torch.stack([sample, labels[sample, position]], dim=1), dim=0, return_inverse=True)
+        rows = x[sample, position]
+        if self.pool == "mean":
+            total = torch.zeros(len(pairs), x.shape[2], dtype=x.dtype, device=x.device).index_add_(0, group, rows)
+            counts = torch.bincount(group, minlength=len(pairs)).to(x.dtype).unsqueeze(1)
+            pooled = total / counts
+        else:
+            empty = torch.full((len(pairs), x.shape[2]), float("-inf"), dtype=x.dtype, device=x.device)
+            index = group.unsqueeze(1).expand_as(rows)
+            pooled = empty.scatter_reduce(0, index, rows, reduce="amax", include_self=True)
+        return Vectors(pooled, pairs[:, 0], pairs[:, 1], pairs[:, 1])
 
     def _pooled(self, x: torch.Tensor, selected: torch.Tensor) -> Vectors:
         counts = selected.sum(dim=1)
