@@ -176,3 +176,46 @@ def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
         main(["dedup", "--vectors", "x.npy", "--out", space, "--space", space, "--max-removed", "1"])
         kept = np.load(workdir / space / "kept_rows.npy")
         assert np.array_equal(kept, dedup(X, space=space, max_removed=1.0)[0])
+
+
+def test_exact_duplicates_of_vectors_and_of_files(workdir):
+    X = np.load(workdir / "x.npy")
+    np.save(workdir / "dup.npy", np.concatenate([X[:50], X[[3, 7, 3]]]))
+    main(["exact", "--vectors", "dup.npy", "--out", "e"])
+    kept = np.load(workdir / "e" / "kept_rows.npy")
+    assert len(kept) == 50 and summary(workdir / "e")["groups"] == 2 and summary(workdir / "e")["removed"] == 3
+    images = workdir / "images" / "cats"
+    images.mkdir(parents=True)
+    for name, content in {"a.png": b"one", "b.png": b"two", "c.png": b"one"}.items():
+        (images / name).write_bytes(content)
+    (workdir / "images" / "copy.png").write_bytes(b"two")
+    main(["exact", "--files", "images", "--out", "images/run"])  # its own output folder is not scanned
+    listing = json.loads((workdir / "images" / "run" / "files.json").read_text())
+    assert listing["groups"] == [["cats/a.png", "cats/c.png"], ["cats/b.png", "copy.png"]]
+    main(["exact", "--files", "images", "--out", "images/run"])  # a rerun sees the same files
+    assert json.loads((workdir / "images" / "run" / "files.json").read_text()) == listing
+    with pytest.raises(ValueError, match="pass --vectors .* or --files"):
+        main(["exact", "--out", "f"])
+    with pytest.raises(ValueError, match="--files 'nowhere' is not a folder"):
+        main(["exact", "--files", "nowhere", "--out", "f"])
+    assert not (workdir / "f").exists()
+
+
+def test_contamination_of_train_by_test_rows(workdir):
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(500, 128)).astype(np.float32)
+    test = rng.normal(size=(100, 128)).astype(np.float32)
+    train[[10, 200]] = test[[5, 60]] + 0.01 * rng.normal(size=(2, 128)).astype(np.float32)
+    np.save(workdir / "train.npy", train)
+    np.save(workdir / "test.npy", test)
+    main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "c"])
+    assert np.load(workdir / "c" / "contaminated_rows.npy").tolist() == [10, 200]
+    assert np.load(workdir / "c" / "nearest_reference_rows.npy").tolist() == [5, 60]
+    assert summary(workdir / "c")["contaminated"] == 2 and (workdir / "c" / "reference").is_dir()
+    with pytest.raises(ValueError, match="--reference has dim 6, --vectors has dim 128"):
+        main(["contamination", "--vectors", "train.npy", "--reference", "x.npy", "--out", "d"])
+    with pytest.raises(FileNotFoundError, match="--reference 'missing.npy' does not exist"):
+        main(["contamination", "--vectors", "train.npy", "--reference", "missing.npy", "--out", "d"])
+    with pytest.raises(ValueError, match="--threshold must be in"):
+        main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "d", "--threshold", "2"])
+    assert not (workdir / "d").exists()

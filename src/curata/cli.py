@@ -1,4 +1,4 @@
-"""The `curata` command: describe, cluster, curate, select, split, dedup, report, demo.
+"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, report, demo.
 
 Every command writes into a run directory (``--out``): row ids as ``.npy`` and a ``summary.json``. ``--config
 run.toml`` supplies defaults per command (a ``[cluster]`` table for ``curata cluster``, ...), so a run can be
@@ -30,40 +30,51 @@ def _source_fingerprint(path: Path) -> dict[str, Any]:
     return {"source_file": str(path.resolve()), "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
 
 
-def source_rows(path: str | Path) -> int:
+def source_rows(path: str | Path, flag: str = "--vectors") -> int:
     """The number of vectors in ``--vectors`` (a table, .npy or .parquet), read without loading them."""
+    return _source_shape(path, flag, dim=False)[0]
+
+
+def _source_shape(path: str | Path, flag: str, dim: bool = True) -> tuple[int, int]:
+    """(rows, dim) of a table, .npy or .parquet of vectors, read without loading them (dim -1 unless asked)."""
     from curata.table import VectorTable
 
     path = Path(path)
     if path.is_dir():
-        return len(VectorTable.open(path))
+        table = VectorTable.open(path)
+        return len(table), table.dim
     if not path.exists():
-        raise FileNotFoundError(f"--vectors {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{flag} {str(path)!r} does not exist")
     if path.suffix == ".npy":
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         if len(shape) != 2:
-            raise ValueError(f"--vectors {str(path)!r} must hold a 2-D array (rows, dim), got shape {shape}")
-        return int(shape[0])
+            raise ValueError(f"{flag} {str(path)!r} must hold a 2-D array (rows, dim), got shape {shape}")
+        return int(shape[0]), int(shape[1])
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    raise ValueError(f"--vectors must be a VectorTable/Lance directory, a .npy or a .parquet file, got {str(path)!r}")
+        rows = int(pq.ParquetFile(path).metadata.num_rows)
+        if not dim or rows == 0:
+            return rows, -1
+        head = pq.ParquetFile(path).read_row_group(0)
+        column = next((c for c in ("vector", "embedding") if c in head.column_names), None)
+        return rows, -1 if column is None else len(head.column(column)[0].as_py())
+    raise ValueError(f"{flag} must be a VectorTable/Lance directory, a .npy or a .parquet file, got {str(path)!r}")
 
 
-def load_vectors(path: str | Path, out: Path) -> Any:
-    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / "vectors"`` from a .npy or
+def load_vectors(path: str | Path, out: Path, name: str = "vectors") -> Any:
+    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / name`` from a .npy or
     Parquet file of embeddings (Parquet: a list column named ``vector`` or ``embedding``, optional ``label``).
 
-    A table already in ``out / "vectors"`` is reused only when it was built from this same file, unchanged.
+    A table already in ``out / name`` is reused only when it was built from this same file, unchanged.
     """
     from curata.table import VectorTable
 
     path = Path(path)
     if path.is_dir():
         return VectorTable.open(path)
-    source_rows(path)  # says what is wrong with the file before anything is written
-    target = out / "vectors"
+    source_rows(path, f"--{name}")  # says what is wrong with the file before anything is written
+    target = out / name
     source = _source_fingerprint(path)
     if VectorTable.is_table(target):
         table = VectorTable.open(target)
@@ -71,7 +82,7 @@ def load_vectors(path: str | Path, out: Path) -> Any:
         if built_from != source:
             raise ValueError(
                 f"--out {str(out)!r} holds vectors built from {built_from['source_file']!r} "
-                f"({built_from['source_bytes']} bytes), not from --vectors {str(path)!r} as it is now "
+                f"({built_from['source_bytes']} bytes), not from --{name} {str(path)!r} as it is now "
                 f"({source['source_bytes']} bytes): its results would name rows of the other file. "
                 f"Use another --out, or delete {str(target)!r} to rebuild it"
             )
@@ -336,6 +347,50 @@ def _dedup(args: argparse.Namespace) -> None:
     )
 
 
+def _exact(args: argparse.Namespace) -> None:
+    from curata.exact_duplicates import exact_duplicates
+
+    if (args.vectors is None) == (args.files is None):
+        raise ValueError(
+            "exact: pass --vectors (rows equal value for value) or --files (a folder: files equal byte "
+            "for byte), one of them"
+        )
+    if args.files is not None:
+        folder = Path(args.files)
+        if not folder.is_dir():
+            raise ValueError(f"--files {str(folder)!r} is not a folder")
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(args.out.resolve()))
+        started = time.perf_counter()
+        kept, groups = exact_duplicates(paths)
+        names = [str(p.relative_to(folder)) for p in paths]
+        args.out.mkdir(parents=True, exist_ok=True)
+        listing = json.dumps({"files": names, "groups": [[names[i] for i in g] for g in groups]}, indent=1)
+        write_atomically(args.out / "files.json", lambda f: f.write_text(listing))
+    else:
+        table = _checked_vectors(args)
+        started = time.perf_counter()
+        kept, groups = exact_duplicates(table)
+    removed = int(sum(len(g) - 1 for g in groups))
+    _finish(args.out, "exact", started, {"kept_rows": kept}, groups=len(groups), removed=removed)
+
+
+def _contamination(args: argparse.Namespace) -> None:
+    from curata.contamination import contamination
+
+    rows, dim = _source_shape(args.vectors, "--vectors")
+    reference_rows, reference_dim = _source_shape(args.reference, "--reference")
+    if -1 not in (dim, reference_dim) and dim != reference_dim:
+        raise ValueError(f"--reference has dim {reference_dim}, --vectors has dim {dim}: describe both alike")
+    table = _checked_vectors(args)
+    reference = load_vectors(args.reference, args.out, "reference")
+    started = time.perf_counter()
+    hit, nearest, similarity = contamination(
+        table, reference, threshold=args.threshold, space=args.space, seed=args.seed
+    )
+    arrays = {"contaminated_rows": hit, "nearest_reference_rows": nearest, "similarity": similarity}
+    _finish(args.out, "contamination", started, arrays, contaminated=len(hit), rows=rows, reference_rows=reference_rows)
+
+
 def _report(args: argparse.Namespace) -> None:
     from curata.report import report
 
@@ -415,6 +470,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
     sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
+    sub = command("exact", _exact, "identical rows (--vectors) or identical files (--files FOLDER)", vectors=False)
+    sub.add_argument("--vectors", help="VectorTable directory, .npy or .parquet of embeddings")
+    sub.add_argument("--files", help="a folder whose files are compared byte for byte (subfolders included)")
+    sub = command("contamination", _contamination, "rows of --vectors within the threshold of a --reference row")
+    sub.add_argument("--reference", required=True, help="the set to protect (e.g. test): table, .npy or .parquet")
+    sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
+    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
