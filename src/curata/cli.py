@@ -359,7 +359,9 @@ def _exact(args: argparse.Namespace) -> None:
         folder = Path(args.files)
         if not folder.is_dir():
             raise ValueError(f"--files {str(folder)!r} is not a folder")
-        paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(args.out.resolve()))
+        paths = sorted(
+            p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(args.out.resolve())
+        )
         started = time.perf_counter()
         kept, groups = exact_duplicates(paths)
         names = [str(p.relative_to(folder)) for p in paths]

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata.checks import check_int, first_nonfinite_row
-from curata.cosine_space import check_space, fit_space, sample_positions
+from curata.checks import check_int
+from curata.cosine_space import check_space, fit_space_on
 from curata.dedup import _check_threshold
 from curata.rows import as_matrix, shape_of
 
@@ -54,20 +54,7 @@ def contamination(
     ref_rows, ref_dim = shape_of(reference)
     if ref_dim != dim:
         raise ValueError(f"reference has dim {ref_dim}, X has dim {dim}: describe both with the same model")
-    total = torch.zeros(dim, dtype=torch.float64)
-    wanted = sample_positions(rows + ref_rows, seed)  # positions in X then reference
-    sample = []
-    for name, data, count, offset in (("X", X, rows, 0), ("reference", reference, ref_rows, rows)):
-        for start in range(0, count, chunk_rows):  # one pass: every row checked, the mean summed, the sample taken
-            block = as_matrix(data, start, min(start + chunk_rows, count))
-            bad = first_nonfinite_row(block)
-            if bad is not None:
-                raise ValueError(f"{name} holds NaN or inf (row {start + bad})")
-            total += block.double().sum(dim=0)
-            low, high = np.searchsorted(wanted, [offset + start, offset + start + len(block)])
-            sample.append(block[torch.from_numpy(wanted[low:high] - offset - start)])
-    mean = total / (rows + ref_rows) if rows + ref_rows else None
-    unit = fit_space(space, mean, torch.cat(sample) if sample else None).apply
+    unit = fit_space_on([("X", X), ("reference", reference)], space, seed, chunk_rows).apply
     best = torch.full((rows,), -2.0)
     nearest = torch.full((rows,), -1, dtype=torch.int64)
     for start in range(0, rows, chunk_rows):

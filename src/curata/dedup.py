@@ -10,20 +10,23 @@ distinct Fashion-MNIST images described by a CNN it removed 599 as one "group".
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from curata.checks import check_finite, check_int, check_labels
-from curata.cosine_space import check_space, default_threshold, fit_space, sample_positions
+from curata.checks import check_int, check_labels
+from curata.cosine_space import check_space, default_threshold, fit_space_on
 from curata.grouping import rows_per_group
-from curata.kmeans import KMeans
+from curata.kmeans import KMeans, _check_budget
 from curata.rows import as_matrix, shape_of
+from curata.table import VectorTable
 
 __all__ = ["dedup", "dedup_curve"]
 
 _KEEP = ("central", "random", "first")
+_TAKE_ROWS = 4096
 
 
 def _check_threshold(threshold: Any, name: str = "threshold", space: str = "whitened") -> float:
@@ -40,28 +43,67 @@ def _check_order(keep: Any, chunk_rows: Any) -> None:
     check_int(chunk_rows, "chunk_rows", minimum=1)
 
 
-def _prepared(X: Any, clusters: Any, space: str, seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Unit rows in ``space`` and a cluster id per row (k-means, k = rows / 1000, when none are given)."""
+def _clusters(X: Any, clusters: Any, seed: int, memory_budget: int | None) -> np.ndarray:
+    """A cluster id per row: the given ones, or k-means (k = rows / 1000) on the rows as stored."""
     rows, _ = shape_of(X)
-    given = None if clusters is None else check_labels(clusters, "clusters", rows)
-    x = as_matrix(X)
-    check_finite(x, "X")
-    mean = x.double().mean(dim=0) if rows else None
-    x = fit_space(space, mean, x[torch.from_numpy(sample_positions(rows, seed))]).apply(x)
-    if given is not None:
-        return x, given
-    labels = KMeans(max(1, rows // 1000), seed=seed).fit(x).labels_ if rows else np.zeros(0, np.int64)
-    return x, np.asarray(labels, dtype=np.int64)
+    if clusters is not None:
+        return check_labels(clusters, "clusters", rows)
+    if rows == 0:
+        return np.zeros(0, np.int64)
+    fitted = KMeans(max(1, rows // 1000), seed=seed, memory_budget=memory_budget).fit(X)
+    return np.asarray(fitted.labels_, dtype=np.int64)
 
 
-def _visit_order(x: torch.Tensor, members: np.ndarray, keep: str, rng: np.random.Generator) -> np.ndarray:
+def _cluster_batches(
+    X: Any, groups: list[np.ndarray], memory_budget: int | None, chunk_rows: int
+) -> Iterator[list[np.ndarray]]:
+    """Consecutive clusters in batches whose rows fit the budget: about six float32 copies of the rows (read,
+    mapped, and the mapping's temporaries) plus the similarities of one chunk against its cluster's kept rows."""
+    if memory_budget is None:
+        yield groups
+        return
+    per_row = 6 * 4 * (shape_of(X)[1] + 1)
+    largest = max((len(g) for g in groups), default=0)
+    comparing = 12 * min(chunk_rows, largest) * largest  # chunk x cluster float32 similarities and their masks
+    if largest * per_row + comparing > memory_budget:
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes cannot hold a cluster of {largest} rows of dim {shape_of(X)[1]} "
+            f"({largest * per_row + comparing} bytes with its comparisons): pass finer clusters, a smaller "
+            "chunk_rows or a larger budget"
+        )
+    allowed = (memory_budget - comparing) // per_row
+    batch: list[np.ndarray] = []
+    held = 0
+    for members in groups:
+        if batch and held + len(members) > allowed:
+            yield batch
+            batch, held = [], 0
+        batch.append(members)
+        held += len(members)
+    if batch:
+        yield batch
+
+
+def _read_rows(X: Any, positions: np.ndarray) -> torch.Tensor:
+    """Rows at ``positions`` (any order): taken from disk for a VectorTable, indexed otherwise."""
+    if isinstance(X, VectorTable):
+        order = np.argsort(positions, kind="stable")
+        rows = torch.empty(len(positions), X.dim, dtype=torch.float32)
+        for start in range(0, len(order), _TAKE_ROWS):  # small takes: one large one holds far more than its rows
+            part = order[start : start + _TAKE_ROWS]
+            rows[torch.from_numpy(part)] = torch.from_numpy(X.vectors(positions[part])).float()
+        return rows
+    return as_matrix(X)[torch.from_numpy(positions)]
+
+
+def _visit_order(vectors: torch.Tensor, members: np.ndarray, keep: str, rng: np.random.Generator) -> np.ndarray:
+    """Positions into ``members`` in the order ``keep`` visits them."""
     if keep == "first":
-        return members
+        return np.arange(len(members))
     if keep == "random":
-        return members[rng.permutation(len(members))]
-    vectors = x[torch.from_numpy(members)]
+        return rng.permutation(len(members))
     centre = torch.nn.functional.normalize(vectors.mean(dim=0), dim=0)
-    return members[np.argsort(-(vectors @ centre).numpy(), kind="stable")]
+    return np.argsort(-(vectors @ centre).numpy(), kind="stable")
 
 
 def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndarray:
@@ -92,20 +134,39 @@ def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndar
     return owner
 
 
-def _visit_orders(x: torch.Tensor, labels: np.ndarray, keep: str, seed: int) -> list[np.ndarray]:
-    """The rows of each cluster in the order ``keep`` visits them."""
+def _owners(
+    X: Any,
+    thresholds: list[float],
+    *,
+    clusters: Any,
+    keep: str,
+    space: str,
+    seed: int,
+    chunk_rows: int,
+    memory_budget: int | None,
+) -> list[np.ndarray]:
+    """Per threshold, per row: -1 when kept, else the row id of the kept row it duplicates.
+
+    One pass fits the space; then the rows are read, mapped and visited a batch of clusters at a time.
+    """
+    cosine = fit_space_on([("X", X)], space, seed, chunk_rows)
+    labels = _clusters(X, clusters, seed, memory_budget)
+    owners = [np.full(len(labels), -1, dtype=np.int64) for _ in thresholds]
     rng = np.random.default_rng(seed)
-    return [_visit_order(x, members, keep, rng) for members in rows_per_group(labels)]
-
-
-def _owners(x: torch.Tensor, visits: list[np.ndarray], threshold: float, chunk_rows: int) -> np.ndarray:
-    """Per row: -1 when kept, else the row id of the kept row it duplicates."""
-    owner = np.full(len(x), -1, dtype=np.int64)
-    for visit in visits:
-        local = _greedy(x[torch.from_numpy(visit)], threshold, chunk_rows)
-        duplicate = local >= 0
-        owner[visit[duplicate]] = visit[local[duplicate]]
-    return owner
+    groups = rows_per_group(labels)
+    for batch in _cluster_batches(X, groups, memory_budget, chunk_rows):
+        mapped = cosine.apply(_read_rows(X, np.concatenate(batch)))
+        start = 0
+        for members in batch:
+            vectors = mapped[start : start + len(members)]
+            start += len(members)
+            order = _visit_order(vectors, members, keep, rng)
+            visit, ordered = members[order], vectors[torch.from_numpy(order)]
+            for owner, threshold in zip(owners, thresholds):
+                local = _greedy(ordered, threshold, chunk_rows)
+                duplicate = local >= 0
+                owner[visit[duplicate]] = visit[local[duplicate]]
+    return owners
 
 
 def dedup(
@@ -118,11 +179,14 @@ def dedup(
     max_removed: float = 0.5,
     seed: int = 0,
     chunk_rows: int = 2048,
+    memory_budget: int | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Remove near-duplicate rows: a row goes only when a kept row has cosine similarity >= ``threshold`` with it.
 
-    Rows are compared only inside their cluster (k-means with k = rows / 1000 first when ``clusters`` is None),
-    ``chunk_rows`` at a time, so memory stays O(chunk_rows x cluster size).
+    Rows are compared only inside their cluster (k-means with k = rows / 1000 on the rows as stored first, when
+    ``clusters`` is None), ``chunk_rows`` at a time, so memory stays O(chunk_rows x cluster size). With
+    ``memory_budget`` (bytes), a VectorTable is never loaded whole: one pass fits the space, k-means streams it, and
+    the rows of a batch of clusters are read at a time; the result is the same as in memory.
 
     Args:
         X: (rows, dim) array, tensor or VectorTable.
@@ -137,6 +201,7 @@ def dedup(
             similar distinct images best (docs/dedup.md).
         max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
             features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
+        memory_budget: bytes of rows held at a time (at least 1 MiB); None reads everything.
         seed: seed of the k-means, of the whitening's row sample (over 65,536 rows) and of ``keep="random"``.
 
     Returns:
@@ -153,8 +218,16 @@ def dedup(
     _check_order(keep, chunk_rows)
     if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
         raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
-    x, labels = _prepared(X, clusters, space, seed)
-    owner = _owners(x, _visit_orders(x, labels, keep, seed), threshold, chunk_rows)
+    (owner,) = _owners(
+        X,
+        [threshold],
+        clusters=clusters,
+        keep=keep,
+        space=space,
+        seed=seed,
+        chunk_rows=chunk_rows,
+        memory_budget=_check_budget(memory_budget),
+    )
     removed = owner >= 0
     if removed.sum() > max_removed * len(owner):
         raise ValueError(
@@ -189,6 +262,7 @@ def dedup_curve(
     space: str = "whitened",
     seed: int = 0,
     chunk_rows: int = 2048,
+    memory_budget: int | None = None,
 ) -> list[dict[str, float]]:
     """How many rows ``dedup`` would remove at each threshold, before anything is removed.
 
@@ -206,11 +280,18 @@ def dedup_curve(
     for value in values:
         _check_threshold(float(value), "thresholds")
     _check_order(keep, chunk_rows)
-    x, labels = _prepared(X, clusters, check_space(space), seed)
-    visits = _visit_orders(x, labels, keep, seed)  # the same order at every threshold, as dedup would use
+    owners = _owners(
+        X,
+        [float(v) for v in values],
+        clusters=clusters,
+        keep=keep,
+        space=check_space(space),
+        seed=seed,
+        chunk_rows=chunk_rows,
+        memory_budget=_check_budget(memory_budget),
+    )
     curve = []
-    for value in values:
-        owner = _owners(x, visits, float(value), chunk_rows)
+    for value, owner in zip(values, owners):
         removed = int((owner >= 0).sum())
         largest = int(np.bincount(owner[owner >= 0]).max()) + 1 if removed else 1
         share = removed / len(owner) if len(owner) else 0.0
