@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from curata import KMeans
-from curata.cpu_gemm import numpy_gemm_preferred
-from curata.kmeans import assign
+from curata.clustering.cpu_gemm import numpy_gemm_preferred
+from curata.clustering.kmeans import assign
 
 
 def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:

@@ -21,7 +21,7 @@ import torch
 from kmeans import mixture  # bench/kmeans.py, beside this script
 
 from curata import KMeans, VectorTable
-from curata.cpu_gemm import numpy_gemm_preferred
+from curata.clustering.cpu_gemm import numpy_gemm_preferred
 
 
 def compare(name: str, X: np.ndarray, k: int, iters: int, repeats: int) -> None:

@@ -32,9 +32,9 @@ from dedup import describe_images
 from sklearn.datasets import make_blobs
 
 from curata import select
-from curata.demo import FashionMNIST
-from curata.kernel_points import squared_mmd
-from curata.select import METHODS
+from curata.cli.demo import FashionMNIST
+from curata.subsets.kernel_points import squared_mmd
+from curata.subsets.select import METHODS
 
 
 def coverage(X: np.ndarray, picked: np.ndarray) -> tuple[float, float]:

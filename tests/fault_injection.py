@@ -27,14 +27,14 @@ from typing import Any
 import lance
 import lance.fragment
 
-import curata.atomic
+import curata._internal.atomic
 
 # name -> (owner, attribute): every function through which a writing path changes files
 TARGETS: dict[str, tuple[Any, str]] = {
     "os.rename": (os, "rename"),
     "os.replace": (os, "replace"),
     "shutil.rmtree": (shutil, "rmtree"),
-    "atomic.exchange": (curata.atomic, "_exchange"),
+    "atomic.exchange": (curata._internal.atomic, "_exchange"),
     "lance.write_dataset": (lance, "write_dataset"),
     "lance.write_fragments": (lance.fragment, "write_fragments"),
     "lance.commit": (lance.LanceDataset, "commit"),

@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 
 import curata
-import curata.locking
+import curata.store.locking
 from curata import HierarchicalKMeans, VectorTable, describe
-from curata.cli import main as cli
-from curata.report import _pyplot
+from curata.cli.main import main as cli
+from curata.explore.report import _pyplot
 
 _pyplot()  # imported once in the forkserver, not in every child
 
@@ -221,7 +221,7 @@ def slow_describe_job(workdir: str, name: str) -> None:
 
 def hold_lock_job(workdir: str, path: str, seconds: float) -> None:
     """Hold the write lock of ``path`` (as a long job would) for ``seconds``."""
-    with curata.locking.write_lock(path):
+    with curata.store.locking.write_lock(path):
         (Path(workdir) / "holding").touch()
         time.sleep(seconds)
 

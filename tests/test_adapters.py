@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from curata import KMeans, cluster, select
-from curata.adapters import add_to_hf, table_from_hf
+from curata.store.adapters import add_to_hf, table_from_hf
 
 datasets = pytest.importorskip("datasets")
 

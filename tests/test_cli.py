@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from curata import dedup
-from curata.cli import main
+from curata.cli.main import main
 
 
 @pytest.fixture

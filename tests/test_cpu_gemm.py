@@ -3,11 +3,11 @@ import pytest
 import threadpoolctl
 import torch
 
-import curata.nearest
-from curata import cpu_gemm
-from curata.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
-from curata.nearest import nearest_centroids
-from curata.rows import MemoryShard
+import curata.clustering.nearest
+from curata.clustering import cpu_gemm
+from curata.clustering.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
+from curata.clustering.nearest import nearest_centroids
+from curata.store.rows import MemoryShard
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_both_gemms_find_the_true_nearest_centroid_and_sums(monkeypatch, metric)
     want_d2, want_labels = exact.min(dim=1)
     results = []
     for numpy_gemm in (False, True):
-        monkeypatch.setattr(curata.nearest, "numpy_gemm_preferred", lambda numpy_gemm=numpy_gemm: numpy_gemm)
+        monkeypatch.setattr(curata.clustering.nearest, "numpy_gemm_preferred", lambda numpy_gemm=numpy_gemm: numpy_gemm)
         shard = MemoryShard(x, metric, 0, len(x))
         labels, d2, sums = nearest_centroids(shard, centers, metric, 256, True)
         assert torch.equal(labels, want_labels)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from curata import HierarchicalKMeans, curate
-from curata.curate import water_fill
+from curata.subsets.curate import water_fill
 
 
 def brute_force_tau(capacity: np.ndarray, budget: int) -> int:

@@ -133,7 +133,7 @@ def test_rows_equal_to_the_mean_stay_duplicates_of_each_other(space):
 
 
 def test_the_default_threshold_follows_the_space():
-    from curata.cosine_space import default_threshold
+    from curata.subsets.cosine_space import default_threshold
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 64))

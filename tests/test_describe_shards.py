@@ -8,7 +8,7 @@ import torch
 from test_distributed import torchrun
 
 from curata import VectorTable
-from curata.describe_shards import commit_uncommitted_shards
+from curata.embedding.shards import commit_uncommitted_shards
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from curata.distributed import rank_and_world, shard_range
+from curata._internal.distributed import rank_and_world, shard_range
 
 HERE = Path(__file__).parent
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from curata import TorchEmbedder
-from curata.embed import fuse, model_digest
+from curata.embedding.embed import fuse, model_digest
 
 
 def test_default_is_model_output(cnn):

@@ -16,9 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-import curata.estimator as estimator
+import curata.clustering.estimator as estimator
 from curata import HierarchicalKMeans, KMeans
-from curata.estimator import NotFittedError, ParamsBase
+from curata.clustering.estimator import NotFittedError, ParamsBase
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ import sys
 sys.modules["sklearn"] = None  # any import of scikit-learn now fails
 import numpy as np
 import curata
-from curata.estimator import SKLEARN, NotFittedError, ParamsBase
+from curata.clustering.estimator import SKLEARN, NotFittedError, ParamsBase
 assert not SKLEARN and issubclass(curata.KMeans, ParamsBase)
 X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
 km = curata.KMeans(4, seed=0).fit(X.tolist())

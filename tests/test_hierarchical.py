@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from curata import HierarchicalKMeans, KMeans, VectorTable, curate
-from curata.hierarchical import _derived_seed, per_group_first
-from curata.kmeans import assign
+from curata.clustering.hierarchical import _derived_seed, per_group_first
+from curata.clustering.kmeans import assign
 
 
 def long_tailed(seed: int = 0, concepts: int = 30) -> tuple[np.ndarray, np.ndarray]:

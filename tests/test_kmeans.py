@@ -7,8 +7,8 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from sklearn.datasets import make_blobs
 
 from curata import KMeans, VectorTable
-from curata.estimator import NotFittedError
-from curata.kmeans import assign
+from curata.clustering.estimator import NotFittedError
+from curata.clustering.kmeans import assign
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from fault_injection import run, start
 
 from curata import TableLockedError, VectorTable
-from curata.locking import holds_lock, lock_file, write_lock
+from curata.store.locking import holds_lock, lock_file, write_lock
 
 
 def _wait_for(file, seconds=60):

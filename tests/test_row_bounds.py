@@ -4,9 +4,9 @@ import torch
 from sklearn.datasets import load_digits, make_blobs
 
 from curata import KMeans
-from curata.nearest import nearest_centroids
-from curata.row_bounds import RowBounds
-from curata.rows import MemoryShard
+from curata.clustering.nearest import nearest_centroids
+from curata.clustering.row_bounds import RowBounds
+from curata.store.rows import MemoryShard
 
 
 def _shard(x: np.ndarray, metric: str = "l2") -> MemoryShard:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from curata import HierarchicalKMeans, KMeans, VectorTable
-from curata.kmeans import assign
-from curata.rows import MemoryShard, StreamedShard, TableRows, as_matrix, load_shard
+from curata.clustering.kmeans import assign
+from curata.store.rows import MemoryShard, StreamedShard, TableRows, as_matrix, load_shard
 
 HERE = Path(__file__).parent
 

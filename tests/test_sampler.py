@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from curata import ClusterBatchSampler, VectorTable
-from curata.clusterize import per_sample_majority
+from curata.clustering.clusterize import per_sample_majority
 
 
 def random_clusters(rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,7 @@ import torch
 from test_distributed import HERE, TEARDOWN_ABORT, free_port, torchrun
 from torch.utils.data import DataLoader, TensorDataset
 
-import curata.sampler_frameworks as frameworks
+import curata.batching.frameworks as frameworks
 from curata import ClusterBatchSampler
 
 sys.path.insert(0, str(HERE))

@@ -134,7 +134,7 @@ def test_densest_takes_dense_regions_and_farthest_takes_outliers(blobs):
 
 
 def test_kernel_points_minimises_mmd_greedily(blobs):
-    from curata.kernel_points import squared_mmd
+    from curata.subsets.kernel_points import squared_mmd
 
     X = blobs[:400]
     picked = select(X, 30, method="kernel_points")
@@ -172,7 +172,7 @@ def test_zcore_is_seeded_and_skips_redundant_copies(blobs):
 
 
 def test_label_quotas_follow_goldener():
-    from curata.quotas import proportional_quotas
+    from curata.subsets.quotas import proportional_quotas
 
     X, _ = make_blobs(1000, n_features=4, centers=6, random_state=1)
     labels = np.repeat([0, 1, 2, 3], [500, 300, 150, 50])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from curata import TorchEmbedder, Vectorizer, describe
-from curata.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0, long_tailed
+from curata.cli.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0, long_tailed
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "evidence"

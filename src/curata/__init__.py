@@ -8,27 +8,27 @@ Example:
     [2, 2]
 """
 
-from curata.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
-from curata.clusterize import cluster, reduce
-from curata.contamination import contamination
-from curata.curate import curate
-from curata.dedup import dedup, dedup_curve
-from curata.describe import describe
-from curata.embed import TorchEmbedder
-from curata.estimator import NotFittedError
-from curata.exact_duplicates import exact_duplicates
-from curata.hierarchical import HierarchicalKMeans
-from curata.images import ImageFolder
-from curata.kmeans import KMeans
-from curata.locking import TableLockedError
-from curata.multimodal import MultimodalEmbedder
-from curata.report import report
-from curata.sampler import ClusterBatchSampler
-from curata.segment_labels import majority_labels, patch_labels
-from curata.select import select
-from curata.split import leakage, split
-from curata.table import DamagedTableError, VectorTable
-from curata.vectorize import Vectorizer, Vectors
+from curata.batching.sampler import ClusterBatchSampler
+from curata.clustering.clusterize import cluster, reduce
+from curata.clustering.estimator import NotFittedError
+from curata.clustering.hierarchical import HierarchicalKMeans
+from curata.clustering.kmeans import KMeans
+from curata.embedding.embed import TorchEmbedder
+from curata.embedding.job import describe
+from curata.embedding.multimodal import MultimodalEmbedder
+from curata.embedding.segment_labels import majority_labels, patch_labels
+from curata.embedding.vectorize import Vectorizer, Vectors
+from curata.explore.report import report
+from curata.sources.images import ImageFolder
+from curata.store.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
+from curata.store.locking import TableLockedError
+from curata.store.table import DamagedTableError, VectorTable
+from curata.subsets.contamination import contamination
+from curata.subsets.curate import curate
+from curata.subsets.dedup import dedup, dedup_curve
+from curata.subsets.exact_duplicates import exact_duplicates
+from curata.subsets.select import select
+from curata.subsets.split import leakage, split
 
 __all__ = [
     "ClusterBatchSampler",

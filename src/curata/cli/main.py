@@ -1,0 +1,527 @@
+"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, report, demo.
+
+Every command writes into a run directory (``--out``): row ids as ``.npy`` and a ``summary.json``. ``--config
+run.toml`` supplies defaults per command (a ``[cluster]`` table for ``curata cluster``, ...), so a run can be
+repeated exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curata._internal.atomic import save_npy_atomically, write_atomically
+from curata._internal.checks import check_int
+from curata.subsets.cosine_space import SPACES
+from curata.subsets.select import METHODS
+
+__all__ = ["main", "load_vectors", "source_rows"]
+
+
+def _source_fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"source_file": str(path.resolve()), "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
+
+
+def source_rows(path: str | Path, flag: str = "--vectors") -> int:
+    """The number of vectors in ``--vectors`` (a table, .npy or .parquet), read without loading them."""
+    return _source_shape(path, flag, dim=False)[0]
+
+
+def _source_shape(path: str | Path, flag: str, dim: bool = True) -> tuple[int, int]:
+    """(rows, dim) of a table, .npy or .parquet of vectors, read without loading them (dim -1 unless asked)."""
+    from curata.store.table import VectorTable
+
+    path = Path(path)
+    if path.is_dir():
+        table = VectorTable.open(path)
+        return len(table), table.dim
+    if not path.exists():
+        raise FileNotFoundError(f"{flag} {str(path)!r} does not exist")
+    if path.suffix == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        if len(shape) != 2:
+            raise ValueError(f"{flag} {str(path)!r} must hold a 2-D array (rows, dim), got shape {shape}")
+        return int(shape[0]), int(shape[1])
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = int(pq.ParquetFile(path).metadata.num_rows)
+        if not dim or rows == 0:
+            return rows, -1
+        head = pq.ParquetFile(path).read_row_group(0)
+        column = next((c for c in ("vector", "embedding") if c in head.column_names), None)
+        return rows, -1 if column is None else len(head.column(column)[0].as_py())
+    raise ValueError(f"{flag} must be a VectorTable/Lance directory, a .npy or a .parquet file, got {str(path)!r}")
+
+
+def load_vectors(path: str | Path, out: Path, name: str = "vectors") -> Any:
+    """A VectorTable from a Lance/VectorTable directory, or one built in ``out / name`` from a .npy or
+    Parquet file of embeddings (Parquet: a list column named ``vector`` or ``embedding``, optional ``label``).
+
+    A table already in ``out / name`` is reused only when it was built from this same file, unchanged.
+    """
+    from curata.store.table import VectorTable
+
+    path = Path(path)
+    if path.is_dir():
+        return VectorTable.open(path)
+    source_rows(path, f"--{name}")  # says what is wrong with the file before anything is written
+    target = out / name
+    source = _source_fingerprint(path)
+    if VectorTable.is_table(target):
+        table = VectorTable.open(target)
+        built_from = {key: table.fingerprint.get(key) for key in source}
+        if built_from != source:
+            raise ValueError(
+                f"--out {str(out)!r} holds vectors built from {built_from['source_file']!r} "
+                f"({built_from['source_bytes']} bytes), not from --{name} {str(path)!r} as it is now "
+                f"({source['source_bytes']} bytes): its results would name rows of the other file. "
+                f"Use another --out, or delete {str(target)!r} to rebuild it"
+            )
+        return table
+    if path.suffix == ".npy":
+        return VectorTable.from_arrays(target, np.load(path, allow_pickle=False), fingerprint=source)
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(path)
+    column = next((c for c in ("vector", "embedding") if c in data.column_names), None)
+    if column is None:
+        raise ValueError(f"{str(path)!r} has no 'vector' or 'embedding' column; columns: {data.column_names}")
+    vectors = np.stack(data.column(column).to_numpy(zero_copy_only=False)).astype(np.float32)
+    labels = data.column("label").to_numpy() if "label" in data.column_names else None
+    return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
+
+
+def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, values in arrays.items():
+        save_npy_atomically(out / f"{name}.npy", values)
+    summary = {
+        "command": command,
+        "seconds": round(time.perf_counter() - started, 3),
+        "files": sorted(f"{name}.npy" for name in arrays),
+        **summary,
+    }
+    text = json.dumps(summary, indent=1, sort_keys=True, default=str)
+    write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
+    print(json.dumps(summary, sort_keys=True, default=str))
+
+
+def _checked_vectors(args: argparse.Namespace) -> Any:
+    """Check every argument against the number of vectors, then load them (building ``RUN/vectors`` if needed):
+    a refused run writes nothing."""
+    rows = source_rows(args.vectors)
+    levels = getattr(args, "levels", None)
+    if levels is not None:
+        if any(k < 1 for k in levels) or any(b >= a for a, b in zip(levels, levels[1:])):
+            raise ValueError(f"--levels must be positive and decreasing, e.g. 500 50, got {levels}")
+        if levels[0] > rows:
+            raise ValueError(f"--levels {levels[0]} is more clusters than the {rows} vectors of --vectors")
+        check_int(args.resampling, "--resampling", minimum=0)
+        check_int(args.n_iter, "--n-iter", minimum=1)
+    if getattr(args, "n", None) is not None:
+        excluded = len(np.unique(_row_ids(args.exclude, "--exclude", rows))) if args.exclude else 0
+        if args.n > rows - excluded:
+            raise ValueError(f"--n {args.n} is more than the {rows - excluded} vectors not excluded in --vectors")
+    if getattr(args, "sizes", None) is not None:
+        from curata.subsets.split import _targets
+
+        _targets(_split_sizes(args.sizes), rows)
+    for flag in ("threshold", "max_removed", "thresholds"):
+        values = getattr(args, flag, None)
+        for value in values if isinstance(values, list) else [] if values is None else [values]:
+            if not 0 < value <= 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}")
+    if getattr(args, "curated", None):
+        _row_ids(args.curated, "--curated", rows)
+    check_int(getattr(args, "chunk_rows", None), "--chunk-rows", minimum=2, allow_none=True)
+    if getattr(args, "by_label", False):
+        if getattr(args, "mode", "coreset") != "coreset":
+            raise ValueError(f"--by-label is for --mode coreset; --mode {args.mode} splits by clusters")
+        if not _has_labels(Path(args.vectors)):
+            raise ValueError(f"--by-label: --vectors {args.vectors!r} holds no labels (a 'label' column)")
+    return load_vectors(args.vectors, args.out)
+
+
+def _has_labels(path: Path) -> bool:
+    if path.is_dir():
+        from curata.store.table import VectorTable
+
+        return "label" in VectorTable.open(path).columns
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return "label" in pq.read_schema(path).names
+    return False
+
+
+def _row_ids(file: str, flag: str, rows: int) -> np.ndarray:
+    from curata._internal.checks import check_row_ids
+
+    return check_row_ids(np.load(file, allow_pickle=False), flag, rows)
+
+
+def _split_sizes(items: list[str]) -> dict[str, float | int]:
+    sizes: dict[str, float | int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            sizes[name] = int(value) if value.isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"--sizes must be name=fraction or name=count, got {item!r}") from None
+    return sizes
+
+
+def _tree_or_kmeans(args: argparse.Namespace) -> Any:
+    from curata.clustering.hierarchical import HierarchicalKMeans
+    from curata.clustering.kmeans import KMeans
+
+    if len(args.levels) == 1 and args.resampling == 0:
+        return KMeans(args.levels[0], seed=args.seed, n_iter=args.n_iter)
+    return HierarchicalKMeans(args.levels, n_resampling_steps=args.resampling, n_iter=args.n_iter, seed=args.seed)
+
+
+def _call(target: str, flag: str) -> Any:
+    """Import ``module:function`` (the working directory is importable) and call it."""
+    module, _, function = target.partition(":")
+    if not module or not function:
+        raise ValueError(f"{flag} must be module:function, got {target!r}")
+    sys.path.insert(0, str(Path.cwd()))
+    return getattr(importlib.import_module(module), function)()
+
+
+def _describe(args: argparse.Namespace) -> None:
+    from curata.embedding.embed import TorchEmbedder
+    from curata.embedding.job import describe
+    from curata.embedding.vectorize import Vectorizer
+
+    label_key = args.label_key
+    if args.images:
+        from torch import nn
+
+        from curata.cli.demo import ImagePreprocess
+        from curata.sources.images import ImageFolder
+
+        if not args.model:
+            raise ValueError("--images needs --model module:function returning the model")
+        dataset = ImageFolder(args.images, size=args.size)
+        model = nn.Sequential(ImagePreprocess(args.size), _call(args.model, "--model"))
+        layers = [f"1.{name}" for name in args.layers]
+        label_key = "label" if dataset.classes else None
+    elif args.data:
+        dataset, model = _call(args.data, "--data")
+        layers = args.layers
+    else:
+        raise ValueError("describe needs --data module:function, or --images DIR with --model module:function")
+    started = time.perf_counter()
+    table = describe(
+        dataset,
+        TorchEmbedder(model, layers or None),
+        args.out / "vectors",
+        vectorizer=Vectorizer(args.pool),
+        batch_size=args.batch_size,
+        label_key=label_key,
+    )
+    _finish(
+        args.out,
+        "describe",
+        started,
+        {"sample_ids": table.sample_ids()},
+        rows=len(table),
+        dim=table.dim,
+        table=str(table.path),
+    )
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    from curata.clustering.clusterize import cluster
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    per_sample = cluster(table, _tree_or_kmeans(args), stratify_by_label=args.stratify_by_label, seed=args.seed)
+    _finish(args.out, "cluster", started, {"clusters": per_sample}, clusters=int(per_sample.max()) + 1)
+
+
+def _curate(args: argparse.Namespace) -> None:
+    from curata.subsets.curate import curate
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    tree = _tree_or_kmeans(args).fit(table)
+    rows = curate(tree, args.target, strategy=args.strategy, seed=args.seed)
+    _finish(
+        args.out,
+        "curate",
+        started,
+        {"curated_rows": rows, "labels": tree.labels_},
+        target=args.target,
+        picked=len(rows),
+    )
+
+
+def _table_labels(table: Any, by_label: bool) -> np.ndarray | None:
+    return table.column("label") if by_label else None
+
+
+def _select(args: argparse.Namespace) -> None:
+    from curata.subsets.select import select
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    exclude = np.load(args.exclude, allow_pickle=False) if args.exclude else None
+    rows = select(
+        table,
+        args.n,
+        method=args.method,
+        metric=args.metric,
+        labels=_table_labels(table, args.by_label),
+        exclude=exclude,
+        chunk_rows=args.chunk_rows,
+        seed=args.seed,
+    )
+    _finish(args.out, "select", started, {"selected_rows": rows}, method=args.method, n=args.n)
+
+
+def _split(args: argparse.Namespace) -> None:
+    from curata.subsets.split import split
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    parts = split(
+        table,
+        _split_sizes(args.sizes),
+        mode=args.mode,
+        labels=_table_labels(table, args.by_label),
+        method=args.method,
+        metric=args.metric,
+        seed=args.seed,
+    )
+    _finish(
+        args.out,
+        "split",
+        started,
+        {f"split_{name}": rows for name, rows in parts.items()},
+        mode=args.mode,
+        sizes={name: len(rows) for name, rows in parts.items()},
+    )
+
+
+def _dedup(args: argparse.Namespace) -> None:
+    from curata.subsets.dedup import dedup, dedup_curve
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    if args.dry_run:
+        thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
+        curve = dedup_curve(table, keep=args.keep, space=args.space, seed=args.seed, **thresholds)
+        for point in curve:
+            print(
+                f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
+                f"largest group {point['largest_group']}"
+            )
+        _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
+        return
+    kept, groups = dedup(
+        table,
+        threshold=args.threshold,
+        keep=args.keep,
+        space=args.space,
+        max_removed=args.max_removed,
+        seed=args.seed,
+    )
+    _finish(
+        args.out,
+        "dedup",
+        started,
+        {"kept_rows": kept},
+        groups=len(groups),
+        removed=int(sum(len(g) - 1 for g in groups)),
+    )
+
+
+def _exact(args: argparse.Namespace) -> None:
+    from curata.subsets.exact_duplicates import exact_duplicates
+
+    if (args.vectors is None) == (args.files is None):
+        raise ValueError(
+            "exact: pass --vectors (rows equal value for value) or --files (a folder: files equal byte "
+            "for byte), one of them"
+        )
+    if args.files is not None:
+        folder = Path(args.files)
+        if not folder.is_dir():
+            raise ValueError(f"--files {str(folder)!r} is not a folder")
+        paths = sorted(
+            p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(args.out.resolve())
+        )
+        started = time.perf_counter()
+        kept, groups = exact_duplicates(paths)
+        names = [str(p.relative_to(folder)) for p in paths]
+        args.out.mkdir(parents=True, exist_ok=True)
+        listing = json.dumps({"files": names, "groups": [[names[i] for i in g] for g in groups]}, indent=1)
+        write_atomically(args.out / "files.json", lambda f: f.write_text(listing))
+    else:
+        table = _checked_vectors(args)
+        started = time.perf_counter()
+        kept, groups = exact_duplicates(table)
+    removed = int(sum(len(g) - 1 for g in groups))
+    _finish(args.out, "exact", started, {"kept_rows": kept}, groups=len(groups), removed=removed)
+
+
+def _contamination(args: argparse.Namespace) -> None:
+    from curata.subsets.contamination import contamination
+
+    rows, dim = _source_shape(args.vectors, "--vectors")
+    reference_rows, reference_dim = _source_shape(args.reference, "--reference")
+    if -1 not in (dim, reference_dim) and dim != reference_dim:
+        raise ValueError(f"--reference has dim {reference_dim}, --vectors has dim {dim}: describe both alike")
+    table = _checked_vectors(args)
+    reference = load_vectors(args.reference, args.out, "reference")
+    started = time.perf_counter()
+    hit, nearest, similarity = contamination(
+        table, reference, threshold=args.threshold, space=args.space, seed=args.seed
+    )
+    arrays = {"contaminated_rows": hit, "nearest_reference_rows": nearest, "similarity": similarity}
+    _finish(args.out, "contamination", started, arrays, contaminated=len(hit), rows=rows, reference_rows=reference_rows)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from curata.explore.report import report
+
+    table = _checked_vectors(args)
+    started = time.perf_counter()
+    curated = np.load(args.curated, allow_pickle=False) if args.curated else None
+    index = report(table, args.out / "report", curated=curated, seed=args.seed)
+    _finish(args.out, "report", started, {}, report=str(index))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from curata.cli.demo import main as demo_main
+
+    demo_main(["--out", str(args.out), "--target", str(args.target)])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with defaults per command")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Any, text: str, vectors: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--out",
+            type=Path,
+            required=name != "demo",
+            default=Path("runs/demo") if name == "demo" else None,
+            help="run directory",
+        )
+        sub.add_argument("--seed", type=int, default=0)
+        if vectors:
+            sub.add_argument("--vectors", required=True, help="VectorTable directory, .npy or .parquet of embeddings")
+        sub.set_defaults(run=run)
+        return sub
+
+    def clustering(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--levels", type=int, nargs="+", default=[100], help="clusters per level, e.g. 500 50")
+        sub.add_argument("--resampling", type=int, default=0, help="resampling steps per level")
+        sub.add_argument("--n-iter", type=int, default=20)
+
+    sub = command("describe", _describe, "embed a dataset into a VectorTable (resumable)", vectors=False)
+    sub.add_argument("--data", help="module:function returning (dataset, model)")
+    sub.add_argument("--images", type=Path, help="a folder of images (subfolders are classes); needs --model")
+    sub.add_argument("--model", help="module:function returning the model, with --images")
+    sub.add_argument("--size", type=int, default=224, help="image side for --images")
+    sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
+    sub.add_argument("--pool", choices=["mean", "max"], default="mean")
+    sub.add_argument("--batch-size", type=int, default=64)
+    sub.add_argument("--label-key", default=None)
+    sub = command("cluster", _cluster, "cluster the vectors; writes one cluster id per sample")
+    clustering(sub)
+    sub.add_argument("--stratify-by-label", action="store_true")
+    sub = command("curate", _curate, "hierarchical k-means, then a balanced subset (Vo et al. 2024)")
+    clustering(sub)
+    sub.add_argument("--target", type=int, required=True)
+    sub.add_argument("--strategy", choices=["random", "closest"], default="random")
+    sub = command("select", _select, "pick rows to annotate")
+    sub.add_argument("--n", type=int, required=True)
+    sub.add_argument("--method", choices=list(METHODS), default="kcenter")
+    sub.add_argument("--metric", choices=["l2", "cosine"], default="l2")
+    sub.add_argument("--by-label", action="store_true", help="each label gets its share (the table's labels)")
+    sub.add_argument("--chunk-rows", type=int, default=None, help="select in random chunks of this many rows")
+    sub.add_argument("--exclude", help=".npy of row ids already labelled")
+    sub = command("split", _split, "cluster-aware splits")
+    sub.add_argument("--sizes", nargs="+", required=True, help="name=fraction or name=count, e.g. train=0.8 val=0.2")
+    sub.add_argument("--mode", choices=["stratified", "disjoint", "coreset"], default="stratified")
+    sub.add_argument("--method", choices=list(METHODS), default="kcenter", help="selection of --mode coreset")
+    sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="distance of --mode coreset")
+    sub.add_argument("--by-label", action="store_true", help="--mode coreset: each split takes each label's share")
+    sub = command("dedup", _dedup, "near-duplicate removal within clusters")
+    sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
+    sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
+    sub.add_argument("--max-removed", type=float, default=0.5, help="refuse when a larger share of rows would go")
+    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
+    sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
+    sub = command("exact", _exact, "identical rows (--vectors) or identical files (--files FOLDER)", vectors=False)
+    sub.add_argument("--vectors", help="VectorTable directory, .npy or .parquet of embeddings")
+    sub.add_argument("--files", help="a folder whose files are compared byte for byte (subfolders included)")
+    sub = command("contamination", _contamination, "rows of --vectors within the threshold of a --reference row")
+    sub.add_argument("--reference", required=True, help="the set to protect (e.g. test): table, .npy or .parquet")
+    sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
+    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub = command("report", _report, "plots and an HTML report")
+    sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
+    sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
+    sub.add_argument("--target", type=int, default=5000)
+    return parser
+
+
+def _config_defaults(argv: list[str]) -> dict[str, dict[str, Any]]:
+    if "--config" not in argv:
+        return {}
+    path = Path(argv[argv.index("--config") + 1])
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``curata`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    config = _config_defaults(argv)
+    if config:
+        for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+            for name, sub in action.choices.items():
+                defaults = {key.replace("-", "_"): value for key, value in config.get(name, {}).items()}
+                for key in ("out",):
+                    if key in defaults:
+                        defaults[key] = Path(defaults[key])
+                sub.set_defaults(**defaults)
+                for sub_action in sub._actions:
+                    if sub_action.dest in defaults:
+                        sub_action.required = False
+    args = parser.parse_args(argv)
+    for name in ("n", "target", "batch_size"):
+        if getattr(args, name, None) is not None:
+            check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
+    from curata.store.locking import write_lock
+
+    with write_lock(args.out, wait=0):  # one command at a time per run directory
+        args.run(args)
+
+
+if __name__ == "__main__":
+    main()

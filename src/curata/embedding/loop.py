@@ -1,0 +1,169 @@
+"""The loop that embeds samples batch by batch: shared by describe() and its sharded form."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from curata.embedding.vectorize import Vectorizer
+
+__all__ = ["EmbeddedBatch", "RowBuffer", "embedded_batches", "check_consistent", "loader_kwargs", "progress_bar"]
+
+Embedder = Callable[[Any], torch.Tensor]
+COMMIT_SECONDS = 60.0  # an uninterrupted job never risks more than this much work between writes
+
+
+class _Pending(Dataset):
+    """The samples still to embed, each returned with its index in the source dataset."""
+
+    def __init__(self, source: Any, indices: np.ndarray) -> None:
+        self.source = source
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        idx = int(self.indices[i])
+        return idx, self.source[idx]
+
+
+class _IndexedCollate:
+    """Collates (idx, item) pairs: the ids into a tensor, the items with the user's collate function."""
+
+    def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
+        self.collate_fn = collate_fn or default_collate
+
+    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[torch.Tensor, Any]:
+        return torch.tensor([p[0] for p in pairs], dtype=torch.long), self.collate_fn([p[1] for p in pairs])
+
+
+def _split_batch(batch: Any, data_key: Any, label_key: Any, vectorizer: Vectorizer) -> tuple[Any, Any, Any, Any]:
+    """(data, label, mask, label map) of a collated batch of dicts, (data, label) tuples or bare tensors."""
+    masks = (("mask_key", vectorizer.mask_key), ("label_mask_key", vectorizer.label_mask_key))
+    if isinstance(batch, Mapping):
+        for what, key in (("data_key", data_key), ("label_key", label_key), *masks):
+            if key is not None and key not in batch:
+                raise KeyError(f"{what} {key!r} is not in the dataset's items; their keys are {sorted(batch)}")
+        return (
+            batch[data_key],
+            batch[label_key] if label_key is not None else None,
+            *(batch[key] if key is not None else None for _, key in masks),
+        )
+    for what, key in masks:
+        if key is not None:
+            kind = "tuples" if isinstance(batch, (tuple, list)) else type(batch).__name__
+            raise ValueError(f"{what} {key!r} needs dict items; this dataset gives {kind}")
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None), None, None
+    return batch, None, None, None
+
+
+def _labels_to_numpy(labels: Any, count: int) -> np.ndarray:
+    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.shape != (count,) or not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise ValueError(f"labels must be one integer per sample, got {array.dtype} of shape {array.shape}")
+    return array.astype(np.int64)
+
+
+class RowBuffer:
+    """Rows waiting for the next commit.
+
+    Example:
+        >>> buffer = RowBuffer()
+        >>> buffer.add(np.array([0, 1]), np.array([0, 0]))
+        >>> buffer.rows, [c.tolist() for c in buffer.take()], buffer.rows
+        (2, [[0, 1], [0, 0]], 0)
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self.rows = 0
+        self.since = time.monotonic()
+
+    def due(self, commit_rows: int) -> bool:
+        """Whether the rows should be written now: ``commit_rows`` of them, or a minute since the last write."""
+        return self.rows >= commit_rows or time.monotonic() - self.since > COMMIT_SECONDS
+
+    def add(self, *columns: np.ndarray) -> None:
+        self.parts.append(columns)
+        self.rows += len(columns[0])
+
+    def take(self) -> list[np.ndarray]:
+        merged = [np.concatenate(col) for col in zip(*self.parts, strict=True)]
+        self.parts, self.rows, self.since = [], 0, time.monotonic()
+        return merged
+
+
+class EmbeddedBatch:
+    """The rows of one embedded batch."""
+
+    def __init__(self, samples: int, idx: np.ndarray, idx_vector: np.ndarray, vectors: np.ndarray, labels: Any):
+        self.samples, self.idx, self.idx_vector, self.vectors, self.labels = samples, idx, idx_vector, vectors, labels
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """(idx, idx_vector, vectors, labels), labels zero-filled when the dataset has none."""
+        labels = self.labels if self.labels is not None else np.zeros(len(self.idx), np.int64)
+        return self.idx, self.idx_vector, self.vectors, labels
+
+
+def loader_kwargs(batch_size: int, num_workers: int, collate_fn: Any) -> dict[str, Any]:
+    """DataLoader arguments that keep each sample's index beside it."""
+    return {"batch_size": batch_size, "num_workers": num_workers, "collate_fn": _IndexedCollate(collate_fn)}
+
+
+def embedded_batches(
+    source: Any,
+    samples: np.ndarray,
+    embed: Embedder,
+    vectorizer: Vectorizer,
+    loader_kwargs: dict[str, Any],
+    keys: tuple[Any, Any],
+) -> Iterator[EmbeddedBatch]:
+    """Embed ``samples`` of ``source`` batch by batch; every vector is checked to be finite."""
+    if len(samples) == 0:
+        return
+    loader = DataLoader(_Pending(source, samples), shuffle=False, **loader_kwargs)
+    with warnings.catch_warnings():
+        # Lance warns on fork; the DataLoader's workers only read the user's dataset and never call Lance.
+        warnings.filterwarnings("ignore", message="lance is not fork-safe")
+        batches = iter(loader)
+    for ids, batch in batches:
+        data, labels, mask, label_map = _split_batch(batch, keys[0], keys[1], vectorizer)
+        features = embed(data)
+        if not isinstance(features, torch.Tensor):
+            raise TypeError(f"the embedder returned {type(features).__name__}, not a torch.Tensor")
+        out = vectorizer(features, idx=ids, mask=mask, label_mask=label_map)
+        vectors = out.vectors.detach().to("cpu", torch.float32).numpy()
+        sample = out.sample.cpu().numpy()
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if bad.any():
+            raise ValueError(f"the embedding of sample idx {int(ids[sample[np.argmax(bad)]])} holds NaN or inf")
+        if out.label is not None:  # a label map gave each row its own label
+            row_labels = out.label.cpu().numpy().astype(np.int64)
+        else:
+            row_labels = None if labels is None else _labels_to_numpy(labels, len(ids))[sample]
+        yield EmbeddedBatch(
+            len(ids), ids.numpy()[sample], out.idx_vector.cpu().numpy().astype(np.int32), vectors, row_labels
+        )
+
+
+def check_consistent(batch: EmbeddedBatch, dim: int | None, has_label: bool | None) -> tuple[int, bool]:
+    """The table's (dim, has_label) after this batch; raises when the batch disagrees with earlier ones."""
+    if dim is not None and batch.vectors.shape[1] != dim:
+        raise ValueError(f"the embedder gives vectors of dimension {batch.vectors.shape[1]}, the table holds {dim}")
+    if has_label is not None and has_label != (batch.labels is not None):
+        raise ValueError("labels appeared or disappeared between batches")
+    return batch.vectors.shape[1], batch.labels is not None
+
+
+def progress_bar(total: int, initial: int, progress: bool) -> tqdm:
+    """A samples progress bar with rate and ETA (disabled when ``progress`` is false)."""
+    return tqdm(total=total, initial=initial, unit="sample", desc="describe", disable=not progress, dynamic_ncols=True)

@@ -1,0 +1,5 @@
+"""Where samples come from: folders of images."""
+
+from curata.sources.images import ImageFolder
+
+__all__ = ["ImageFolder"]

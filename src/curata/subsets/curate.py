@@ -1,0 +1,147 @@
+"""curate(): balanced hierarchical sampling of a subset of a given size from a cluster tree (Vo et al. 2024)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from curata._internal.checks import check_int
+from curata._internal.grouping import order_within_groups
+
+__all__ = ["curate", "water_fill"]
+
+_STRATEGIES = ("random", "closest")
+
+
+def _group_starts(groups: np.ndarray) -> np.ndarray:
+    return np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
+
+
+def water_fill(groups: np.ndarray, capacity: np.ndarray, budget: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split each group's budget over its members by water-filling, for all groups at once.
+
+    Group g's members get min(tau_g, capacity) where tau_g is the largest cap whose total fits the budget; what
+    remains goes +1 to members larger than tau_g chosen at random. A group whose members cannot hold its budget
+    gives every member its capacity.
+
+    Args:
+        groups: group id (0..G-1) of each member.
+        capacity: how many picks each member can take.
+        budget: (G,) budget of each group.
+        rng: generator of the +1 draws.
+
+    Example:
+        >>> water_fill(np.zeros(3, int), np.array([1, 5, 9]), np.array([10]), np.random.default_rng(0)).tolist()
+        [1, 4, 5]
+    """
+    groups, capacity = np.asarray(groups, np.int64), np.asarray(capacity, np.int64)
+    budget = np.asarray(budget, np.int64)
+    out = np.zeros(len(groups), dtype=np.int64)
+    if len(groups) == 0:
+        return out
+    order = np.lexsort((capacity, groups))
+    g, c = groups[order], capacity[order]
+    starts = _group_starts(g)
+    lengths = np.diff(np.r_[starts, len(g)])
+    position = np.arange(len(g)) - np.repeat(starts, lengths)
+    remaining = np.repeat(lengths, lengths) - position
+    below = np.cumsum(c) - c - np.repeat(np.cumsum(c)[starts] - c[starts], lengths)  # sum of smaller members
+    group_budget = budget[g]
+    # capping at the j-th smallest capacity would exceed the budget: tau lies below it
+    exceeds = below + remaining * c > group_budget
+    first = np.minimum.reduceat(np.where(exceeds, position, np.iinfo(np.int64).max), starts)
+    has_cap = first < np.iinfo(np.int64).max
+    tau = np.full(len(starts), np.iinfo(np.int64).max, dtype=np.int64)
+    at = starts[has_cap] + first[has_cap]
+    tau[has_cap] = (budget[g[starts[has_cap]]] - below[at]) // remaining[at]
+    member_tau = np.repeat(tau, lengths)
+    share = np.minimum(c, member_tau)
+    leftover = budget[g[starts]] - np.add.reduceat(share, starts)
+    eligible = c > member_tau
+    key = np.where(eligible, rng.random(len(g)), 2.0)
+    second, ranks = order_within_groups(g, key)
+    rank = np.empty(len(g), dtype=np.int64)
+    rank[second] = ranks
+    share += eligible & (rank < np.repeat(np.where(has_cap, leftover, 0), lengths))
+    out[order] = share
+    return out
+
+
+def _tree_arrays(tree: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    labels = getattr(tree, "labels_", tree)
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        labels = labels[:, None]
+    if labels.ndim != 2 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError(
+            "tree must be a fitted HierarchicalKMeans or KMeans, or non-negative integer labels of "
+            f"shape (rows,) or (rows, levels); got shape {labels.shape} and dtype {labels.dtype}"
+        )
+    distances = getattr(tree, "distances_", None)
+    return labels.astype(np.int64), None if distances is None else np.asarray(distances)
+
+
+def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier: int = 1, seed: int = 0) -> np.ndarray:
+    """Row ids of a balanced subset of ``target_size`` rows, sampled top-down through the cluster tree.
+
+    At every node the budget is split over its children by water-filling (small clusters give all they have, the
+    large ones share the rest equally); in the level-1 clusters the picks are random members (``"random"``) or
+    those nearest the centroid (``"closest"``). ``multiplier`` m lets a row be picked up to m times. When the
+    pool cannot fill the target, all it can give is returned with a warning.
+
+    Args:
+        tree: a fitted ``HierarchicalKMeans`` or ``KMeans``, or labels (rows,) / (rows, levels), level 1 first.
+        target_size: rows wanted.
+        strategy: "random" or "closest" (needs the tree's ``distances_``).
+        multiplier: how many times one row may be picked.
+        seed: seed of the random draws.
+
+    Returns:
+        Sorted row ids (positions in the clustered rows; a row picked twice appears twice).
+
+    Example:
+        >>> labels = np.array([0] * 90 + [1] * 9 + [2])
+        >>> picked = curate(labels, 10, seed=0)
+        >>> np.bincount(labels[picked]).tolist()
+        [5, 4, 1]
+    """
+    check_int(target_size, "target_size", minimum=1)
+    check_int(multiplier, "multiplier", minimum=1)
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
+    labels, distances = _tree_arrays(tree)
+    if strategy == "closest" and distances is None:
+        raise ValueError("strategy 'closest' needs distances: pass a fitted tree with distances_")
+    rng = np.random.default_rng(seed)
+    rows, levels = labels.shape
+    # node sizes and parents per level, from the top level down
+    budget = np.array([int(target_size)], dtype=np.int64)
+    parent_of_rows = np.zeros(rows, dtype=np.int64)  # the root
+    for t in range(levels - 1, -1, -1):
+        nodes = labels[:, t]
+        count = int(nodes.max()) + 1
+        size = np.bincount(nodes, minlength=count)
+        parent = np.zeros(count, dtype=np.int64)
+        parent[nodes] = parent_of_rows
+        present = np.flatnonzero(size)
+        shares = water_fill(parent[present], multiplier * size[present], budget, rng)
+        budget = np.zeros(count, dtype=np.int64)
+        budget[present] = shares
+        parent_of_rows = nodes
+    # inside each level-1 cluster: every row is picked budget // size times, plus once more for the first rows
+    nodes = labels[:, 0]
+    size = np.bincount(nodes, minlength=len(budget))
+    key = distances if strategy == "closest" else rng.random(rows)
+    order, rank = order_within_groups(nodes, key)
+    full, extra = np.divmod(budget[nodes[order]], size[nodes[order]])
+    times = full + (rank < extra)
+    picked = np.sort(np.repeat(order, times))
+    if len(picked) < target_size:
+        warnings.warn(
+            f"the pool can give only {len(picked)} of the {target_size} rows asked for "
+            f"(rows={rows}, multiplier={multiplier})",
+            stacklevel=2,
+        )
+    return picked

@@ -1,0 +1,299 @@
+"""dedup(): near-duplicates by cosine similarity, without chaining, compared within clusters, memory bounded.
+
+Cosines are taken between whitened rows by default (``curata.subsets.cosine_space``). A row is removed only when a row
+that is *kept* lies within the threshold. Rows are visited in the order ``keep`` states (most central first, random,
+or first id first); a visited row is kept unless a kept row is within the threshold. Linking duplicates
+transitively instead (connected components) merges chains of similar but distinct samples into one group: on 600
+distinct Fashion-MNIST images described by a CNN it removed 599 as one "group".
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from curata._internal.checks import check_int, check_labels
+from curata._internal.grouping import rows_per_group
+from curata.clustering.kmeans import KMeans, _check_budget
+from curata.store.rows import as_matrix, shape_of
+from curata.store.table import VectorTable
+from curata.subsets.cosine_space import check_space, default_threshold, fit_space_on
+
+__all__ = ["dedup", "dedup_curve"]
+
+_KEEP = ("central", "random", "first")
+_TAKE_ROWS = 4096
+
+
+def _check_threshold(threshold: Any, name: str = "threshold", space: str = "whitened") -> float:
+    if threshold is None and name == "threshold":
+        return default_threshold(space)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0 < threshold <= 1:
+        raise ValueError(f"{name} must be in (0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def _check_order(keep: Any, chunk_rows: Any) -> None:
+    if keep not in _KEEP:
+        raise ValueError(f"keep must be one of {_KEEP}, got {keep!r}")
+    check_int(chunk_rows, "chunk_rows", minimum=1)
+
+
+def _clusters(X: Any, clusters: Any, seed: int, memory_budget: int | None) -> np.ndarray:
+    """A cluster id per row: the given ones, or k-means (k = rows / 1000) on the rows as stored."""
+    rows, _ = shape_of(X)
+    if clusters is not None:
+        return check_labels(clusters, "clusters", rows)
+    if rows == 0:
+        return np.zeros(0, np.int64)
+    fitted = KMeans(max(1, rows // 1000), seed=seed, memory_budget=memory_budget).fit(X)
+    return np.asarray(fitted.labels_, dtype=np.int64)
+
+
+def _cluster_batches(
+    X: Any, groups: list[np.ndarray], memory_budget: int | None, chunk_rows: int
+) -> Iterator[list[np.ndarray]]:
+    """Consecutive clusters in batches whose rows fit the budget: about six float32 copies of the rows (read,
+    mapped, and the mapping's temporaries) plus the similarities of one chunk against its cluster's kept rows."""
+    if memory_budget is None:
+        yield groups
+        return
+    per_row = 6 * 4 * (shape_of(X)[1] + 1)
+    largest = max((len(g) for g in groups), default=0)
+    comparing = 12 * min(chunk_rows, largest) * largest  # chunk x cluster float32 similarities and their masks
+    if largest * per_row + comparing > memory_budget:
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes cannot hold a cluster of {largest} rows of dim {shape_of(X)[1]} "
+            f"({largest * per_row + comparing} bytes with its comparisons): pass finer clusters, a smaller "
+            "chunk_rows or a larger budget"
+        )
+    allowed = (memory_budget - comparing) // per_row
+    batch: list[np.ndarray] = []
+    held = 0
+    for members in groups:
+        if batch and held + len(members) > allowed:
+            yield batch
+            batch, held = [], 0
+        batch.append(members)
+        held += len(members)
+    if batch:
+        yield batch
+
+
+def _read_rows(X: Any, positions: np.ndarray) -> torch.Tensor:
+    """Rows at ``positions`` (any order): taken from disk for a VectorTable, indexed otherwise."""
+    if isinstance(X, VectorTable):
+        order = np.argsort(positions, kind="stable")
+        rows = torch.empty(len(positions), X.dim, dtype=torch.float32)
+        for start in range(0, len(order), _TAKE_ROWS):  # small takes: one large one holds far more than its rows
+            part = order[start : start + _TAKE_ROWS]
+            rows[torch.from_numpy(part)] = torch.from_numpy(X.vectors(positions[part])).float()
+        return rows
+    return as_matrix(X)[torch.from_numpy(positions)]
+
+
+def _visit_order(vectors: torch.Tensor, members: np.ndarray, keep: str, rng: np.random.Generator) -> np.ndarray:
+    """Positions into ``members`` in the order ``keep`` visits them."""
+    if keep == "first":
+        return np.arange(len(members))
+    if keep == "random":
+        return rng.permutation(len(members))
+    centre = torch.nn.functional.normalize(vectors.mean(dim=0), dim=0)
+    return np.argsort(-(vectors @ centre).numpy(), kind="stable")
+
+
+def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndarray:
+    """For rows in visit order: -1 for a kept row, else the position of the kept row it duplicates."""
+    count = len(vectors)
+    owner = np.full(count, -1, dtype=np.int64)
+    kept_vectors = torch.empty_like(vectors)
+    kept_positions = np.empty(count, dtype=np.int64)
+    kept = 0
+    for start in range(0, count, chunk_rows):
+        chunk = vectors[start : start + chunk_rows]
+        removed = np.zeros(len(chunk), dtype=bool)
+        if kept:
+            best, nearest = (chunk @ kept_vectors[:kept].T).max(dim=1)
+            removed = (best >= threshold).numpy()
+            owner[start + np.flatnonzero(removed)] = kept_positions[nearest.numpy()[removed]]
+        links = torch.triu(chunk @ chunk.T >= threshold, diagonal=1).numpy()
+        for row in np.flatnonzero(links.any(axis=1)):  # rows without a later neighbour in the chunk need no visit
+            if removed[row]:
+                continue
+            later = links[row] & ~removed
+            removed |= later
+            owner[start + np.flatnonzero(later)] = start + row
+        new = np.flatnonzero(~removed)
+        kept_vectors[kept : kept + len(new)] = chunk[torch.from_numpy(new)]
+        kept_positions[kept : kept + len(new)] = start + new
+        kept += len(new)
+    return owner
+
+
+def _owners(
+    X: Any,
+    thresholds: list[float],
+    *,
+    clusters: Any,
+    keep: str,
+    space: str,
+    seed: int,
+    chunk_rows: int,
+    memory_budget: int | None,
+) -> list[np.ndarray]:
+    """Per threshold, per row: -1 when kept, else the row id of the kept row it duplicates.
+
+    One pass fits the space; then the rows are read, mapped and visited a batch of clusters at a time.
+    """
+    cosine = fit_space_on([("X", X)], space, seed, chunk_rows)
+    labels = _clusters(X, clusters, seed, memory_budget)
+    owners = [np.full(len(labels), -1, dtype=np.int64) for _ in thresholds]
+    rng = np.random.default_rng(seed)
+    groups = rows_per_group(labels)
+    for batch in _cluster_batches(X, groups, memory_budget, chunk_rows):
+        mapped = cosine.apply(_read_rows(X, np.concatenate(batch)))
+        start = 0
+        for members in batch:
+            vectors = mapped[start : start + len(members)]
+            start += len(members)
+            order = _visit_order(vectors, members, keep, rng)
+            visit, ordered = members[order], vectors[torch.from_numpy(order)]
+            for owner, threshold in zip(owners, thresholds):
+                local = _greedy(ordered, threshold, chunk_rows)
+                duplicate = local >= 0
+                owner[visit[duplicate]] = visit[local[duplicate]]
+    return owners
+
+
+def dedup(
+    X: Any,
+    *,
+    threshold: float | None = None,
+    clusters: Any = None,
+    keep: str = "central",
+    space: str = "whitened",
+    max_removed: float = 0.5,
+    seed: int = 0,
+    chunk_rows: int = 2048,
+    memory_budget: int | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Remove near-duplicate rows: a row goes only when a kept row has cosine similarity >= ``threshold`` with it.
+
+    Rows are compared only inside their cluster (k-means with k = rows / 1000 on the rows as stored first, when
+    ``clusters`` is None), ``chunk_rows`` at a time, so memory stays O(chunk_rows x cluster size). With
+    ``memory_budget`` (bytes), a VectorTable is never loaded whole: one pass fits the space, k-means streams it, and
+    the rows of a batch of clusters are read at a time; the result is the same as in memory.
+
+    Args:
+        X: (rows, dim) array, tensor or VectorTable.
+        threshold: cosine similarity in (0, 1] from which a row duplicates a kept one; None: the space's default
+            (0.6 whitened, 0.9 centred, 0.95 raw, measured in docs/dedup.md).
+        clusters: a cluster id per row, to compare within.
+        keep: the order rows are visited in, so which row of near-duplicates stays: "central" (nearest its
+            cluster's mean direction first), "random", "first" (lowest row id first).
+        space: where cosines are taken (``curata.subsets.cosine_space``): "whitened" (centred, then every direction
+            scaled to a like variance, with shrinkage), "centred" (mean row subtracted) or "raw". Pooled CNN
+            features all point one way, so raw cosines find "duplicates" everywhere; whitened ones separate
+            re-encoded copies from similar distinct images best (docs/dedup.md).
+        max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
+            features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
+        memory_budget: bytes of rows held at a time (at least 1 MiB); None reads everything.
+        seed: seed of the k-means, of the whitening's row sample (over 65,536 rows) and of ``keep="random"``.
+
+    Returns:
+        (sorted ids of the rows to keep, groups: for each kept row with duplicates, the sorted ids of it and of the
+        rows removed for it).
+
+    Example:
+        >>> X = np.array([[1.0, 0], [1.0, 0.001], [0, 1], [0.001, 1], [1, 1]])
+        >>> kept, groups = dedup(X, clusters=np.zeros(5, int), keep="first", space="raw", max_removed=1.0)
+        >>> kept.tolist(), [g.tolist() for g in groups]
+        ([0, 2, 4], [[0, 1], [2, 3]])
+    """
+    threshold = _check_threshold(threshold, space=check_space(space))
+    _check_order(keep, chunk_rows)
+    if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
+        raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
+    (owner,) = _owners(
+        X,
+        [threshold],
+        clusters=clusters,
+        keep=keep,
+        space=space,
+        seed=seed,
+        chunk_rows=chunk_rows,
+        memory_budget=_check_budget(memory_budget),
+    )
+    removed = owner >= 0
+    if removed.sum() > max_removed * len(owner):
+        raise ValueError(
+            f"dedup would remove {removed.sum()} of {len(owner)} rows ({removed.mean():.1%}), more than "
+            f"max_removed={max_removed}: the space is probably raw, or threshold={threshold} is too low "
+            f"for them. See dedup_curve(X, thresholds) for the share each threshold removes; pass max_removed=1.0 to "
+            f"accept it"
+        )
+    kept = np.flatnonzero(~removed)
+    groups = []
+    if removed.any():
+        rows = np.flatnonzero(removed)
+        keeper = owner[rows]
+        for part in rows_per_group(keeper):
+            groups.append(np.sort(np.r_[keeper[part[0]], rows[part]]))
+        largest = max(len(g) for g in groups)
+        if largest > max(100, 0.01 * len(owner)):
+            warnings.warn(
+                f"dedup: one kept row stands for {largest - 1} removed rows; check that they are duplicates",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return kept, groups
+
+
+def dedup_curve(
+    X: Any,
+    thresholds: Any = (0.5, 0.6, 0.65, 0.7, 0.8, 0.9, 0.95, 0.99),
+    *,
+    clusters: Any = None,
+    keep: str = "central",
+    space: str = "whitened",
+    seed: int = 0,
+    chunk_rows: int = 2048,
+    memory_budget: int | None = None,
+) -> list[dict[str, float]]:
+    """How many rows ``dedup`` would remove at each threshold, before anything is removed.
+
+    Returns:
+        One dict per threshold: ``threshold``, ``removed`` (rows), ``share`` (of all rows), ``largest_group``.
+
+    Example:
+        >>> X = np.array([[1.0, 0], [1.0, 0.01], [0, 1], [0.3, 1]])
+        >>> [c["removed"] for c in dedup_curve(X, [0.9, 0.99999], clusters=np.zeros(4, int), space="raw")]
+        [2, 0]
+    """
+    values = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"thresholds must be a non-empty list of numbers in (0, 1], got {thresholds!r}")
+    for value in values:
+        _check_threshold(float(value), "thresholds")
+    _check_order(keep, chunk_rows)
+    owners = _owners(
+        X,
+        [float(v) for v in values],
+        clusters=clusters,
+        keep=keep,
+        space=check_space(space),
+        seed=seed,
+        chunk_rows=chunk_rows,
+        memory_budget=_check_budget(memory_budget),
+    )
+    curve = []
+    for value, owner in zip(values, owners):
+        removed = int((owner >= 0).sum())
+        largest = int(np.bincount(owner[owner >= 0]).max()) + 1 if removed else 1
+        share = removed / len(owner) if len(owner) else 0.0
+        curve.append({"threshold": float(value), "removed": removed, "share": share, "largest_group": largest})
+    return curve

@@ -1,0 +1,234 @@
+"""select(): pick n rows to annotate or to keep: coverage, density, kernel herding, ZCore, clusters or random."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from curata._internal.checks import check_finite, check_int, check_labels, check_row_ids
+from curata._internal.grouping import order_within_groups, rows_per_group
+from curata.clustering.kmeans import KMeans, assign
+from curata.store.rows import as_matrix, shape_of
+from curata.subsets.curate import water_fill
+from curata.subsets.kernel_points import kernel_points
+from curata.subsets.nearest_greedy import greedy_by_nearest
+from curata.subsets.quotas import proportional_quotas
+from curata.subsets.zcore import zcore_scores
+
+__all__ = ["select", "METHODS"]
+
+METHODS = ("kcenter", "kernel_points", "zcore", "densest", "farthest", "cluster_balanced", "typical", "random")
+_METRICS = ("l2", "cosine")
+_OPTIONS = {
+    "kernel_points": ("kernel", "bandwidth", "reference_rows"),
+    "zcore": ("samples", "sample_dims", "neighbors", "exponent"),
+}
+
+
+def _excluded(exclude: Any, rows: int) -> np.ndarray:
+    mask = np.zeros(rows, dtype=bool)
+    if exclude is not None:
+        mask[check_row_ids(exclude, "exclude", rows, mask_allowed=True)] = True
+    return mask
+
+
+def _farthest_first(x: torch.Tensor, n: int, excluded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-center: each pick is the row farthest from everything picked or excluded so far (O(rows) memory)."""
+    sq = torch.linalg.vector_norm(x, dim=1).square_()
+
+    def squared_distances_to(row: int) -> torch.Tensor:
+        return (sq - 2 * (x @ x[row]) + sq[row]).clamp_(min=0)
+
+    picks: list[int] = []
+    if excluded.any():
+        _, d2 = assign(x, x[torch.from_numpy(np.flatnonzero(excluded))])
+        nearest = torch.from_numpy(d2)
+    else:
+        picks.append(int(rng.integers(len(x))))
+        nearest = squared_distances_to(picks[0])
+    nearest[torch.from_numpy(excluded)] = -1.0
+    nearest[picks] = -1.0
+    while len(picks) < n:
+        pick = int(torch.argmax(nearest))
+        picks.append(pick)
+        nearest = torch.minimum(nearest, squared_distances_to(pick))
+        nearest[pick] = -1.0
+    return np.array(picks, dtype=np.int64)
+
+
+def _check_options(method: str, options: dict[str, Any]) -> None:
+    allowed = _OPTIONS.get(method, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = f"takes {', '.join(allowed)}" if allowed else "takes no options"
+        raise TypeError(f"select() got option(s) {', '.join(unknown)} that method={method!r} does not take; it {takes}")
+
+
+def _by_clusters(
+    x: torch.Tensor,
+    n: int,
+    method: str,
+    excluded: np.ndarray,
+    labels: np.ndarray | None,
+    rng: np.random.Generator,
+    seed: int,
+) -> np.ndarray:
+    rows = len(x)
+    if labels is None:
+        km = KMeans(n, seed=seed).fit(x[torch.from_numpy(~excluded)])
+        labels = np.full(rows, -1, dtype=np.int64)
+        labels[~excluded] = km.labels_
+    candidates = np.flatnonzero(~excluded)
+    _, dense = np.unique(labels[candidates], return_inverse=True)
+    sizes = np.bincount(dense)
+    if method == "cluster_balanced":
+        budget = water_fill(np.zeros(len(sizes), dtype=np.int64), sizes, np.array([n]), rng)
+        order, rank = order_within_groups(dense, rng.random(len(candidates)))
+        return np.sort(candidates[order][rank < budget[dense[order]]])
+    # typical: the row nearest each cluster's centroid, largest clusters first, then the next nearest
+    centroids = np.zeros((len(sizes), x.shape[1]), dtype=np.float64)
+    np.add.at(centroids, dense, x[torch.from_numpy(candidates)].double().numpy())
+    centroids /= sizes[:, None]
+    diff = x[torch.from_numpy(candidates)].double().numpy() - centroids[dense]
+    distance = np.einsum("ij,ij->i", diff, diff)
+    order, ranks = order_within_groups(dense, distance)
+    rank = np.empty(len(candidates), dtype=np.int64)
+    rank[order] = ranks
+    priority = np.lexsort((-sizes[dense], rank))
+    return np.sort(candidates[priority[:n]])
+
+
+def _pick(
+    x: torch.Tensor,
+    n: int,
+    method: str,
+    excluded: np.ndarray,
+    clusters: np.ndarray | None,
+    rng: np.random.Generator,
+    seed: int,
+    options: dict[str, Any],
+) -> np.ndarray:
+    """``n`` local row ids of one group (a label, a chunk, or the whole pool)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    candidates = np.flatnonzero(~excluded)
+    if method == "random":
+        return np.sort(rng.choice(candidates, n, replace=False))
+    if method == "kcenter":
+        return _farthest_first(x, n, excluded, rng)
+    if method == "kernel_points":
+        return kernel_points(x, n, anchors=excluded, rng=rng, **options)
+    if method == "zcore":
+        scores = zcore_scores(x, rng=rng, **options)
+        scores[excluded] = -np.inf
+        return np.argsort(-scores, kind="stable")[:n]
+    if method in ("densest", "farthest"):
+        return candidates[greedy_by_nearest(x[torch.from_numpy(candidates)], n, densest=method == "densest")]
+    return _by_clusters(x, n, method, excluded, clusters, rng, seed)
+
+
+def _parts(
+    rows: int,
+    n: int,
+    excluded: np.ndarray,
+    labels: np.ndarray | None,
+    chunk_rows: int | None,
+    rng: np.random.Generator,
+) -> list[tuple[np.ndarray, int]]:
+    """(row ids, quota) of every group the selection runs in: per label, then per random chunk of a label."""
+    groups = [np.arange(rows)] if labels is None else rows_per_group(labels)
+    quotas = proportional_quotas(np.array([int((~excluded[g]).sum()) for g in groups]), n)
+    parts: list[tuple[np.ndarray, int]] = []
+    for group, quota in zip(groups, quotas.tolist()):
+        if chunk_rows is None or len(group) <= chunk_rows:
+            parts.append((group, quota))
+            continue
+        count = -(-len(group) // chunk_rows)
+        chunks = np.array_split(group[rng.permutation(len(group))], count)
+        chunk_quotas = proportional_quotas(np.array([int((~excluded[c]).sum()) for c in chunks]), quota)
+        parts.extend((np.sort(c), q) for c, q in zip(chunks, chunk_quotas.tolist()))
+    return parts
+
+
+def select(
+    X: Any,
+    n: int,
+    *,
+    method: str = "kcenter",
+    metric: str = "l2",
+    labels: Any = None,
+    clusters: Any = None,
+    exclude: Any = None,
+    chunk_rows: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> np.ndarray:
+    """Row ids of ``n`` rows to annotate (or to keep as a coreset).
+
+    Args:
+        X: (rows, dim) array, tensor or VectorTable.
+        n: how many rows to pick.
+        method: "kcenter" (greedy farthest-first: each pick is the row farthest from all picks so far, the best
+            coverage), "kernel_points" (greedy kernel herding: each pick minimises the MMD between the picks and
+            the pool; options ``kernel="rbf"|"linear"``, ``bandwidth``, ``reference_rows``), "zcore" (the rows of
+            highest ZCore score; options ``samples``, ``sample_dims``, ``neighbors``, ``exponent``), "densest"
+            (each pick is the unpicked row whose nearest unpicked neighbour is closest), "farthest" (the same, most
+            isolated first: outliers), "cluster_balanced" (water-filling over clusters, random rows inside each, as
+            in ``curate``), "typical" (the row nearest each cluster's centroid, largest clusters first) or
+            "random". Greedy methods return rows in pick order, the others sorted.
+        metric: "l2" or "cosine" (rows are L2-normalised first; a zero row is refused).
+        labels: a class id per row: each label gets its quota, the floor of its share of the pool then the
+            remainder one row at a time from the largest label (as Goldener does), and is selected on its own.
+        clusters: a cluster id per row for "cluster_balanced" and "typical" (default: k-means with k = n).
+        exclude: row ids already labelled (or a boolean mask with one flag per row): never returned; for
+            "kcenter" and "kernel_points" they are anchors, counted as already picked.
+        chunk_rows: split each label's rows at random into chunks of at most this many rows and select in each
+            with a quota in proportion (bounds the cost of "densest"/"farthest", O(chunk_rows^2 * dim)).
+        seed: seed of every random choice.
+        **options: the options of "kernel_points" and "zcore" named above.
+
+    Example:
+        >>> X = np.array([[0.0, 0], [0.1, 0], [5, 5], [5, 5.1], [10, 0]])
+        >>> sorted(select(X, 3, seed=0).tolist())
+        [0, 3, 4]
+        >>> select(X, 1, method="farthest").tolist()
+        [4]
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    _check_options(method, options)
+    rows, _ = shape_of(X)
+    check_int(n, "n", minimum=1)
+    check_int(chunk_rows, "chunk_rows", minimum=2, allow_none=True)
+    check_int(seed, "seed")
+    excluded = _excluded(exclude, rows)
+    cluster_ids = None if clusters is None else check_labels(clusters, "clusters", rows)
+    label_ids = None if labels is None else check_labels(labels, "labels", rows)
+    pool = int((~excluded).sum())
+    if n > pool:
+        raise ValueError(f"n ({n}) is larger than the pool ({pool} rows that are not excluded)")
+    rng = np.random.default_rng(seed)
+    parts = _parts(rows, n, excluded, label_ids, chunk_rows, rng)
+    x = None
+    if method != "random":
+        x = as_matrix(X)
+        check_finite(x, "X")
+        if metric == "cosine":
+            norms = torch.linalg.vector_norm(x, dim=1)
+            if bool((norms == 0).any()):
+                raise ValueError(
+                    f"X has a zero row (row {int(torch.nonzero(norms == 0)[0])}), which has no "
+                    "direction for metric='cosine'"
+                )
+            x = x / norms[:, None]
+    picked = []
+    for group, quota in parts:
+        local_x = None if x is None else (x if len(group) == rows else x[torch.from_numpy(group)])
+        local_clusters = None if cluster_ids is None else cluster_ids[group]
+        local = _pick(local_x, quota, method, excluded[group], local_clusters, rng, seed, options)
+        picked.append(group[local])
+    return np.concatenate(picked).astype(np.int64)
