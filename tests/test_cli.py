@@ -219,3 +219,42 @@ def test_contamination_of_train_by_test_rows(workdir):
     with pytest.raises(ValueError, match="--threshold must be in"):
         main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "d", "--threshold", "2"])
     assert not (workdir / "d").exists()
+
+
+def test_user_errors_are_one_line_without_a_traceback(workdir, capsys):
+    from curata.cli import command_line
+
+    result = subprocess.run(
+        [sys.executable, "-m", "curata.cli", "select", "--vectors", "missing.npy", "--out", "r", "--n", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "curata: error: --vectors 'missing.npy' does not exist"
+    cases = [
+        (["select", "--vectors", "x.npy", "--out", "r", "--n", "0"], "--n must be an int >= 1"),
+        (["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "1.5"], "--threshold must be in (0, 1]"),
+        (["exact", "--out", "r"], "pass --vectors"),
+    ]
+    for argv, message in cases:
+        assert command_line(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("curata: error: ") and message in err and err.count("\n") == 1
+    assert command_line(["select", "--vectors", "x.npy", "--out", "ok", "--n", "3"]) == 0
+
+
+def test_config_keys_are_checked(workdir, capsys):
+    from curata.cli import command_line
+
+    def refused(text: str) -> str:
+        (workdir / "run.toml").write_text(text)
+        with pytest.raises(ValueError) as error:
+            main(["--config", "run.toml", "curate"])
+        return str(error.value)
+
+    assert "[curate] has no option 'taget'" in refused('[curate]\nvectors = "x.npy"\ntaget = 40\n')
+    assert "[curation] is not a command" in refused("[curation]\ntarget = 40\n")
+    assert "line 2" in refused("[curate]\ntarget = = 40\n")
+    assert "must be a table" in refused("curate = 3\n")
+    assert command_line(["--config", "nowhere.toml", "curate"]) == 2
+    assert "--config 'nowhere.toml' does not exist" in capsys.readouterr().err

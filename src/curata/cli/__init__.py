@@ -1,5 +1,5 @@
 """The `curata` command and the demo."""
 
-from curata.cli.main import main
+from curata.cli.main import command_line, main
 
-__all__ = ["main"]
+__all__ = ["command_line", "main"]

@@ -1,6 +1,8 @@
 """`python -m curata.cli`: the `curata` command."""
 
-from curata.cli.main import main
+import sys
+
+from curata.cli.main import command_line
 
 if __name__ == "__main__":
-    main()
+    sys.exit(command_line())

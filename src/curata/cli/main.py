@@ -22,7 +22,7 @@ from curata._internal.checks import check_int
 from curata.subsets.cosine_space import SPACES
 from curata.subsets.select import METHODS
 
-__all__ = ["main", "load_vectors", "source_rows"]
+__all__ = ["command_line", "main", "load_vectors", "source_rows"]
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
@@ -486,33 +486,79 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_defaults(argv: list[str]) -> dict[str, dict[str, Any]]:
+def _config_defaults(argv: list[str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
+    """The ``--config`` file's tables, each key checked against its command's options."""
     if "--config" not in argv:
         return {}
-    path = Path(argv[argv.index("--config") + 1])
+    position = argv.index("--config") + 1
+    if position >= len(argv):
+        raise ValueError("--config needs a TOML file")
+    path = Path(argv[position])
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {str(path)!r} does not exist")
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(path.read_text())
+    try:
+        config = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"--config {str(path)!r} is not valid TOML: {error}") from None
+    commands = _commands(parser)
+    for name, table in config.items():
+        if name not in commands:
+            raise ValueError(f"--config {str(path)!r}: [{name}] is not a command; commands: {sorted(commands)}")
+        if not isinstance(table, dict):
+            raise ValueError(f"--config {str(path)!r}: {name} must be a table ([{name}]) of options")
+        options = {a.dest for a in commands[name]._actions if a.dest not in ("help", "run")}
+        for key in table:
+            if key.replace("-", "_") not in options:
+                known = sorted(o.replace("_", "-") for o in options)
+                raise ValueError(f"--config {str(path)!r}: [{name}] has no option {key!r}; its options: {known}")
+    return config
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return dict(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+# what a user's input can raise (argument checks, missing files, a locked or damaged table): one line, no traceback
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from curata.store.locking import TableLockedError
+    from curata.store.table import DamagedTableError
+
+    return (ValueError, TypeError, KeyError, OSError, TableLockedError, DamagedTableError)
+
+
+def command_line(argv: list[str] | None = None) -> int:
+    """The installed ``curata`` command: ``main``, with a user error printed as one line (``curata: error: ...``)
+    and exit status 2 instead of a traceback (set ``CURATA_TRACEBACK=1`` to see it)."""
+    import os
+
+    try:
+        main(argv)
+    except _user_errors() as error:
+        if os.environ.get("CURATA_TRACEBACK"):
+            raise
+        text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"curata: error: {text}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``curata`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    config = _config_defaults(argv)
-    if config:
-        for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
-            for name, sub in action.choices.items():
-                defaults = {key.replace("-", "_"): value for key, value in config.get(name, {}).items()}
-                for key in ("out",):
-                    if key in defaults:
-                        defaults[key] = Path(defaults[key])
-                sub.set_defaults(**defaults)
-                for sub_action in sub._actions:
-                    if sub_action.dest in defaults:
-                        sub_action.required = False
+    config = _config_defaults(argv, parser)
+    for name, sub in _commands(parser).items():
+        defaults = {key.replace("-", "_"): value for key, value in config.get(name, {}).items()}
+        if "out" in defaults:
+            defaults["out"] = Path(defaults["out"])
+        sub.set_defaults(**defaults)
+        for sub_action in sub._actions:
+            if sub_action.dest in defaults:
+                sub_action.required = False
     args = parser.parse_args(argv)
     for name in ("n", "target", "batch_size"):
         if getattr(args, name, None) is not None:
@@ -524,4 +570,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(command_line())
