@@ -258,3 +258,15 @@ def test_config_keys_are_checked(workdir, capsys):
     assert "must be a table" in refused("curate = 3\n")
     assert command_line(["--config", "nowhere.toml", "curate"]) == 2
     assert "--config 'nowhere.toml' does not exist" in capsys.readouterr().err
+
+
+def test_describe_from_embeddings_already_computed(workdir):
+    X = np.load(workdir / "x.npy")
+    np.save(workdir / "a.npy", X[:150])
+    np.save(workdir / "b.npy", X[150:])
+    main(["describe", "--embeddings", "a.npy", "b.npy", "--out", "e"])
+    assert summary(workdir / "e")["rows"] == 400
+    main(["cluster", "--vectors", "e/vectors", "--out", "e", "--levels", "5"])
+    assert np.load(workdir / "e" / "clusters.npy").shape == (400,)
+    with pytest.raises(ValueError, match="one of --data, --images or --embeddings"):
+        main(["describe", "--embeddings", "a.npy", "--data", "job:make", "--out", "f"])

@@ -19,6 +19,7 @@ from curata.embedding.multimodal import MultimodalEmbedder
 from curata.embedding.segment_labels import majority_labels, patch_labels
 from curata.embedding.vectorize import Vectorizer, Vectors
 from curata.explore.report import report
+from curata.sources.embeddings import table_from_embeddings
 from curata.sources.images import ImageFolder
 from curata.store.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.store.locking import TableLockedError
@@ -59,6 +60,7 @@ __all__ = [
     "report",
     "select",
     "split",
+    "table_from_embeddings",
     "table_from_hf",
     "table_from_pixeltable",
 ]

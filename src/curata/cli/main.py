@@ -204,6 +204,15 @@ def _describe(args: argparse.Namespace) -> None:
     from curata.embedding.vectorize import Vectorizer
 
     label_key = args.label_key
+    if sum(bool(x) for x in (args.images, args.data, args.embeddings)) > 1:
+        raise ValueError("describe takes one of --data, --images or --embeddings")
+    if args.embeddings:
+        from curata.sources.embeddings import table_from_embeddings
+
+        started = time.perf_counter()
+        table = table_from_embeddings(args.embeddings, args.out / "vectors")
+        _finish(args.out, "describe", started, {}, rows=len(table), dim=table.dim, table=str(table.path))
+        return
     if args.images:
         from torch import nn
 
@@ -220,7 +229,9 @@ def _describe(args: argparse.Namespace) -> None:
         dataset, model = _call(args.data, "--data")
         layers = args.layers
     else:
-        raise ValueError("describe needs --data module:function, or --images DIR with --model module:function")
+        raise ValueError(
+            "describe needs --data module:function, --images DIR with --model module:function, or --embeddings FILES"
+        )
     started = time.perf_counter()
     table = describe(
         dataset,
@@ -440,6 +451,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--data", help="module:function returning (dataset, model)")
     sub.add_argument("--images", type=Path, help="a folder of images (subfolders are classes); needs --model")
     sub.add_argument("--model", help="module:function returning the model, with --images")
+    sub.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed, in order")
     sub.add_argument("--size", type=int, default=224, help="image side for --images")
     sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
     sub.add_argument("--pool", choices=["mean", "max"], default="mean")
