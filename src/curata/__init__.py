@@ -21,6 +21,7 @@ from curata.embedding.vectorize import Vectorizer, Vectors
 from curata.explore.report import report
 from curata.sources.embeddings import table_from_embeddings
 from curata.sources.images import ImageFolder
+from curata.sources.texts import TextFiles
 from curata.store.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.store.locking import TableLockedError
 from curata.store.table import DamagedTableError, VectorTable
@@ -40,6 +41,7 @@ __all__ = [
     "MultimodalEmbedder",
     "NotFittedError",
     "TableLockedError",
+    "TextFiles",
     "TorchEmbedder",
     "VectorTable",
     "Vectorizer",

@@ -1,0 +1,157 @@
+"""TextFiles: texts from .txt files (one per line) or a column of JSONL, CSV or Parquet files, as a dataset.
+
+Every file is read when the dataset is built, so an unreadable record (bad JSON, a missing column) stops the job
+with its file and line before any sample is embedded; blank texts are skipped with one warning that counts them.
+Sample ids are positions in the list of texts, in file order: the same files give the same ids on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["TextFiles", "TEXT_SUFFIXES"]
+
+TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+
+
+def _records(path: Path, column: str | None, label_column: str | None) -> Iterator[tuple[int, Any, Any]]:
+    """(line or record number from 1, text, label or None) of every record of one file."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                yield number, line.rstrip("\r\n"), None
+    elif suffix == ".jsonl":
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{str(path)!r} line {number} is not JSON: {error.msg}") from None
+                yield number, *_fields(record, column, label_column, f"{str(path)!r} line {number}")
+    elif suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            for number, record in enumerate(reader, 2):  # line 1 is the header
+                yield number, *_fields(record, column, label_column, f"{str(path)!r} line {number}")
+    else:
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+        wanted = [c for c in (column, label_column) if c is not None]
+        for name in wanted:
+            if name not in names:
+                raise ValueError(f"{str(path)!r} has no column {name!r}; its columns: {names}")
+        data = pq.read_table(path, columns=wanted).to_pydict()
+        labels = data[label_column] if label_column is not None else [None] * len(data[wanted[0]])
+        for number, (text, label) in enumerate(zip(data[wanted[0]], labels), 1):
+            yield number, text, label
+
+
+def _fields(record: Any, column: str | None, label_column: str | None, where: str) -> tuple[Any, Any]:
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} is not an object with a {column!r} field")
+    for name in (column, label_column):
+        if name is not None and name not in record:
+            raise ValueError(f"{where} has no {name!r} field; its fields: {sorted(record)}")
+    return record[column], (record[label_column] if label_column is not None else None)
+
+
+class TextFiles(Dataset):
+    """The texts of ``files`` as ``{"data": str}`` items (plus ``"label"`` with ``label_column`` or
+    ``label_by_file``).
+
+    Args:
+        files: .txt (one text per line), .jsonl, .csv or .parquet files (the last three need ``column``).
+        column: the field or column holding the text.
+        label_column: a field or column holding each text's label: ints are kept, other values (strings) are
+            numbered in sorted order (``classes``).
+        label_by_file: label each text with its file's position in ``files`` (``classes`` = the file names).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "quotes.txt")
+        >>> _ = open(path, "w").write("first quote\\n\\nsecond quote\\n")
+        >>> texts = TextFiles([path], label_by_file=True)
+        >>> len(texts), texts[1]["data"], int(texts[1]["label"])
+        (2, 'second quote', 0)
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | os.PathLike[str]],
+        *,
+        column: str | None = None,
+        label_column: str | None = None,
+        label_by_file: bool = False,
+    ) -> None:
+        if isinstance(files, (str, os.PathLike)) or not files:
+            raise ValueError(f"files must be a non-empty list of paths, got {files!r}")
+        if label_column is not None and label_by_file:
+            raise ValueError("label_column and label_by_file both label the texts: pass one")
+        paths = [Path(f) for f in files]
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"text file {str(path)!r} does not exist")
+            suffix = path.suffix.lower()
+            if suffix not in TEXT_SUFFIXES:
+                raise ValueError(f"text files must end in one of {TEXT_SUFFIXES}, got {str(path)!r}")
+            if suffix != ".txt" and column is None:
+                raise ValueError(f"{str(path)!r}: {suffix} files need column= (the field holding the text)")
+            if suffix == ".txt" and label_column is not None:
+                raise ValueError(f"{str(path)!r}: .txt files have no label_column; use label_by_file")
+        self.texts: list[str] = []
+        raw_labels: list[Any] = []
+        blank = 0
+        for position, path in enumerate(paths):
+            for number, text, label in _records(path, column, label_column):
+                if text is None or (isinstance(text, str) and not text.strip()):
+                    blank += 1
+                    continue
+                if not isinstance(text, str):
+                    raise ValueError(f"{str(path)!r} record {number}: the text is {type(text).__name__}, not a string")
+                self.texts.append(text)
+                raw_labels.append(position if label_by_file else label)
+        if blank:
+            warnings.warn(f"TextFiles: skipped {blank} blank texts", RuntimeWarning, stacklevel=2)
+        if not self.texts:
+            raise ValueError(f"no texts in {[str(p) for p in paths]}")
+        self.skipped = blank
+        self.classes: list[Any] = []
+        self.labels: list[int] | None = None
+        if label_by_file:
+            self.classes = [p.name for p in paths]
+            self.labels = raw_labels
+        elif label_column is not None:
+            self.labels, self.classes = _numbered(raw_labels)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"data": self.texts[i]}
+        if self.labels is not None:
+            item["label"] = torch.tensor(self.labels[i])
+        return item
+
+
+def _numbered(values: list[Any]) -> tuple[list[int], list[Any]]:
+    """Int labels kept as they are; anything else numbered in sorted order."""
+    if any(v is None for v in values):
+        raise ValueError("some records have no label")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return list(values), sorted(set(values))
+    classes = sorted({str(v) for v in values})
+    index = {name: i for i, name in enumerate(classes)}
+    return [index[str(v)] for v in values], classes
