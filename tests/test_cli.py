@@ -268,5 +268,28 @@ def test_describe_from_embeddings_already_computed(workdir):
     assert summary(workdir / "e")["rows"] == 400
     main(["cluster", "--vectors", "e/vectors", "--out", "e", "--levels", "5"])
     assert np.load(workdir / "e" / "clusters.npy").shape == (400,)
-    with pytest.raises(ValueError, match="one of --data, --images or --embeddings"):
+    with pytest.raises(ValueError, match="one of --data, --images, --texts or --embeddings"):
         main(["describe", "--embeddings", "a.npy", "--data", "job:make", "--out", "f"])
+
+
+def test_describe_texts_from_the_command_line(workdir):
+    (workdir / "textjob.py").write_text(
+        "import torch\n"
+        "def counts(texts):\n"
+        "    return torch.tensor([[t.count(c) for c in 'aeiou'] for t in texts], dtype=torch.float32)\n"
+        "def embedder():\n"
+        "    return counts\n"
+    )
+    (workdir / "a.txt").write_text("an apple\nan orange\n")
+    (workdir / "b.jsonl").write_text('{"body": "a banana"}\n{"body": "kiwi"}\n{"body": "figs"}\n')
+    main(["describe", "--texts", "a.txt", "--model", "textjob:embedder", "--label-by-file", "--out", "t"])
+    assert summary(workdir / "t")["rows"] == 2
+    with pytest.raises(ValueError, match="need column="):
+        main(["describe", "--texts", "a.txt", "b.jsonl", "--model", "textjob:embedder", "--out", "u"])
+    main(["describe", "--texts", "b.jsonl", "--text-column", "body", "--model", "textjob:embedder", "--out", "u"])
+    from curata import VectorTable
+
+    vectors = VectorTable.open(workdir / "u" / "vectors").vectors()
+    assert vectors.tolist() == [[4, 0, 0, 0, 0], [0, 0, 2, 0, 0], [0, 0, 1, 0, 0]]
+    with pytest.raises(ValueError, match="--texts needs --model"):
+        main(["describe", "--texts", "a.txt", "--out", "v"])

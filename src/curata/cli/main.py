@@ -199,13 +199,15 @@ def _call(target: str, flag: str) -> Any:
 
 
 def _describe(args: argparse.Namespace) -> None:
+    from torch import nn
+
     from curata.embedding.embed import TorchEmbedder
     from curata.embedding.job import describe
     from curata.embedding.vectorize import Vectorizer
 
     label_key = args.label_key
-    if sum(bool(x) for x in (args.images, args.data, args.embeddings)) > 1:
-        raise ValueError("describe takes one of --data, --images or --embeddings")
+    if sum(bool(x) for x in (args.images, args.data, args.embeddings, args.texts)) > 1:
+        raise ValueError("describe takes one of --data, --images, --texts or --embeddings")
     if args.embeddings:
         from curata.sources.embeddings import table_from_embeddings
 
@@ -214,8 +216,6 @@ def _describe(args: argparse.Namespace) -> None:
         _finish(args.out, "describe", started, {}, rows=len(table), dim=table.dim, table=str(table.path))
         return
     if args.images:
-        from torch import nn
-
         from curata.cli.demo import ImagePreprocess
         from curata.sources.images import ImageFolder
 
@@ -225,17 +225,29 @@ def _describe(args: argparse.Namespace) -> None:
         model = nn.Sequential(ImagePreprocess(args.size), _call(args.model, "--model"))
         layers = [f"1.{name}" for name in args.layers]
         label_key = "label" if dataset.classes else None
+    elif args.texts:
+        from curata.sources.texts import TextFiles
+
+        if not args.model:
+            raise ValueError("--texts needs --model module:function returning a model or callable: list[str] -> Tensor")
+        dataset = TextFiles(
+            args.texts, column=args.text_column, label_column=args.label_column, label_by_file=args.label_by_file
+        )
+        model = _call(args.model, "--model")
+        layers = args.layers
+        label_key = "label" if dataset.labels is not None else None
     elif args.data:
         dataset, model = _call(args.data, "--data")
         layers = args.layers
     else:
         raise ValueError(
-            "describe needs --data module:function, --images DIR with --model module:function, or --embeddings FILES"
+            "describe needs --data module:function, --images DIR or --texts FILES with --model module:function, "
+            "or --embeddings FILES"
         )
     started = time.perf_counter()
     table = describe(
         dataset,
-        TorchEmbedder(model, layers or None),
+        TorchEmbedder(model, layers or None) if isinstance(model, nn.Module) or layers else model,
         args.out / "vectors",
         vectorizer=Vectorizer(args.pool),
         batch_size=args.batch_size,
@@ -452,6 +464,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--images", type=Path, help="a folder of images (subfolders are classes); needs --model")
     sub.add_argument("--model", help="module:function returning the model, with --images")
     sub.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed, in order")
+    sub.add_argument("--texts", nargs="+", help=".txt (a text per line), .jsonl, .csv or .parquet files; --model")
+    sub.add_argument("--text-column", help="--texts: the field or column holding the text")
+    sub.add_argument("--label-column", help="--texts: the field or column holding a label")
+    sub.add_argument("--label-by-file", action="store_true", help="--texts: label each text with its file")
     sub.add_argument("--size", type=int, default=224, help="image side for --images")
     sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
     sub.add_argument("--pool", choices=["mean", "max"], default="mean")
