@@ -62,12 +62,13 @@ def _cluster_batches(
     if memory_budget is None:
         yield groups
         return
-    per_row = 6 * 4 * (shape_of(X)[1] + 1)
+    dim = shape_of(X)[1]
+    per_row = 6 * 4 * (dim + 1)
     largest = max((len(g) for g in groups), default=0)
     comparing = 12 * min(chunk_rows, largest) * largest  # chunk x cluster float32 similarities and their masks
     if largest * per_row + comparing > memory_budget:
         raise ValueError(
-            f"memory_budget={memory_budget} bytes cannot hold a cluster of {largest} rows of dim {shape_of(X)[1]} "
+            f"memory_budget={memory_budget} bytes cannot hold a cluster of {largest} rows of dim {dim} "
             f"({largest * per_row + comparing} bytes with its comparisons): pass finer clusters, a smaller "
             "chunk_rows or a larger budget"
         )
@@ -84,8 +85,9 @@ def _cluster_batches(
         yield batch
 
 
-def _read_rows(X: Any, positions: np.ndarray) -> torch.Tensor:
-    """Rows at ``positions`` (any order): taken from disk for a VectorTable, indexed otherwise."""
+def _read_rows(X: VectorTable | torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    """Rows at ``positions`` (any order): taken from disk for a VectorTable, indexed in the (rows, dim) tensor
+    otherwise."""
     if isinstance(X, VectorTable):
         order = np.argsort(positions, kind="stable")
         rows = torch.empty(len(positions), X.dim, dtype=torch.float32)
@@ -93,7 +95,7 @@ def _read_rows(X: Any, positions: np.ndarray) -> torch.Tensor:
             part = order[start : start + _TAKE_ROWS]
             rows[torch.from_numpy(part)] = torch.from_numpy(X.vectors(positions[part])).float()
         return rows
-    return as_matrix(X)[torch.from_numpy(positions)]
+    return X[torch.from_numpy(positions)]
 
 
 def _visit_order(vectors: torch.Tensor, members: np.ndarray, keep: str, rng: np.random.Generator) -> np.ndarray:
@@ -154,8 +156,9 @@ def _owners(
     owners = [np.full(len(labels), -1, dtype=np.int64) for _ in thresholds]
     rng = np.random.default_rng(seed)
     groups = rows_per_group(labels)
+    source = X if isinstance(X, VectorTable) else as_matrix(X)  # converted once, not once per batch of clusters
     for batch in _cluster_batches(X, groups, memory_budget, chunk_rows):
-        mapped = cosine.apply(_read_rows(X, np.concatenate(batch)))
+        mapped = cosine.apply(_read_rows(source, np.concatenate(batch)))
         start = 0
         for members in batch:
             vectors = mapped[start : start + len(members)]
