@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from curata import TorchEmbedder, dedup
-from curata.cli.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
+from curata.cli.demo import FashionMNIST
+from curata.models import ImagePreprocess, efficientnet_lite0
 from curata.subsets.cosine_space import fit_space
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

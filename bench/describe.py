@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from curata import TorchEmbedder, Vectorizer, VectorTable, describe
-from curata.cli.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
+from curata.cli.demo import FashionMNIST
+from curata.models import ImagePreprocess, efficientnet_lite0
 
 
 def bare_forward(model: nn.Module, dataset, batch_size: int) -> float:

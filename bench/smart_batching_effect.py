@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from curata import ClusterBatchSampler, KMeans, TorchEmbedder, Vectorizer, describe
-from curata.cli.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0
+from curata.cli.demo import FashionMNIST
+from curata.models import ImagePreprocess, efficientnet_lite0
 
 
 def vectors(split: str, count: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:

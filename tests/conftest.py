@@ -93,7 +93,7 @@ def digit_copies() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     from curata import TorchEmbedder
-    from curata.cli.demo import ImagePreprocess, efficientnet_lite0
+    from curata.models import ImagePreprocess, efficientnet_lite0
 
     data = load_digits()
     digits = (data.images * (255 / 16)).astype(np.uint8)

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from curata import TorchEmbedder, Vectorizer, describe
-from curata.cli.demo import FashionMNIST, ImagePreprocess, efficientnet_lite0, long_tailed
+from curata.cli.demo import FashionMNIST, long_tailed
+from curata.models import ImagePreprocess, efficientnet_lite0
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "evidence"

@@ -20,8 +20,11 @@ from curata.embedding.segment_labels import majority_labels, patch_labels
 from curata.embedding.vectorize import Vectorizer, Vectors
 from curata.explore.report import report
 from curata.sources.embeddings import table_from_embeddings
+from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder
 from curata.sources.texts import TextFiles
+from curata.sources.unreadable import Unreadable
+from curata.sources.webdataset import WebDatasetShards
 from curata.store.adapters import add_to_hf, add_to_pixeltable, table_from_hf, table_from_pixeltable
 from curata.store.locking import TableLockedError
 from curata.store.table import DamagedTableError, VectorTable
@@ -36,12 +39,15 @@ __all__ = [
     "ClusterBatchSampler",
     "DamagedTableError",
     "HierarchicalKMeans",
+    "HuggingFaceDisk",
     "ImageFolder",
     "KMeans",
     "MultimodalEmbedder",
     "NotFittedError",
     "TableLockedError",
     "TextFiles",
+    "Unreadable",
+    "WebDatasetShards",
     "TorchEmbedder",
     "VectorTable",
     "Vectorizer",

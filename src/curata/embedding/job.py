@@ -16,7 +16,14 @@ from torch.utils.data import Dataset
 from curata._internal.checks import check_int
 from curata._internal.distributed import all_reduce_sum, is_distributed, rank_and_world
 from curata.embedding.embed import as_embedder, embedder_fingerprint
-from curata.embedding.loop import RowBuffer, check_consistent, embedded_batches, loader_kwargs, progress_bar
+from curata.embedding.loop import (
+    RowBuffer,
+    check_consistent,
+    embedded_batches,
+    loader_kwargs,
+    progress_bar,
+    report_unreadable,
+)
 from curata.embedding.shards import describe_shards, uncommitted_sample_ids
 from curata.embedding.vectorize import Vectorizer
 from curata.store.locking import TableLockedError, write_lock
@@ -93,7 +100,9 @@ def describe(
     Args:
         dataset: a map-style torch Dataset whose items are dicts (``data_key``, ``label_key``, the vectorizer's
             ``mask_key``), ``(data, label)`` tuples or tensors; a numpy array (one sample per row); or a
-            Hugging Face ``datasets.Dataset``.
+            Hugging Face ``datasets.Dataset``. An ``Unreadable`` item is skipped: no row, one warning, and it is
+            listed in the table's ``unreadable`` attribute. A dataset with a ``fingerprint()`` method (curata's
+            sources) has it recorded, so that a resume on other files is refused.
         embedder: a ``TorchEmbedder``, an ``nn.Module`` (its output is used) or any callable batch -> Tensor.
             A callable with a ``fingerprint()`` method has it recorded; plain callables are known by name.
         path: the table's directory (created; or resumed when it holds a table of this same job).
@@ -138,6 +147,9 @@ def describe(
         "label_key": label_key,
         "dtype": dtype,
     }
+    source_fingerprint = getattr(dataset, "fingerprint", None)
+    if callable(source_fingerprint):  # curata's sources know their files: a resume on other files is refused
+        fingerprint["source"] = source_fingerprint()
     rank, world = rank_and_world() if is_distributed() else (0, 1)
     with ExitStack() as held:
         _hold_write_lock(held, path, rank, world)
@@ -237,17 +249,25 @@ def _describe_locked(
             table.append(idx, idx_vector, vectors, labels if has_label else None)
 
     bar = progress_bar(total, total - len(pending), progress)
+    skipped: list[tuple[int, str, str]] = []
     try:
         for batch in batches:
             dim, has_label = check_consistent(batch, dim, has_label)
-            buffer.add(*batch.columns())
+            if batch.rows:
+                buffer.add(*batch.columns())
+            skipped += batch.skipped
             if buffer.due(commit_rows):
                 commit()
             bar.update(batch.samples)
+        if dim is None:
+            raise ValueError(
+                f"no sample could be read: all {len(skipped)} were unreadable ({skipped[0][1]}: {skipped[0][2]})"
+            )
         commit()
     finally:
         if buffer.rows and table is not None:
             commit()  # keep the finished batches of a job that stops on bad input
         bar.close()
     assert table is not None
+    report_unreadable(skipped, table)
     return table

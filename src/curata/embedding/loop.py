@@ -13,8 +13,17 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from curata.embedding.vectorize import Vectorizer
+from curata.sources.unreadable import Unreadable
 
-__all__ = ["EmbeddedBatch", "RowBuffer", "embedded_batches", "check_consistent", "loader_kwargs", "progress_bar"]
+__all__ = [
+    "EmbeddedBatch",
+    "RowBuffer",
+    "embedded_batches",
+    "check_consistent",
+    "loader_kwargs",
+    "progress_bar",
+    "report_unreadable",
+]
 
 Embedder = Callable[[Any], torch.Tensor]
 COMMIT_SECONDS = 60.0  # an uninterrupted job never risks more than this much work between writes
@@ -36,13 +45,18 @@ class _Pending(Dataset):
 
 
 class _IndexedCollate:
-    """Collates (idx, item) pairs: the ids into a tensor, the items with the user's collate function."""
+    """Collates (idx, item) pairs: the ids into a tensor, the items with the user's collate function; items a
+    source could not read (``Unreadable``) are set aside as (idx, where, reason)."""
 
     def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
         self.collate_fn = collate_fn or default_collate
 
-    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[torch.Tensor, Any]:
-        return torch.tensor([p[0] for p in pairs], dtype=torch.long), self.collate_fn([p[1] for p in pairs])
+    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[torch.Tensor, Any, list[tuple[int, str, str]]]:
+        skipped = [(p[0], p[1].where, p[1].reason) for p in pairs if isinstance(p[1], Unreadable)]
+        if skipped:
+            pairs = [p for p in pairs if not isinstance(p[1], Unreadable)]
+        ids = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+        return ids, (self.collate_fn([p[1] for p in pairs]) if pairs else None), skipped
 
 
 def _split_batch(batch: Any, data_key: Any, label_key: Any, vectorizer: Vectorizer) -> tuple[Any, Any, Any, Any]:
@@ -103,10 +117,23 @@ class RowBuffer:
 
 
 class EmbeddedBatch:
-    """The rows of one embedded batch."""
+    """The rows of one embedded batch, and the samples of it that could not be read (idx, where, reason)."""
 
-    def __init__(self, samples: int, idx: np.ndarray, idx_vector: np.ndarray, vectors: np.ndarray, labels: Any):
+    def __init__(
+        self,
+        samples: int,
+        idx: np.ndarray,
+        idx_vector: np.ndarray,
+        vectors: np.ndarray,
+        labels: Any,
+        skipped: list[tuple[int, str, str]] | None = None,
+    ):
         self.samples, self.idx, self.idx_vector, self.vectors, self.labels = samples, idx, idx_vector, vectors, labels
+        self.skipped = skipped or []
+
+    @property
+    def rows(self) -> int:
+        return len(self.idx)
 
     def columns(self) -> tuple[np.ndarray, ...]:
         """(idx, idx_vector, vectors, labels), labels zero-filled when the dataset has none."""
@@ -135,7 +162,12 @@ def embedded_batches(
         # Lance warns on fork; the DataLoader's workers only read the user's dataset and never call Lance.
         warnings.filterwarnings("ignore", message="lance is not fork-safe")
         batches = iter(loader)
-    for ids, batch in batches:
+    carried: list[tuple[int, str, str]] = []  # unreadable samples of batches that had nothing else
+    for ids, batch, skipped in batches:
+        if batch is None:
+            carried += skipped
+            continue
+        skipped, carried = carried + skipped, []
         data, labels, mask, label_map = _split_batch(batch, keys[0], keys[1], vectorizer)
         features = embed(data)
         if not isinstance(features, torch.Tensor):
@@ -151,17 +183,41 @@ def embedded_batches(
         else:
             row_labels = None if labels is None else _labels_to_numpy(labels, len(ids))[sample]
         yield EmbeddedBatch(
-            len(ids), ids.numpy()[sample], out.idx_vector.cpu().numpy().astype(np.int32), vectors, row_labels
+            len(ids) + len(skipped),
+            ids.numpy()[sample],
+            out.idx_vector.cpu().numpy().astype(np.int32),
+            vectors,
+            row_labels,
+            skipped,
         )
+    if carried:
+        empty = np.empty(0, np.int64)
+        yield EmbeddedBatch(len(carried), empty, empty.astype(np.int32), np.empty((0, 0), np.float32), None, carried)
 
 
 def check_consistent(batch: EmbeddedBatch, dim: int | None, has_label: bool | None) -> tuple[int, bool]:
     """The table's (dim, has_label) after this batch; raises when the batch disagrees with earlier ones."""
+    if batch.rows == 0 and batch.labels is None:  # nothing readable in it: it says nothing
+        return dim, has_label  # type: ignore[return-value]
     if dim is not None and batch.vectors.shape[1] != dim:
         raise ValueError(f"the embedder gives vectors of dimension {batch.vectors.shape[1]}, the table holds {dim}")
     if has_label is not None and has_label != (batch.labels is not None):
         raise ValueError("labels appeared or disappeared between batches")
     return batch.vectors.shape[1], batch.labels is not None
+
+
+def report_unreadable(skipped: list[tuple[int, str, str]], table: Any = None) -> None:
+    """Warn once about the samples that could not be read; with a table, record them (with earlier runs') in its
+    ``unreadable`` attribute as [{"idx", "where", "reason"}]."""
+    if not skipped:
+        return
+    shown = "; ".join(f"{where}: {reason}" for _, where, reason in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    warnings.warn(f"describe: skipped {len(skipped)} unreadable samples ({shown}{more})", RuntimeWarning, stacklevel=3)
+    if table is not None:
+        known = {int(item["idx"]): item for item in table.get_attr("unreadable", [])}
+        known.update({int(i): {"idx": int(i), "where": w, "reason": r} for i, w, r in skipped})
+        table.set_attr("unreadable", [known[i] for i in sorted(known)])
 
 
 def progress_bar(total: int, initial: int, progress: bool) -> tqdm:

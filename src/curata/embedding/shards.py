@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from curata._internal.atomic import write_atomically
 from curata._internal.distributed import all_reduce_sum, shard_range
-from curata.embedding.loop import RowBuffer, check_consistent, embedded_batches, progress_bar
+from curata.embedding.loop import RowBuffer, check_consistent, embedded_batches, progress_bar, report_unreadable
 from curata.store.table import VectorTable
 
 __all__ = ["commit_uncommitted_shards", "describe_shards", "uncommitted_sample_ids"]
@@ -122,8 +122,8 @@ def describe_shards(
     first = next(batches, None)
     if table is None:
         dim, has_label = _agree_on_layout(
-            None if first is None else first.vectors.shape[1],
-            None if first is None else first.labels is not None,
+            None if first is None or not first.rows else first.vectors.shape[1],
+            None if first is None or not first.rows else first.labels is not None,
             rank,
             world,
         )
@@ -145,10 +145,13 @@ def describe_shards(
                 _write_manifest(table, fragments, idx[run], rank)
 
     bar = progress_bar(stop - start, 0, progress and rank == 0)
+    skipped: list[tuple[int, str, str]] = []
     try:
         for batch in itertools.chain([] if first is None else [first], batches):
             dim, has_label = check_consistent(batch, dim, has_label)
-            buffer.add(*batch.columns())
+            if batch.rows:
+                buffer.add(*batch.columns())
+            skipped += batch.skipped
             if buffer.due(commit_rows):
                 write()
             bar.update(batch.samples)
@@ -157,6 +160,7 @@ def describe_shards(
         if buffer.rows:
             write()  # keep the finished batches of a rank that stops on bad input
         bar.close()
+    report_unreadable(skipped)  # each rank warns about its own share
     if world > 1:
         dist.barrier()  # every rank's fragments and manifests are on disk
     if rank == 0:

@@ -1,7 +1,11 @@
-"""Where samples come from: folders of images, text files, embeddings already computed."""
+"""Where samples come from: image folders, WebDataset shards, text files, saved Hugging Face datasets, embeddings
+already computed. A source returns ``Unreadable`` for an item it cannot read; ``describe`` skips and counts it."""
 
 from curata.sources.embeddings import table_from_embeddings
+from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder
 from curata.sources.texts import TextFiles
+from curata.sources.unreadable import Unreadable
+from curata.sources.webdataset import WebDatasetShards
 
-__all__ = ["ImageFolder", "TextFiles", "table_from_embeddings"]
+__all__ = ["HuggingFaceDisk", "ImageFolder", "TextFiles", "Unreadable", "WebDatasetShards", "table_from_embeddings"]

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageFolder", "IMAGE_EXTENSIONS"]
+from curata.sources.unreadable import Unreadable
+
+__all__ = ["ImageFolder", "IMAGE_EXTENSIONS", "decode_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def decode_image(source: str | os.PathLike[str] | bytes | Any, size: int, where: str) -> torch.Tensor | Unreadable:
+    """An image file, its bytes or a PIL image as uint8 (3, size, size) RGB, or ``Unreadable(where, why)`` when it
+    cannot be decoded (truncated, not an image, corrupt)."""
+    from PIL import Image
+
+    try:
+        if isinstance(source, Image.Image):
+            pixels = np.asarray(source.convert("RGB").resize((size, size), Image.BILINEAR))
+        else:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                pixels = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return Unreadable(where, f"{type(error).__name__}: {error}")
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 class ImageFolder(Dataset):
     """Every image under ``root`` (sorted by path) as ``{"data": uint8 (3, size, size)}``, resized, in RGB.
 
     When the images sit in subfolders of ``root``, the subfolder is the class: items also carry ``"label"`` (the
-    index of the subfolder's name in sorted order, listed in ``classes``).
+    index of the subfolder's name in sorted order, listed in ``classes``). An image that cannot be decoded is an
+    ``Unreadable`` item: ``describe`` skips it, warns and counts it.
 
     Example::
 
@@ -44,15 +66,21 @@ class ImageFolder(Dataset):
         index = {name: i for i, name in enumerate(self.classes)}
         self.labels = [index[parts[0]] for parts in parents] if nested else None
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The folder's images (a hash of relative paths and sizes), their count and the image side."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(f"{path.relative_to(self.root).as_posix()}\0{path.stat().st_size}\n".encode())
+        return {"kind": "ImageFolder", "files": digest.hexdigest(), "count": len(self.files), "size": self.size}
+
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from PIL import Image
-
-        with Image.open(self.files[i]) as image:
-            pixels = np.asarray(image.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
-        item = {"data": torch.from_numpy(pixels.copy()).permute(2, 0, 1)}
+    def __getitem__(self, i: int) -> dict[str, Any] | Unreadable:
+        pixels = decode_image(self.files[i], self.size, str(self.files[i]))
+        if isinstance(pixels, Unreadable):
+            return pixels
+        item: dict[str, Any] = {"data": pixels}
         if self.labels is not None:
             item["label"] = torch.tensor(self.labels[i])
         return item

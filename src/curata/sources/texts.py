@@ -128,6 +128,8 @@ class TextFiles(Dataset):
         if not self.texts:
             raise ValueError(f"no texts in {[str(p) for p in paths]}")
         self.skipped = blank
+        self._files = [[p.name, p.stat().st_size] for p in paths]
+        self._settings = {"column": column, "label_column": label_column, "label_by_file": label_by_file}
         self.classes: list[Any] = []
         self.labels: list[int] | None = None
         if label_by_file:
@@ -135,6 +137,10 @@ class TextFiles(Dataset):
             self.labels = raw_labels
         elif label_column is not None:
             self.labels, self.classes = _numbered(raw_labels)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The files (names and sizes), how they are read, and the number of texts."""
+        return {"kind": "TextFiles", "files": self._files, **self._settings, "texts": len(self.texts)}
 
     def __len__(self) -> int:
         return len(self.texts)
