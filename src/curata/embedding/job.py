@@ -20,9 +20,11 @@ from curata.embedding.loop import (
     RowBuffer,
     check_consistent,
     embedded_batches,
+    finish_normalization,
     loader_kwargs,
     progress_bar,
     report_unreadable,
+    start_normalization,
 )
 from curata.embedding.shards import describe_shards, uncommitted_sample_ids
 from curata.embedding.vectorize import Vectorizer
@@ -83,6 +85,7 @@ def describe(
     label_key: Any = None,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     dtype: str = "float32",
+    normalize: str = "none",
     commit_rows: int = 16384,
     progress: bool = True,
 ) -> VectorTable:
@@ -110,6 +113,9 @@ def describe(
         batch_size, num_workers, collate_fn: passed to the DataLoader (``collate_fn`` sees the raw items).
         data_key, label_key: keys of the data and integer label in dict items. Tuples are (data, label).
         dtype: storage dtype, "float32" or "float16".
+        normalize: how the table gives its vectors back: "none", "l2" (unit norm) or "center+l2" (minus the mean
+            of all its rows, computed when the job ends and recorded, then unit norm). Rows are stored as embedded
+            (``vectors(raw=True)``); rows appended later are given back the same way.
         commit_rows: rows buffered between two commits.
         progress: show a progress bar with rate and ETA.
 
@@ -126,6 +132,8 @@ def describe(
     check_int(num_workers, "num_workers", minimum=0)
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    if normalize not in ("none", "l2", "center+l2"):
+        raise ValueError(f"normalize must be 'none', 'l2' or 'center+l2', got {normalize!r}")
     source = _as_source(dataset)
     total = len(source)
     if total == 0:
@@ -147,13 +155,15 @@ def describe(
         "label_key": label_key,
         "dtype": dtype,
     }
+    if normalize != "none":
+        fingerprint["normalize"] = normalize
     source_fingerprint = getattr(dataset, "fingerprint", None)
     if callable(source_fingerprint):  # curata's sources know their files: a resume on other files is refused
         fingerprint["source"] = source_fingerprint()
     rank, world = rank_and_world() if is_distributed() else (0, 1)
     with ExitStack() as held:
         _hold_write_lock(held, path, rank, world)
-        return _describe_locked(
+        table = _describe_locked(
             source,
             embed,
             vectorizer,
@@ -166,6 +176,11 @@ def describe(
             commit_rows,
             progress,
         )
+        if rank == 0:
+            finish_normalization(table)
+        if world > 1:
+            dist.barrier()  # the mean is recorded before any rank reads the vectors
+        return VectorTable.open(path)
 
 
 def _hold_write_lock(held: ExitStack, path: str | os.PathLike[str], rank: int, world: int) -> None:
@@ -244,6 +259,7 @@ def _describe_locked(
         if table is None:
             assert dim is not None
             table = VectorTable.create(path, dim=dim, dtype=dtype, has_label=bool(has_label), fingerprint=fingerprint)
+            start_normalization(table)
         if buffer.rows:
             idx, idx_vector, vectors, labels = buffer.take()
             table.append(idx, idx_vector, vectors, labels if has_label else None)

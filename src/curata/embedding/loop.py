@@ -23,6 +23,8 @@ __all__ = [
     "loader_kwargs",
     "progress_bar",
     "report_unreadable",
+    "start_normalization",
+    "finish_normalization",
 ]
 
 Embedder = Callable[[Any], torch.Tensor]
@@ -218,6 +220,25 @@ def report_unreadable(skipped: list[tuple[int, str, str]], table: Any = None) ->
         known = {int(item["idx"]): item for item in table.get_attr("unreadable", [])}
         known.update({int(i): {"idx": int(i), "where": w, "reason": r} for i, w, r in skipped})
         table.set_attr("unreadable", [known[i] for i in sorted(known)])
+
+
+def start_normalization(table: Any) -> None:
+    """Record how the table's vectors are to be given back (its fingerprint's ``normalize``), once it exists."""
+    kind = table.fingerprint.get("normalize", "none")
+    if kind != "none" and table.get_attr("normalize") is None:
+        table.set_attr("normalize", {"kind": kind})  # center+l2 gets its mean when every row is in
+
+
+def finish_normalization(table: Any) -> None:
+    """For ``center+l2``: the mean of every stored row (float64, one streaming pass), recorded once."""
+    start_normalization(table)
+    setting = table.get_attr("normalize", {"kind": "none"})
+    if setting["kind"] != "center+l2" or setting.get("mean") is not None:
+        return
+    total = np.zeros(table.dim, dtype=np.float64)
+    for block in table.iter_vectors(raw=True):
+        total += block.sum(axis=0, dtype=np.float64)
+    table.set_normalization("center+l2", total / max(len(table), 1))
 
 
 def progress_bar(total: int, initial: int, progress: bool) -> tqdm:

@@ -22,7 +22,14 @@ import torch.distributed as dist
 
 from curata._internal.atomic import write_atomically
 from curata._internal.distributed import all_reduce_sum, shard_range
-from curata.embedding.loop import RowBuffer, check_consistent, embedded_batches, progress_bar, report_unreadable
+from curata.embedding.loop import (
+    RowBuffer,
+    check_consistent,
+    embedded_batches,
+    progress_bar,
+    report_unreadable,
+    start_normalization,
+)
 from curata.store.table import VectorTable
 
 __all__ = ["commit_uncommitted_shards", "describe_shards", "uncommitted_sample_ids"]
@@ -128,7 +135,7 @@ def describe_shards(
             world,
         )
         if rank == 0:
-            VectorTable.create(path, dim=dim, has_label=has_label, **create)
+            start_normalization(VectorTable.create(path, dim=dim, has_label=has_label, **create))
         if world > 1:
             dist.barrier()
         table = VectorTable.open(path)

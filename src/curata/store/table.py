@@ -29,6 +29,7 @@ _META_KEY = "curata.meta"
 _TMP_PREFIX = "__curata_tmp__"
 _ATTR_PREFIX = "curata.attr."
 _CORE_COLUMNS = ("idx", "idx_vector", "label", "vector")
+_NORMALIZATIONS = ("none", "l2", "center+l2")
 _DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # Lance file format 2.0 decodes fixed-size float lists about 3x faster and writes them 3x faster than 2.1/2.2
 # on this workload (bench/describe.py; 200k x 384 float32: read 0.11 s vs 0.32 s, write 0.30 s vs 1.0 s).
@@ -511,8 +512,61 @@ class VectorTable:
     def _reading(self) -> Any:
         return _DamageReport(self)
 
-    def vectors(self, rows: Any = None) -> np.ndarray:
-        """All vectors as a (rows, dim) array; or those of a ``slice(start, stop)`` of rows, or of given positions."""
+    @property
+    def normalization(self) -> str:
+        """How the vectors are given back: "none", "l2" or "center+l2" (set by ``describe(normalize=...)``)."""
+        return str(self.get_attr("normalize", {"kind": "none"})["kind"])
+
+    def set_normalization(self, kind: str, mean: Any = None) -> None:
+        """Give the vectors back L2-normalised (``"l2"``), or centred on ``mean`` then L2-normalised
+        (``"center+l2"``), or as stored (``"none"``). The stored rows are never changed, so rows appended later
+        are given back the same way and ``vectors(raw=True)`` still reads them as written.
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.array([[3.0, 4.0], [1, 0]]))
+            >>> t.set_normalization("l2")
+            >>> t.vectors().round(2).tolist(), t.vectors(raw=True)[0].tolist()
+            ([[0.6, 0.8], [1.0, 0.0]], [3.0, 4.0])
+        """
+        if kind not in _NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {kind!r}")
+        value: dict[str, Any] = {"kind": kind}
+        if kind == "center+l2":
+            centre = np.asarray(mean, dtype=np.float64) if mean is not None else None
+            if centre is None or centre.shape != (self.dim,) or not np.isfinite(centre).all():
+                raise ValueError(f"center+l2 needs a finite mean of shape ({self.dim},), got {mean!r:.60}")
+            value["mean"] = centre.tolist()
+        self.set_attr("normalize", value)
+
+    def _normalizer(self) -> tuple[str, np.ndarray]:
+        setting = self.get_attr("normalize", {"kind": "none"})
+        if setting["kind"] == "center+l2" and setting.get("mean") is None:
+            raise ValueError(
+                f"table {str(self.path)!r} is to be centred, but its mean is not computed yet: the describe job "
+                "that makes it has not finished; rerun it to finish"
+            )
+        return setting["kind"], np.asarray(setting.get("mean", []), dtype=np.float32)
+
+    @staticmethod
+    def _normalize(block: np.ndarray, normalizer: tuple[str, np.ndarray]) -> np.ndarray:
+        kind, mean = normalizer
+        if kind == "none" or not len(block):
+            return block
+        out = block.astype(np.float32)
+        if kind == "center+l2":
+            out -= mean
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, np.finfo(np.float32).tiny)  # a zero row stays zero
+        return out.astype(block.dtype, copy=False)
+
+    def vectors(self, rows: Any = None, *, raw: bool = False) -> np.ndarray:
+        """All vectors as a (rows, dim) array; or those of a ``slice(start, stop)`` of rows, or of given positions.
+
+        They come back as the table's ``normalization`` says; ``raw=True`` gives them as stored."""
+        if not raw:
+            normalizer = self._normalizer()
+            return self._normalize(self.vectors(rows, raw=True), normalizer)
         dataset = self._latest()
         if rows is None or isinstance(rows, slice):
             start, stop, step = (rows or slice(None)).indices(dataset.count_rows())
@@ -534,8 +588,9 @@ class VectorTable:
             column = dataset.take(positions, columns=["vector"]).column("vector")
         return _fixed_list_to_numpy(column, self.dim, self.dtype)
 
-    def iter_vectors(self, batch_rows: int = 65536) -> Iterator[np.ndarray]:
-        """Stream the vectors in storage order, ``batch_rows`` rows at a time (the last batch may be shorter).
+    def iter_vectors(self, batch_rows: int = 65536, *, raw: bool = False) -> Iterator[np.ndarray]:
+        """Stream the vectors in storage order, ``batch_rows`` rows at a time (the last batch may be shorter),
+        normalised as ``vectors`` gives them (``raw=True``: as stored).
 
         Example:
             >>> import numpy as np, tempfile, os
@@ -545,6 +600,11 @@ class VectorTable:
         """
         if not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
             raise ValueError(f"batch_rows must be a positive int, got {batch_rows!r}")
+        if not raw:
+            normalizer = self._normalizer()
+            for block in self.iter_vectors(batch_rows, raw=True):
+                yield self._normalize(block, normalizer)
+            return
         pending: list[np.ndarray] = []
         held = 0
         with self._reading():
