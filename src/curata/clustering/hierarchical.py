@@ -20,6 +20,7 @@ from curata._internal.checks import check_int, is_int
 from curata._internal.grouping import order_within_groups
 from curata.clustering.estimator import check_fitted, estimator_bases, validated_rows
 from curata.clustering.kmeans import KMeans, assign
+from curata.store.cosine_check import warn_if_degenerate
 from curata.store.locking import write_lock
 from curata.store.rows import TableRows, as_matrix, shape_of
 from curata.store.table import VectorTable
@@ -207,7 +208,9 @@ class HierarchicalKMeans(*estimator_bases()):
 
     # ------------------------------------------------------------------ fitting
     def _kmeans(self, k: int, seed: int) -> KMeans:
-        return KMeans(k, seed=seed, **self.kmeans_kwargs)
+        kmeans = KMeans(k, seed=seed, **self.kmeans_kwargs)
+        kmeans._cosine_checked = True  # the tree checked its input once; levels above fit on centroids
+        return kmeans
 
     def _level_centroids(self, inputs: Any, k: int, seed: int) -> tuple[np.ndarray, Any, Any]:
         """k centroids of ``inputs``: one k-means, or the two-step coarse-then-split k-means with ``n_splits``;
@@ -269,6 +272,8 @@ class HierarchicalKMeans(*estimator_bases()):
         levels = self._validate(n, dim)
         sample_sizes = self._sample_sizes(len(levels))
         as_matrix(X, 0, min(n, 1))  # fail early on non-numeric input
+        if self.kmeans_kwargs.get("metric") == "cosine":
+            warn_if_degenerate(X, "HierarchicalKMeans(metric='cosine')", self.seed)
         state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "params": self._params(),

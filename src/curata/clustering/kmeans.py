@@ -17,6 +17,7 @@ from curata._internal.distributed import all_gather_rows, all_reduce_sum, is_dis
 from curata.clustering.estimator import check_fitted, cluster_bases, validated_rows
 from curata.clustering.nearest import chunk_rows, nearest_centroids
 from curata.clustering.row_bounds import RowBounds
+from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
 
 __all__ = ["KMeans", "assign", "as_matrix"]
@@ -212,6 +213,8 @@ class KMeans(*cluster_bases()):
         X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         self._validate(n, dim)
+        if self.metric == "cosine" and not getattr(self, "_cosine_checked", False):
+            warn_if_degenerate(X, "KMeans(metric='cosine')", self.seed)
         rank, world = _rank_world()
         start, stop = shard_range(n, rank, world)
         data = load_shard(X, start, stop, self.metric, self.device, self.memory_budget, self._chunk)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from curata._internal.checks import first_nonfinite_row
+from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import as_matrix, shape_of
 
 __all__ = [
@@ -161,4 +162,6 @@ def fit_space_on(sources: Sequence[tuple[str, Any]], space: str, seed: int, chun
                 products += picked.T @ picked
         offset += rows
     mean = total / total_rows if total_rows else None
+    if space == "raw" and sources:
+        warn_if_degenerate(sources[0][1], "cosine on raw rows (space='raw')", seed)
     return _from_moments(space, mean, sample_total, products, len(wanted))

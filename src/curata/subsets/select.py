@@ -10,6 +10,7 @@ import torch
 from curata._internal.checks import check_finite, check_int, check_labels, check_row_ids
 from curata._internal.grouping import order_within_groups, rows_per_group
 from curata.clustering.kmeans import KMeans, assign
+from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import as_matrix, shape_of
 from curata.subsets.curate import water_fill
 from curata.subsets.kernel_points import kernel_points
@@ -218,6 +219,7 @@ def select(
         x = as_matrix(X)
         check_finite(x, "X")
         if metric == "cosine":
+            warn_if_degenerate(x, f"select(method={method!r}, metric='cosine')", seed)
             norms = torch.linalg.vector_norm(x, dim=1)
             if bool((norms == 0).any()):
                 raise ValueError(

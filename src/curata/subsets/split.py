@@ -11,6 +11,7 @@ import torch
 from curata._internal.checks import check_finite, check_labels, check_row_ids, is_int
 from curata._internal.grouping import order_within_groups
 from curata.clustering.kmeans import KMeans
+from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import as_matrix, shape_of
 from curata.subsets.select import METHODS, select
 
@@ -177,6 +178,7 @@ def leakage(
     ids = {name: check_row_ids(splits[name], f"splits[{name!r}]", rows) for name in names}
     x = as_matrix(X)
     check_finite(x, "X")
+    warn_if_degenerate(x, "leakage")
     x = torch.nn.functional.normalize(x, dim=1)
     found: list[tuple[str, int, str, int, float]] = []
     for a_index, a in enumerate(names):
