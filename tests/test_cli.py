@@ -268,7 +268,7 @@ def test_describe_from_embeddings_already_computed(workdir):
     assert summary(workdir / "e")["rows"] == 400
     main(["cluster", "--vectors", "e/vectors", "--out", "e", "--levels", "5"])
     assert np.load(workdir / "e" / "clusters.npy").shape == (400,)
-    with pytest.raises(ValueError, match="one of --data, --images, --texts or --embeddings"):
+    with pytest.raises(ValueError, match="describe takes one source of --data, --images, .*; got 2"):
         main(["describe", "--embeddings", "a.npy", "--data", "job:make", "--out", "f"])
 
 

@@ -8,17 +8,22 @@ repeated exactly.
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curata._internal.atomic import save_npy_atomically, write_atomically
+from curata._internal.atomic import write_atomically
 from curata._internal.checks import check_int
+from curata.cli.describe_command import add_describe_options, run_describe
+from curata.cli.info import run_info
+from curata.cli.run_files import finish as _finish
+from curata.cli.run_files import writes_outputs
 from curata.subsets.cosine_space import SPACES
 from curata.subsets.select import METHODS
 
@@ -100,21 +105,6 @@ def load_vectors(path: str | Path, out: Path, name: str = "vectors") -> Any:
     return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
 
 
-def _finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name, values in arrays.items():
-        save_npy_atomically(out / f"{name}.npy", values)
-    summary = {
-        "command": command,
-        "seconds": round(time.perf_counter() - started, 3),
-        "files": sorted(f"{name}.npy" for name in arrays),
-        **summary,
-    }
-    text = json.dumps(summary, indent=1, sort_keys=True, default=str)
-    write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
-    print(json.dumps(summary, sort_keys=True, default=str))
-
-
 def _checked_vectors(args: argparse.Namespace) -> Any:
     """Check every argument against the number of vectors, then load them (building ``RUN/vectors`` if needed):
     a refused run writes nothing."""
@@ -184,84 +174,32 @@ def _tree_or_kmeans(args: argparse.Namespace) -> Any:
     from curata.clustering.hierarchical import HierarchicalKMeans
     from curata.clustering.kmeans import KMeans
 
-    if len(args.levels) == 1 and args.resampling == 0:
-        return KMeans(args.levels[0], seed=args.seed, n_iter=args.n_iter)
-    return HierarchicalKMeans(args.levels, n_resampling_steps=args.resampling, n_iter=args.n_iter, seed=args.seed)
+    options = {"n_iter": args.n_iter, "metric": args.metric, "device": args.device}
+    if args.memory_budget is not None:
+        options["memory_budget"] = args.memory_budget
+    if len(args.levels) == 1 and args.resampling == 0 and not getattr(args, "checkpoint", None):
+        return KMeans(args.levels[0], seed=args.seed, **options)
+    return HierarchicalKMeans(args.levels, n_resampling_steps=args.resampling, seed=args.seed, **options)
 
 
-def _call(target: str, flag: str) -> Any:
-    """Import ``module:function`` (the working directory is importable) and call it."""
-    module, _, function = target.partition(":")
-    if not module or not function:
-        raise ValueError(f"{flag} must be module:function, got {target!r}")
-    sys.path.insert(0, str(Path.cwd()))
-    return getattr(importlib.import_module(module), function)()
+def memory_bytes(text: str) -> int:
+    """``--memory-budget`` as bytes: a number with an optional K, M, G or T (powers of 1024).
 
-
-def _describe(args: argparse.Namespace) -> None:
-    from torch import nn
-
-    from curata.embedding.embed import TorchEmbedder
-    from curata.embedding.job import describe
-    from curata.embedding.vectorize import Vectorizer
-
-    label_key = args.label_key
-    if sum(bool(x) for x in (args.images, args.data, args.embeddings, args.texts)) > 1:
-        raise ValueError("describe takes one of --data, --images, --texts or --embeddings")
-    if args.embeddings:
-        from curata.sources.embeddings import table_from_embeddings
-
-        started = time.perf_counter()
-        table = table_from_embeddings(args.embeddings, args.out / "vectors")
-        _finish(args.out, "describe", started, {}, rows=len(table), dim=table.dim, table=str(table.path))
-        return
-    if args.images:
-        from curata.cli.demo import ImagePreprocess
-        from curata.sources.images import ImageFolder
-
-        if not args.model:
-            raise ValueError("--images needs --model module:function returning the model")
-        dataset = ImageFolder(args.images, size=args.size)
-        model = nn.Sequential(ImagePreprocess(args.size), _call(args.model, "--model"))
-        layers = [f"1.{name}" for name in args.layers]
-        label_key = "label" if dataset.classes else None
-    elif args.texts:
-        from curata.sources.texts import TextFiles
-
-        if not args.model:
-            raise ValueError("--texts needs --model module:function returning a model or callable: list[str] -> Tensor")
-        dataset = TextFiles(
-            args.texts, column=args.text_column, label_column=args.label_column, label_by_file=args.label_by_file
-        )
-        model = _call(args.model, "--model")
-        layers = args.layers
-        label_key = "label" if dataset.labels is not None else None
-    elif args.data:
-        dataset, model = _call(args.data, "--data")
-        layers = args.layers
-    else:
-        raise ValueError(
-            "describe needs --data module:function, --images DIR or --texts FILES with --model module:function, "
-            "or --embeddings FILES"
-        )
-    started = time.perf_counter()
-    table = describe(
-        dataset,
-        TorchEmbedder(model, layers or None) if isinstance(model, nn.Module) or layers else model,
-        args.out / "vectors",
-        vectorizer=Vectorizer(args.pool),
-        batch_size=args.batch_size,
-        label_key=label_key,
-    )
-    _finish(
-        args.out,
-        "describe",
-        started,
-        {"sample_ids": table.sample_ids()},
-        rows=len(table),
-        dim=table.dim,
-        table=str(table.path),
-    )
+    Example:
+        >>> memory_bytes("4G"), memory_bytes("512M"), memory_bytes("1048576")
+        (4294967296, 536870912, 1048576)
+    """
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be bytes like 4G, 512M or 1048576, got {text!r}") from None
+    if amount <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return int(amount * scale)
 
 
 def _cluster(args: argparse.Namespace) -> None:
@@ -278,7 +216,8 @@ def _curate(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    tree = _tree_or_kmeans(args).fit(table)
+    checkpoint = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    tree = _tree_or_kmeans(args).fit(table, **checkpoint)
     rows = curate(tree, args.target, strategy=args.strategy, seed=args.seed)
     _finish(
         args.out,
@@ -344,7 +283,9 @@ def _dedup(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.dry_run:
         thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
-        curve = dedup_curve(table, keep=args.keep, space=args.space, seed=args.seed, **thresholds)
+        curve = dedup_curve(
+            table, keep=args.keep, space=args.space, memory_budget=args.memory_budget, seed=args.seed, **thresholds
+        )
         for point in curve:
             print(
                 f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
@@ -358,6 +299,7 @@ def _dedup(args: argparse.Namespace) -> None:
         keep=args.keep,
         space=args.space,
         max_removed=args.max_removed,
+        memory_budget=args.memory_budget,
         seed=args.seed,
     )
     _finish(
@@ -458,21 +400,17 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--levels", type=int, nargs="+", default=[100], help="clusters per level, e.g. 500 50")
         sub.add_argument("--resampling", type=int, default=0, help="resampling steps per level")
         sub.add_argument("--n-iter", type=int, default=20)
+        sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="k-means distance")
+        sub.add_argument("--device", default="cpu", help="where k-means runs: cpu, cuda, cuda:1, ...")
+        budget(sub)
 
-    sub = command("describe", _describe, "embed a dataset into a VectorTable (resumable)", vectors=False)
-    sub.add_argument("--data", help="module:function returning (dataset, model)")
-    sub.add_argument("--images", type=Path, help="a folder of images (subfolders are classes); needs --model")
-    sub.add_argument("--model", help="module:function returning the model, with --images")
-    sub.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed, in order")
-    sub.add_argument("--texts", nargs="+", help=".txt (a text per line), .jsonl, .csv or .parquet files; --model")
-    sub.add_argument("--text-column", help="--texts: the field or column holding the text")
-    sub.add_argument("--label-column", help="--texts: the field or column holding a label")
-    sub.add_argument("--label-by-file", action="store_true", help="--texts: label each text with its file")
-    sub.add_argument("--size", type=int, default=224, help="image side for --images")
-    sub.add_argument("--layers", nargs="*", default=[], help="layer names (default: the model's output)")
-    sub.add_argument("--pool", choices=["mean", "max"], default="mean")
-    sub.add_argument("--batch-size", type=int, default=64)
-    sub.add_argument("--label-key", default=None)
+    def budget(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--memory-budget", type=memory_bytes, help="stream a table larger than this from disk, e.g. 4G"
+        )
+
+    sub = command("describe", run_describe, "embed a dataset into a VectorTable (resumable)", vectors=False)
+    add_describe_options(sub)
     sub = command("cluster", _cluster, "cluster the vectors; writes one cluster id per sample")
     clustering(sub)
     sub.add_argument("--stratify-by-label", action="store_true")
@@ -480,6 +418,7 @@ def _parser() -> argparse.ArgumentParser:
     clustering(sub)
     sub.add_argument("--target", type=int, required=True)
     sub.add_argument("--strategy", choices=["random", "closest"], default="random")
+    sub.add_argument("--checkpoint", type=Path, help="save each finished level here; a rerun resumes from it")
     sub = command("select", _select, "pick rows to annotate")
     sub.add_argument("--n", type=int, required=True)
     sub.add_argument("--method", choices=list(METHODS), default="kcenter")
@@ -500,6 +439,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
     sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
+    budget(sub)
     sub = command("exact", _exact, "identical rows (--vectors) or identical files (--files FOLDER)", vectors=False)
     sub.add_argument("--vectors", help="VectorTable directory, .npy or .parquet of embeddings")
     sub.add_argument("--files", help="a folder whose files are compared byte for byte (subfolders included)")
@@ -509,6 +449,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
+    sub = commands.add_parser("info", help="what a VectorTable holds", description="what a VectorTable holds")
+    sub.add_argument("table", type=Path, help="a VectorTable directory (e.g. RUN/vectors)")
+    sub.add_argument("--json", action="store_true", help="print it as JSON")
+    sub.set_defaults(run=run_info, out=None)
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
     sub.add_argument("--target", type=int, default=5000)
     return parser
@@ -591,10 +535,43 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("n", "target", "batch_size"):
         if getattr(args, name, None) is not None:
             check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
+    if args.out is None:  # curata info: reads only
+        args.run(args)
+        return
     from curata.store.locking import write_lock
 
-    with write_lock(args.out, wait=0):  # one command at a time per run directory
-        args.run(args)
+    with _process_group(args):
+        if not writes_outputs():
+            args.run(args)
+            return
+        with write_lock(args.out, wait=0):  # one command at a time per run directory
+            args.run(args)
+
+
+@contextlib.contextmanager
+def _process_group(args: argparse.Namespace) -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1), a process group for the command: NCCL when it runs on CUDA, else gloo.
+    describe shards the samples and k-means the rows over the ranks; rank 0 writes the run's files."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        yield
+        return
+    device = str(getattr(args, "device", None) or "cpu")
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        if device == "cuda":
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield
+        dist.barrier()  # rank 0 has written everything before any rank exits
+    finally:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "report_unreadable",
     "start_normalization",
     "finish_normalization",
+    "record_normalization",
 ]
 
 Embedder = Callable[[Any], torch.Tensor]
@@ -233,7 +234,15 @@ def finish_normalization(table: Any) -> None:
     """For ``center+l2``: the mean of every stored row (float64, one streaming pass), recorded once."""
     start_normalization(table)
     setting = table.get_attr("normalize", {"kind": "none"})
-    if setting["kind"] != "center+l2" or setting.get("mean") is not None:
+    if setting["kind"] == "center+l2" and setting.get("mean") is None:
+        record_normalization(table, "center+l2")
+
+
+def record_normalization(table: Any, kind: str) -> None:
+    """Give ``table``'s vectors back as ``kind`` says ("none", "l2", "center+l2": the mean of its rows now)."""
+    if kind != "center+l2":
+        if kind != table.normalization:
+            table.set_normalization(kind)
         return
     total = np.zeros(table.dim, dtype=np.float64)
     for block in table.iter_vectors(raw=True):

@@ -526,7 +526,7 @@ class VectorTable:
             >>> import numpy as np, tempfile, os
             >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.array([[3.0, 4.0], [1, 0]]))
             >>> t.set_normalization("l2")
-            >>> t.vectors().round(2).tolist(), t.vectors(raw=True)[0].tolist()
+            >>> t.vectors().astype(float).round(2).tolist(), t.vectors(raw=True)[0].tolist()
             ([[0.6, 0.8], [1.0, 0.0]], [3.0, 4.0])
         """
         if kind not in _NORMALIZATIONS:

@@ -1,0 +1,71 @@
+"""`curata info TABLE`: rows, dimension, dtype, columns, normalisation, fingerprint and what produced the table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["run_info", "table_info"]
+
+
+def table_info(path: Any) -> dict[str, Any]:
+    """What ``curata info`` prints, as a dict.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> from curata.store.table import VectorTable
+        >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((3, 2)))
+        >>> info = table_info(t.path)
+        >>> info["rows"], info["dim"], info["dtype"], info["normalize"]
+        (3, 2, 'float32', 'none')
+    """
+    from curata.store.table import VectorTable
+
+    table = VectorTable.open(path)
+    fingerprint = table.fingerprint
+    unreadable = table.get_attr("unreadable", [])
+    return {
+        "table": str(table.path),
+        "rows": len(table),
+        "samples": int(len(table.sample_ids())),
+        "dim": table.dim,
+        "dtype": table.dtype,
+        "columns": table.columns,
+        "labels": table.has_labels,
+        "normalize": table.normalization,
+        "produced_by": _producer(fingerprint),
+        "unreadable": len(unreadable),
+        "unreadable_first": unreadable[:5],
+        "fingerprint": fingerprint,
+    }
+
+
+def _producer(fingerprint: dict[str, Any]) -> str:
+    """One line on what made the table, from its fingerprint."""
+    if "embedder" in fingerprint:
+        embedder = fingerprint["embedder"]
+        model = embedder.get("model") or embedder.get("name") or embedder.get("kind")
+        source = fingerprint.get("source", {}).get("kind", "a dataset")
+        return f"describe: {source} of {fingerprint.get('dataset_length')} samples embedded by {model}"
+    if "source_file" in fingerprint:
+        return f"built from the file {fingerprint['source_file']}"
+    if "embeddings" in fingerprint:
+        return "table_from_embeddings: embeddings already computed"
+    return "VectorTable.from_arrays or append"
+
+
+def run_info(args: argparse.Namespace) -> None:
+    """Print what ``args.table`` holds (``--json``: as one JSON object)."""
+    info = table_info(args.table)
+    if args.json:
+        print(json.dumps(info, sort_keys=True, default=str))
+        return
+    for key in ("table", "rows", "samples", "dim", "dtype", "columns", "labels", "normalize", "produced_by"):
+        value = ", ".join(info[key]) if isinstance(info[key], list) else info[key]
+        print(f"{key:>12}: {value}")
+    print(
+        f"{'unreadable':>12}: {info['unreadable']}"
+        + "".join(f"\n{'':>14}{u['where']}: {u['reason']}" for u in info["unreadable_first"])
+    )
+    print(f"{'fingerprint':>12}: {json.dumps(info['fingerprint'], sort_keys=True, default=str)}")
