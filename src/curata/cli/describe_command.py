@@ -96,9 +96,8 @@ def _loaded_model(args: argparse.Namespace, image_source: bool) -> Any:
     wanted = "image" if image_source else "text" if args.texts else None
     if wanted is not None and loaded.modality not in (wanted, "any"):
         flag = "--images/--webdataset/--hf" if image_source else "--texts"
-        raise ValueError(
-            f"--model {args.model!r} embeds {loaded.modality}s; {flag} needs {'an image' if wanted == 'image' else 'a text'} model"
-        )
+        kind = "an image" if wanted == "image" else "a text"
+        raise ValueError(f"--model {args.model!r} embeds {loaded.modality}s; {flag} needs {kind} model")
     return loaded
 
 
