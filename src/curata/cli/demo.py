@@ -108,22 +108,22 @@ def kl_to_uniform(labels: np.ndarray, classes: int = 10) -> float:
     return float(np.sum(p[p > 0] * np.log(p[p > 0] * classes)))
 
 
-def run_curation(table: VectorTable, out: Path, target: int) -> tuple[HierarchicalKMeans, np.ndarray]:
+def run_curation(
+    table: VectorTable, out: Path, target: int, levels: tuple[int, ...] = (500, 50), classes: int = 10
+) -> tuple[HierarchicalKMeans, np.ndarray]:
     """Hierarchical k-means with resampling, then a balanced subset of ``target`` rows; prints the class balance."""
     start = time.perf_counter()
-    tree = HierarchicalKMeans([500, 50], n_resampling_steps=5, n_iter=20, seed=0).fit(table, checkpoint=out / "tree")
+    tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, seed=0).fit(table, checkpoint=out / "tree")
     curated = curate(tree, target, seed=0)
     np.save(out / "curated_rows.npy", curated, allow_pickle=False)
     labels = table.column("label")
     print(
-        f"hierarchical k-means [500, 50] with 5 resampling steps and curate({target}) took "
+        f"hierarchical k-means {list(levels)} with 5 resampling steps and curate({target}) took "
         f"{time.perf_counter() - start:.1f} s"
     )
-    print(f"pool:    {np.bincount(labels, minlength=10).tolist()}  KL to uniform {kl_to_uniform(labels):.3f}")
-    print(
-        f"curated: {np.bincount(labels[curated], minlength=10).tolist()}  "
-        f"KL to uniform {kl_to_uniform(labels[curated]):.3f}"
-    )
+    for name, part in (("pool:   ", labels), ("curated:", labels[curated])):
+        counts = np.bincount(part, minlength=classes).tolist()
+        print(f"{name} {counts}  KL to uniform {kl_to_uniform(part, classes):.3f}")
     return tree, curated
 
 
@@ -133,7 +133,7 @@ def _label_tv(labels: np.ndarray, batch: list[int], overall: np.ndarray) -> floa
 
 
 def run_smart_batches(
-    table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3
+    table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3, classes: int = 10
 ) -> ClusterBatchSampler:
     """Cluster the vectors, build a ClusterBatchSampler and print its first batches next to random ones."""
     start = time.perf_counter()
@@ -144,7 +144,7 @@ def run_smart_batches(
         f"the sampler gives {len(sampler)} batches of {batch_size}"
     )
     labels = table.column("label")
-    overall = np.bincount(labels, minlength=10) / len(labels)
+    overall = np.bincount(labels, minlength=classes) / len(labels)
     random_order = np.random.default_rng(0).permutation(len(labels))
     smart = list(sampler)
     for i in range(shown):
@@ -172,7 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels fed to the model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--target", type=int, default=5000, help="size of the curated subset")
+    parser.add_argument("--text", action="store_true", help="the text demo: Debian's fortunes, with MiniLM")
     args = parser.parse_args(argv)
+    if args.text:
+        from curata.cli.text_demo import run_text_demo
+
+        run_text_demo(args.out, target=args.target)
+        return
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     indices = long_tailed(FashionMNIST("train").labels.numpy())
     print(f"long-tailed Fashion-MNIST pool: {len(indices)} training images (class c keeps 6000 * 0.6^c)")

@@ -23,10 +23,24 @@ __all__ = ["TextFiles", "TEXT_SUFFIXES"]
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
 
-def _records(path: Path, column: str | None, label_column: str | None) -> Iterator[tuple[int, Any, Any]]:
+def _records(
+    path: Path, column: str | None, label_column: str | None, separator: str | None = None
+) -> Iterator[tuple[int, Any, Any]]:
     """(line or record number from 1, text, label or None) of every record of one file."""
     suffix = path.suffix.lower()
-    if suffix == ".txt":
+    if separator is not None:  # multi-line texts between separator lines (the first line of each is its number)
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            held: list[str] = []
+            first = 1
+            for number, line in enumerate(lines, 1):
+                if line.rstrip("\r\n") == separator:
+                    yield first, "\n".join(held), None
+                    held, first = [], number + 1
+                else:
+                    held.append(line.rstrip("\r\n"))
+            if held:
+                yield first, "\n".join(held), None
+    elif suffix == ".txt":
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
                 yield number, line.rstrip("\r\n"), None
@@ -78,6 +92,8 @@ class TextFiles(Dataset):
         label_column: a field or column holding each text's label: ints are kept, other values (strings) are
             numbered in sorted order (``classes``).
         label_by_file: label each text with its file's position in ``files`` (``classes`` = the file names).
+        separator: read plain text files (any name) whose texts span lines, separated by lines holding only
+            this string (``"%"`` for fortune files).
 
     Example:
         >>> import tempfile, os
@@ -95,6 +111,7 @@ class TextFiles(Dataset):
         column: str | None = None,
         label_column: str | None = None,
         label_by_file: bool = False,
+        separator: str | None = None,
     ) -> None:
         if isinstance(files, (str, os.PathLike)) or not files:
             raise ValueError(f"files must be a non-empty list of paths, got {files!r}")
@@ -105,6 +122,10 @@ class TextFiles(Dataset):
             if not path.is_file():
                 raise FileNotFoundError(f"text file {str(path)!r} does not exist")
             suffix = path.suffix.lower()
+            if separator is not None:
+                if column is not None or label_column is not None:
+                    raise ValueError("separator reads plain text files: column and label_column do not apply")
+                continue
             if suffix not in TEXT_SUFFIXES:
                 raise ValueError(f"text files must end in one of {TEXT_SUFFIXES}, got {str(path)!r}")
             if suffix != ".txt" and column is None:
@@ -115,7 +136,7 @@ class TextFiles(Dataset):
         raw_labels: list[Any] = []
         blank = 0
         for position, path in enumerate(paths):
-            for number, text, label in _records(path, column, label_column):
+            for number, text, label in _records(path, column, label_column, separator):
                 if text is None or (isinstance(text, str) and not text.strip()):
                     blank += 1
                     continue
@@ -130,6 +151,8 @@ class TextFiles(Dataset):
         self.skipped = blank
         self._files = [[p.name, p.stat().st_size] for p in paths]
         self._settings = {"column": column, "label_column": label_column, "label_by_file": label_by_file}
+        if separator is not None:
+            self._settings["separator"] = separator
         self.classes: list[Any] = []
         self.labels: list[int] | None = None
         if label_by_file:
