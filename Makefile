@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: test demo bench evidence lint clean
+.PHONY: test demo demo-text bench evidence lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,19 @@ test: $(VENV)/.test-deps
 
 demo: $(VENV)/.demo-deps $(FASHION_MNIST)
 	$(BIN)/curata demo --out runs/demo
+
+FORTUNES := /usr/share/games/fortunes/fortunes
+
+$(FORTUNES):
+	@if [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes; \
+	else \
+		echo "fortunes is missing: run 'sudo apt-get install fortunes', then 'make demo-text'"; exit 1; \
+	fi
+
+# the text demo: Debian's fortunes described with MiniLM (all-MiniLM-L6-v2 from PyPI, read from disk)
+demo-text: $(VENV)/.demo-deps $(FORTUNES)
+	$(BIN)/curata demo --text --out runs/demo-text --target 3000
 
 bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/describe.py

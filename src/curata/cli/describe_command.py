@@ -29,6 +29,7 @@ def add_describe_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--column", "--text-column", dest="column", help="--texts/--hf: the column holding the data")
     sub.add_argument("--label-column", help="--texts/--hf: a label column; --webdataset: 'cls' or a .json field")
     sub.add_argument("--label-by-file", action="store_true", help="--texts: label each text with its file")
+    sub.add_argument("--separator", help="--texts: plain files of multi-line texts split by lines holding this ('%%')")
     sub.add_argument("--split", help="--hf: the split of a saved DatasetDict")
     model = sub.add_argument_group("model")
     model.add_argument(
