@@ -92,7 +92,7 @@ def test_texts_with_the_minilm_preset_then_cosine_curation(workdir, capsys):
     main(["curate", *common, "--target", "10", "--checkpoint", "run/tree", "--out", "again"])
     assert np.array_equal(np.load(workdir / "again" / "curated_rows.npy"), first)
     assert command_line(["describe", "--images", ".", "--model", "minilm", "--out", "x"]) == 2
-    assert "embeds texts; --images/--webdataset/--hf needs an image model" in capsys.readouterr().err
+    assert "embeds texts; --images/--webdataset/--hf needs another model" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: usage and one error line, exit status 2
         command_line(["cluster", "--vectors", "run/vectors", "--memory-budget", "lots", "--out", "y"])
     assert "--memory-budget: must be bytes like 4G" in capsys.readouterr().err

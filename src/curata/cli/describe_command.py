@@ -73,7 +73,11 @@ def _source(args: argparse.Namespace, modality: str) -> Any:
         from curata.sources.texts import TextFiles
 
         return TextFiles(
-            args.texts, column=args.column, label_column=args.label_column, label_by_file=args.label_by_file
+            args.texts,
+            column=args.column,
+            label_column=args.label_column,
+            label_by_file=args.label_by_file,
+            separator=args.separator,
         )
     from curata.sources.huggingface import HuggingFaceDisk
 
@@ -90,6 +94,10 @@ def _loaded_model(args: argparse.Namespace, image_source: bool) -> Any:
     from curata.models.images import ImagePreprocess
     from curata.models.presets import LoadedModel, load_model
 
+    known = {"efficientnet-lite0": "image", "minilm": "text"}.get(args.model)
+    if known is not None and image_source != (known == "image"):  # refused before the weights are read
+        flag = "--images/--webdataset/--hf" if image_source else "--texts"
+        raise ValueError(f"--model {args.model!r} embeds {known}s; {flag} needs another model")
     loaded = load_model(args.model, size=args.size, weights=args.weights)
     if loaded.modality == "any" and image_source and isinstance(loaded.model, nn.Module):
         # the image sources give uint8 pixels: a user's model gets the preprocessing the presets have
