@@ -371,7 +371,7 @@ def _report(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from curata.cli.demo import main as demo_main
 
-    demo_main(["--out", str(args.out), "--target", str(args.target)])
+    demo_main(["--out", str(args.out), "--target", str(args.target), *(["--text"] if args.text else [])])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -455,6 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=run_info, out=None)
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
     sub.add_argument("--target", type=int, default=5000)
+    sub.add_argument("--text", action="store_true", help="the text demo: Debian's fortunes described with MiniLM")
     return parser
 
 
