@@ -169,3 +169,46 @@ def test_resume_after_a_crash_gives_the_uninterrupted_table(shards, tmp_path):
     other = WebDatasetShards(str(folder / "shard-000.tar"), label="cls", size=8)
     with pytest.raises(ValueError, match="different job.*source"):
         describe(other, CrashAfter(10**6), tmp_path / "resumed", label_key="label", progress=False)
+
+
+KILLED_JOB = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+from test_webdataset import Pooled
+from curata import WebDatasetShards, describe
+
+model = Pooled()
+model.register_forward_pre_hook(lambda *_: time.sleep(0.2))  # time for the test to see a commit and kill it
+dataset = WebDatasetShards({pattern!r}, label="cls", size=8)
+describe(dataset, model, {path!r}, batch_size=4, commit_rows=4, label_key="label", progress=False)
+"""
+
+
+def test_resume_after_sigkill(shards, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, labels = shards
+    pattern, path = str(folder / "*.tar"), str(tmp_path / "killed")
+    script = KILLED_JOB.format(tests=os.path.dirname(__file__), pattern=pattern, path=path)
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if VectorTable.is_table(path) and len(VectorTable.open(path)) >= 12:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, child.stderr.read().decode()[-2000:]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    stored = len(VectorTable.open(path))
+    assert 12 <= stored < 50
+    dataset = WebDatasetShards(pattern, label="cls", size=8)
+    resumed = describe(dataset, Pooled(), path, batch_size=4, commit_rows=4, label_key="label", progress=False)
+    whole = describe(dataset, Pooled(), tmp_path / "whole", batch_size=4, label_key="label", progress=False)
+    order = np.argsort(resumed.sample_ids())
+    assert len(resumed) == 50 and np.array_equal(resumed.sample_ids()[order], whole.sample_ids())
+    assert np.allclose(resumed.vectors()[order], whole.vectors(), atol=1e-6)
+    assert np.array_equal(resumed.column("label")[order], labels)
