@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curata.cli.demo import run_curation, run_smart_batches
+from curata.cli.demo import kl_to_uniform, run_curation, run_smart_batches
 from curata.embedding.job import describe
 from curata.explore.report import report
 from curata.models.presets import load_model
@@ -47,6 +47,14 @@ def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> N
         smallest = ", ".join(f"{texts.classes[i]} {share[i]:.1%}" for i in np.argsort(counts)[:3])
         largest = ", ".join(f"{texts.classes[i]} {share[i]:.1%}" for i in np.argsort(counts)[::-1][:3])
         print(f"{name:>8}: largest topics {largest}; smallest {smallest}")
+    top = np.asarray(tree.labels_)[:, -1]
+    groups = int(top.max()) + 1
+    for name, part in (("pool", top), ("curated", top[curated])):
+        share = np.bincount(part, minlength=groups) / len(part)
+        print(
+            f"{name:>8}: {groups} top-level clusters, the largest holds {share.max():.1%}, the smallest "
+            f"{share.min():.1%}; KL to uniform {kl_to_uniform(part, groups):.3f}"
+        )
     sampler = run_smart_batches(table, classes=topics)
     index = report(table, out / "report", tree=tree, curated=curated, sampler=sampler)
     print(f"report: {index}")
