@@ -4,8 +4,6 @@ computed, or a module:function) and a model (preset, folder, timm checkpoint, mo
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,15 +45,6 @@ def add_describe_options(sub: argparse.ArgumentParser) -> None:
         "--normalize", choices=["none", "l2", "center+l2"], default="none", help="how the table gives vectors back"
     )
     sub.add_argument("--label-key", default=None, help="--data: the key of the label in the dataset's items")
-
-
-def _call(target: str, flag: str) -> Any:
-    """Import ``module:function`` (the working directory is importable) and call it."""
-    module, _, function = target.partition(":")
-    if not module or not function:
-        raise ValueError(f"{flag} must be module:function, got {target!r}")
-    sys.path.insert(0, str(Path.cwd()))
-    return getattr(importlib.import_module(module), function)()
 
 
 def _source(args: argparse.Namespace, modality: str) -> Any:
@@ -138,8 +127,9 @@ def run_describe(args: argparse.Namespace) -> None:
         from torch import nn
 
         from curata.embedding.embed import TorchEmbedder
+        from curata.models.presets import call_target
 
-        dataset, model = _call(args.data, "--data")
+        dataset, model = call_target(args.data, "--data")
         if args.device is not None and isinstance(model, nn.Module):
             model.to(args.device)
         uses_hooks = isinstance(model, nn.Module) or args.layers

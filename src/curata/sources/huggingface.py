@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from curata.sources.images import decode_image
+from curata.sources.labels import labelled_item, numbered_labels
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["HuggingFaceDisk"]
@@ -72,12 +73,8 @@ class HuggingFaceDisk(Dataset):
             feature = loaded.features[label_column]
             if isinstance(feature, datasets.ClassLabel):
                 self.classes, self.labels = list(feature.names), [int(v) for v in values]
-            elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                self.classes, self.labels = sorted(set(values)), list(values)
             else:
-                self.classes = sorted({str(v) for v in values})
-                index = {name: n for n, name in enumerate(self.classes)}
-                self.labels = [index[str(v)] for v in values]
+                self.labels, self.classes = numbered_labels(list(values))
 
     def fingerprint(self) -> dict[str, Any]:
         """The saved dataset's content hash (``datasets``' own fingerprint), column, split and size."""
@@ -106,7 +103,4 @@ class HuggingFaceDisk(Dataset):
                 return value
         elif not isinstance(value, str):
             value = torch.as_tensor(np.asarray(value))
-        item: dict[str, Any] = {"data": value}
-        if self.labels is not None:
-            item["label"] = torch.tensor(self.labels[i])
-        return item
+        return labelled_item(value, self.labels, i)

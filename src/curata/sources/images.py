@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from curata.sources.labels import labelled_item
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["ImageFolder", "IMAGE_EXTENSIONS", "decode_image"]
@@ -80,7 +81,4 @@ class ImageFolder(Dataset):
         pixels = decode_image(self.files[i], self.size, str(self.files[i]))
         if isinstance(pixels, Unreadable):
             return pixels
-        item: dict[str, Any] = {"data": pixels}
-        if self.labels is not None:
-            item["label"] = torch.tensor(self.labels[i])
-        return item
+        return labelled_item(pixels, self.labels, i)

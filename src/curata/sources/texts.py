@@ -15,8 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
+
+from curata.sources.labels import labelled_item, numbered_labels
 
 __all__ = ["TextFiles", "TEXT_SUFFIXES"]
 
@@ -159,7 +160,7 @@ class TextFiles(Dataset):
             self.classes = [p.name for p in paths]
             self.labels = raw_labels
         elif label_column is not None:
-            self.labels, self.classes = _numbered(raw_labels)
+            self.labels, self.classes = numbered_labels(raw_labels)
 
     def fingerprint(self) -> dict[str, Any]:
         """The files (names and sizes), how they are read, and the number of texts."""
@@ -169,18 +170,4 @@ class TextFiles(Dataset):
         return len(self.texts)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item: dict[str, Any] = {"data": self.texts[i]}
-        if self.labels is not None:
-            item["label"] = torch.tensor(self.labels[i])
-        return item
-
-
-def _numbered(values: list[Any]) -> tuple[list[int], list[Any]]:
-    """Int labels kept as they are; anything else numbered in sorted order."""
-    if any(v is None for v in values):
-        raise ValueError("some records have no label")
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return list(values), sorted(set(values))
-    classes = sorted({str(v) for v in values})
-    index = {name: i for i, name in enumerate(classes)}
-    return [index[str(v)] for v in values], classes
+        return labelled_item(self.texts[i], self.labels, i)

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from curata.sources.images import decode_image
+from curata.sources.labels import labelled_item, numbered_labels
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["WebDatasetShards", "WEBDATASET_IMAGE_EXTENSIONS"]
@@ -204,12 +204,7 @@ class WebDatasetShards(Dataset):
                 fields = sorted(record) if isinstance(record, dict) else type(record).__name__
                 raise ValueError(f"label={label!r}: {self._where(i, extension)} has no {label!r} field ({fields})")
             raw.append(record[label])
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
-            self.labels, self.classes = raw, sorted(set(raw))
-        else:
-            self.classes = sorted({str(v) for v in raw})
-            index = {name: n for n, name in enumerate(self.classes)}
-            self.labels = [index[str(v)] for v in raw]
+        self.labels, self.classes = numbered_labels(raw)
 
     def _where(self, i: int, extension: str) -> str:
         shard, key, _ = self.samples[i]
@@ -247,7 +242,4 @@ class WebDatasetShards(Dataset):
             value = decode_image(content, self.size, self._where(i, extension))
             if isinstance(value, Unreadable):
                 return value
-        item: dict[str, Any] = {"data": value}
-        if self.labels is not None:
-            item["label"] = torch.tensor(self.labels[i])
-        return item
+        return labelled_item(value, self.labels, i)
