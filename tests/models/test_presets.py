@@ -52,6 +52,7 @@ def test_minilm_equals_sentence_transformers_encode():
     texts = real_texts(200)
     loaded = load_model("minilm")
     assert loaded.modality == "text" and isinstance(loaded.model, SentenceEncoder)
+    assert not any(module.training for module in loaded.model.modules())  # dropout off
     ours = torch.cat([loaded.embedder()(texts[i : i + 32]) for i in range(0, 200, 32)]).numpy()
     reference = sentence_transformers.SentenceTransformer(str(gt.get_model_path()), device="cpu")
     theirs = reference.encode(texts, normalize_embeddings=True, batch_size=32)

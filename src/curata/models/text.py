@@ -57,6 +57,7 @@ class SentenceEncoder(nn.Module):
         for name, content in (("vocabulary_digest", vocabulary), ("settings_digest", settings)):
             digest = torch.frombuffer(bytearray(hashlib.sha256(content).digest()), dtype=torch.uint8)
             self.register_buffer(name, digest)  # persistent: part of state_dict, so of the fingerprint
+        self.eval()  # an encoder: dropout off, also when it is called directly rather than through TorchEmbedder
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         if isinstance(texts, str):
