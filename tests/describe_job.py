@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_describe_shards.py: describe a dataset on every rank.
+"""Run under torchrun by tests/embedding/test_describe_shards.py: describe a dataset on every rank.
 
 Usage: describe_job.py TABLE [CRASH_RANK CRASH_AT_IDX]: that rank dies (no cleanup) when it reaches that sample.
 """

@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_distributed.py: fit on every rank, rank 0 writes the results."""
+"""Run under torchrun by tests/_internal/test_distributed.py: fit on every rank, rank 0 writes the results."""
 
 from __future__ import annotations
 

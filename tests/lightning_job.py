@@ -1,4 +1,4 @@
-"""Run by tests/test_sampler_frameworks.py: ClusterBatchSampler inside a real Lightning Trainer on CPU.
+"""Run by tests/batching/test_sampler_frameworks.py: ClusterBatchSampler inside a real Lightning Trainer on CPU.
 
 Usage: lightning_job.py STRATEGY INJECT BUILT OUT [PHASE]
   STRATEGY  ddp | ddp_spawn (2 processes) | single (1 process)

@@ -1,4 +1,4 @@
-"""Run in a subprocess by tests/test_adapters.py, with PIXELTABLE_HOME set: a Pixeltable round trip, then the
+"""Run in a subprocess by tests/store/test_adapters.py, with PIXELTABLE_HOME set: a Pixeltable round trip, then the
 embedded Postgres is stopped."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_distributed import TEARDOWN_ABORT, free_port
+from launch import TEARDOWN_ABORT, free_port
 
 README = Path(__file__).parent.parent / "README.md"
 

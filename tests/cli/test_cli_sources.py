@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from launch import free_port
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -108,12 +108,6 @@ def test_a_saved_hugging_face_dataset(workdir):
     main(["describe", "--hf", "saved", "--column", "image", "--label-column", "label", "--model", "tinymodel:pooled",
           "--size", "16", "--out", "run"])  # fmt: skip
     assert np.array_equal(VectorTable.open(workdir / "run" / "vectors").column("label"), digits.target[:16])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not __import__("torch").distributed.is_available(), reason="torch.distributed is not available")

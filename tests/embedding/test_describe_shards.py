@@ -10,7 +10,7 @@ from test_distributed import torchrun
 from curata import VectorTable
 from curata.embedding.shards import commit_uncommitted_shards
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 
 

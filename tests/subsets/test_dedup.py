@@ -181,7 +181,7 @@ def test_peak_memory_of_a_table_dedup_stays_near_the_budget(tmp_path):
 
     def run(budget_arg: str) -> tuple[int, np.ndarray]:
         out = tmp_path / f"{budget_arg}.npz"
-        job = [sys.executable, str(Path(__file__).parent / "memory_job.py"), str(tmp_path / "big"), str(out)]
+        job = [sys.executable, str(Path(__file__).parents[1] / "memory_job.py"), str(tmp_path / "big"), str(out)]
         result = subprocess.run([*job, budget_arg, "dedup"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])["grown"], np.load(out)["labels"]

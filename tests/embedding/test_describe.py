@@ -174,7 +174,7 @@ describe(DictImages(120), TorchEmbedder(model, ["stem"]), {path!r}, vectorizer=V
 
 
 def run_job(path: Path, delay: float) -> subprocess.Popen:
-    code = textwrap.dedent(JOB.format(tests=str(Path(__file__).parent), delay=delay, path=str(path)))
+    code = textwrap.dedent(JOB.format(tests=str(Path(__file__).parents[1]), delay=delay, path=str(path)))
     return subprocess.Popen([sys.executable, "-c", code])
 
 

@@ -13,7 +13,7 @@ from curata import HierarchicalKMeans, KMeans, VectorTable
 from curata.clustering.kmeans import assign
 from curata.store.rows import MemoryShard, StreamedShard, TableRows, as_matrix, load_shard
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 
 
 @pytest.fixture

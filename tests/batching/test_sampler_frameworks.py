@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_distributed import HERE, TEARDOWN_ABORT, free_port, torchrun
+from launch import HERE, TEARDOWN_ABORT, free_port, torchrun
 from torch.utils.data import DataLoader, TensorDataset
 
 import curata.batching.frameworks as frameworks

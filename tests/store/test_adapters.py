@@ -46,9 +46,9 @@ def test_pixeltable_round_trip_stops_its_server(tmp_path):
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "PIXELTABLE_HOME": str(tmp_path / "pxt"), "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "PIXELTABLE_HOME": str(tmp_path / "pxt"), "PYTHONPATH": str(Path(__file__).parents[1])}
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "pixeltable_job.py"), str(tmp_path / "t")],
+        [sys.executable, str(Path(__file__).parents[1] / "pixeltable_job.py"), str(tmp_path / "t")],
         env=env,
         capture_output=True,
         text=True,

@@ -150,7 +150,7 @@ def test_bad_settings():
 
 @pytest.fixture(scope="module")
 def uninterrupted_labels(tmp_path_factory) -> np.ndarray:
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     from checkpoint_job import fit
 
     return fit(str(tmp_path_factory.mktemp("whole")))
@@ -160,7 +160,7 @@ def uninterrupted_labels(tmp_path_factory) -> np.ndarray:
 @pytest.mark.parametrize("kill_at", [1, 3, 4, 5, 8])
 def test_checkpoint_resumes_after_a_kill_at_any_rename(tmp_path, kill_at, uninterrupted_labels):
     """A kill while the first level was being saved used to leave a checkpoint the next run refused."""
-    job = [sys.executable, str(Path(__file__).parent / "checkpoint_job.py")]
+    job = [sys.executable, str(Path(__file__).parents[1] / "checkpoint_job.py")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     path, out = str(tmp_path / "ckpt"), str(tmp_path / "resumed.npy")
     killed = subprocess.run([*job, path, out, str(kill_at)], env=env, timeout=300)
