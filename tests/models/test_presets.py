@@ -116,3 +116,14 @@ def test_models_are_named_or_refused_clearly(tmp_path):
     except ImportError:
         with pytest.raises(ImportError, match="needs the package 'timm': pip install timm"):
             load_model("timm:resnet18", weights=weights)
+
+
+def test_a_timm_model_from_a_local_checkpoint(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is not installed: it needs torchvision, which curata does not use")
+    from safetensors.torch import save_file
+
+    trained = timm.create_model("resnet18", pretrained=False, num_classes=10)
+    save_file(trained.state_dict(), str(tmp_path / "resnet18.safetensors"))
+    loaded = load_model("timm:resnet18", weights=tmp_path / "resnet18.safetensors", size=32)
+    images = torch.from_numpy((load_digits().images[:4] * 15).astype(np.uint8)).unsqueeze(1)
+    assert loaded.embedder()(images).shape == (4, 512)
