@@ -33,7 +33,17 @@ $(FASHION_MNIST):
 		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', then 'make demo'"; exit 1; \
 	fi
 
-test: $(VENV)/.test-deps
+CHROMEDRIVER := /usr/bin/chromedriver
+
+# the explorer page is tested in real headless Chromium: Debian's chromium and chromium-driver
+$(CHROMEDRIVER):
+	@if [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "Chromium is missing: run 'sudo apt-get install chromium chromium-driver', then 'make test'"; exit 1; \
+	fi
+
+test: $(VENV)/.test-deps $(CHROMEDRIVER)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest --doctest-modules src tests
 

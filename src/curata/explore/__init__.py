@@ -1,5 +1,6 @@
-"""Looking at the data: the static HTML report."""
+"""Looking at the data: the interactive explorer page and the static HTML report."""
 
+from curata.explore.explorer import explore
 from curata.explore.report import report
 
-__all__ = ["report"]
+__all__ = ["explore", "report"]

@@ -17,7 +17,7 @@ from curata._internal.checks import check_labels, check_row_ids
 from curata.clustering.clusterize import per_sample_majority
 from curata.store.table import VectorTable
 
-__all__ = ["report"]
+__all__ = ["report", "tree_levels", "project_2d"]
 
 _MAP_ROWS = 20_000  # rows drawn on the 2-D map (a seeded sample beyond that)
 
@@ -33,7 +33,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _project_2d(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+def project_2d(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     """UMAP when installed, else PCA (an SVD of the centred rows)."""
     try:
         import umap  # type: ignore[import-not-found]
@@ -54,8 +54,8 @@ def _save(fig: Any, out_dir: Path, name: str, plt: Any) -> tuple[str, bytes]:
     return name, data
 
 
-def _level_labels(table: VectorTable, tree: Any, cluster_column: str) -> np.ndarray | None:
-    """(rows, levels) cluster ids from ``tree`` or the table's column, checked against the table."""
+def tree_levels(table: VectorTable, tree: Any, cluster_column: str) -> np.ndarray | None:
+    """(rows, levels) cluster ids from ``tree`` or the table's column, checked against the table (None: neither)."""
     rows = len(table)
     if tree is not None:
         if not hasattr(tree, "labels_"):
@@ -109,7 +109,7 @@ def report(
     if not isinstance(table, VectorTable):
         raise TypeError(f"table must be a VectorTable, got {type(table).__name__}")
     rows = len(table)
-    level_labels = _level_labels(table, tree, cluster_column)
+    level_labels = tree_levels(table, tree, cluster_column)
     if curated is not None:
         curated = check_row_ids(curated, "curated", rows)
     plt = _pyplot()
@@ -130,7 +130,7 @@ def report(
         figures.append(("Cluster sizes", *_save(fig, out, "cluster_sizes.png", plt)))
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(rows, _MAP_ROWS, replace=False)) if rows > _MAP_ROWS else np.arange(rows)
-    points, method = _project_2d(table.vectors(shown).astype(np.float32), seed)
+    points, method = project_2d(table.vectors(shown).astype(np.float32), seed)
     fig, ax = plt.subplots(figsize=(6, 5))
     colour = level_labels[shown, -1] if level_labels is not None else None
     style = {"c": colour, "cmap": "tab20"} if colour is not None else {}
