@@ -66,6 +66,16 @@ def test_webdataset_shards_then_info(workdir, capsys):
     assert "00005.png: UnidentifiedImageError" in shown
     assert command_line(["info", "run/vectors", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unreadable"] == 1
+    # an explorer page of the same samples, with the curated subset and its tree
+    main(["curate", "--vectors", "run/vectors", "--levels", "6", "2", "--target", "8", "--out", "cur"])
+    main(["explore", "--vectors", "run/vectors", "--webdataset", "shard-*.tar", "--labels", "cur/labels.npy",
+          "--curated", "cur/curated_rows.npy", "--out", "page"])  # fmt: skip
+    html = (workdir / "page" / "explorer.html").read_text()
+    data = json.loads(html.split('type="application/json">')[1].split("</script>")[0])
+    assert data["kind"] == "image" and len(data["points"]["x"]) == 23 and data["balance"]["curated"] == 8
+    assert len(data["samples"]) == 23 and data["galleries"][1]["clusters"] == 2
+    assert command_line(["explore", "--vectors", "run/vectors", "--curated", "x.npy", "--out", "page2"]) == 2
+    assert not (workdir / "page2").exists()
     # the same --out with other inputs is refused, naming what differs
     write_shards(workdir, count=20)
     assert command_line([*argv, "--size", "16", "--out", "run"]) == 2

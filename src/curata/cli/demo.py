@@ -23,6 +23,7 @@ from curata.clustering.kmeans import KMeans
 from curata.embedding.embed import TorchEmbedder
 from curata.embedding.job import describe
 from curata.embedding.vectorize import Vectorizer
+from curata.explore.explorer import explore
 from curata.explore.report import report
 from curata.models.images import ImagePreprocess, efficientnet_lite0
 from curata.store.table import VectorTable
@@ -31,6 +32,7 @@ from curata.subsets.curate import curate
 __all__ = [
     "FASHION_MNIST_DIR",
     "FashionMNIST",
+    "CLASSES",
     "long_tailed",
     "kl_to_uniform",
     "run_describe",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+CLASSES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -187,6 +190,11 @@ def main(argv: list[str] | None = None) -> None:
     sampler = run_smart_batches(table)
     index = report(table, args.out / "report", tree=tree, curated=curated, sampler=sampler)
     print(f"report: {index}")
+    pool = torch.utils.data.Subset(FashionMNIST("train"), indices.tolist())
+    page = explore(
+        table, args.out / "explorer", source=pool, tree=tree, curated=curated, sampler=sampler, class_names=CLASSES
+    )
+    print(f"explorer: {page}")
 
 
 if __name__ == "__main__":

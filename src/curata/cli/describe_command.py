@@ -10,25 +10,31 @@ from typing import Any
 
 from curata.cli.run_files import finish
 
-__all__ = ["add_describe_options", "run_describe"]
+__all__ = ["add_describe_options", "add_source_options", "build_source", "run_describe"]
 
 _SOURCES = ("data", "images", "webdataset", "texts", "hf", "embeddings")
 
 
-def add_describe_options(sub: argparse.ArgumentParser) -> None:
-    """The options of ``curata describe``."""
+def add_source_options(sub: argparse.ArgumentParser, describing: bool = True) -> None:
+    """The options naming a source of samples (describe embeds it; explore shows its samples)."""
     source = sub.add_argument_group("source (one of)")
     source.add_argument("--images", type=Path, help="a folder of images (subfolders are classes)")
     source.add_argument("--webdataset", nargs="+", help="WebDataset .tar shards or glob patterns ('shards/*.tar')")
     source.add_argument("--texts", nargs="+", help=".txt (a text per line), .jsonl, .csv or .parquet files")
     source.add_argument("--hf", type=Path, help="a Hugging Face dataset folder written by save_to_disk")
-    source.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed")
-    source.add_argument("--data", help="module:function returning (dataset, model)")
+    if describing:
+        source.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed")
+        source.add_argument("--data", help="module:function returning (dataset, model)")
     sub.add_argument("--column", "--text-column", dest="column", help="--texts/--hf: the column holding the data")
     sub.add_argument("--label-column", help="--texts/--hf: a label column; --webdataset: 'cls' or a .json field")
     sub.add_argument("--label-by-file", action="store_true", help="--texts: label each text with its file")
     sub.add_argument("--separator", help="--texts: plain files of multi-line texts split by lines holding this ('%%')")
     sub.add_argument("--split", help="--hf: the split of a saved DatasetDict")
+
+
+def add_describe_options(sub: argparse.ArgumentParser) -> None:
+    """The options of ``curata describe``."""
+    add_source_options(sub)
     model = sub.add_argument_group("model")
     model.add_argument(
         "--model", help="a preset (efficientnet-lite0, minilm), a Hugging Face folder, timm:NAME or module:function"
@@ -47,8 +53,8 @@ def add_describe_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--label-key", default=None, help="--data: the key of the label in the dataset's items")
 
 
-def _source(args: argparse.Namespace, modality: str) -> Any:
-    """The dataset named by the source option."""
+def build_source(args: argparse.Namespace, modality: str = "image") -> Any:
+    """The dataset named by the source option (None when there is none)."""
     if args.images:
         from curata.sources.images import ImageFolder
 
@@ -68,6 +74,8 @@ def _source(args: argparse.Namespace, modality: str) -> Any:
             label_by_file=args.label_by_file,
             separator=args.separator,
         )
+    if not args.hf:
+        return None
     from curata.sources.huggingface import HuggingFaceDisk
 
     if not args.column:
@@ -137,10 +145,10 @@ def run_describe(args: argparse.Namespace) -> None:
     else:
         if not args.model:
             raise ValueError(f"--{chosen[0]} needs --model (a preset, a folder, timm:NAME or module:function)")
-        saved = _source(args, "any") if args.hf else None  # a saved dataset says whether it holds images
+        saved = build_source(args, "any") if args.hf else None  # a saved dataset says whether it holds images
         image_source = bool(args.images or args.webdataset or (saved is not None and saved.image))
         loaded = _loaded_model(args, image_source)
-        dataset = saved if saved is not None else _source(args, loaded.modality)
+        dataset = saved if saved is not None else build_source(args, loaded.modality)
         embedder = loaded.embedder(args.layers or None, args.device)
         label_key = "label" if getattr(dataset, "labels", None) is not None else None
     table = describe(

@@ -20,7 +20,7 @@ import numpy as np
 
 from curata._internal.atomic import write_atomically
 from curata._internal.checks import check_int
-from curata.cli.describe_command import add_describe_options, run_describe
+from curata.cli.describe_command import add_describe_options, add_source_options, run_describe
 from curata.cli.info import run_info
 from curata.cli.run_files import finish as _finish
 from curata.cli.run_files import writes_outputs
@@ -368,6 +368,39 @@ def _report(args: argparse.Namespace) -> None:
     _finish(args.out, "report", started, {}, report=str(index))
 
 
+def _explore(args: argparse.Namespace) -> None:
+    from curata.cli.describe_command import build_source
+    from curata.explore.explorer import explore
+
+    sources = [flag for flag in ("images", "webdataset", "texts", "hf") if getattr(args, flag)]
+    if len(sources) > 1:
+        raise ValueError(f"explore takes at most one source of the samples, got {', '.join('--' + s for s in sources)}")
+    table = _checked_vectors(args)
+    rows = len(table)
+    tree = np.load(args.labels, allow_pickle=False) if args.labels else None
+    curated = _row_ids(args.curated, "--curated", rows) if args.curated else None
+    splits = {}
+    for item in args.splits or []:
+        name, _, file = item.partition("=")
+        if not name or not file:
+            raise ValueError(f"--splits must be name=FILE.npy, got {item!r}")
+        splits[name] = _row_ids(file, f"--splits {name}", rows)
+    source = build_source(args, "text" if args.texts else "image") if sources else None
+    started = time.perf_counter()
+    page = explore(
+        table,
+        args.out,
+        source=source,
+        tree=tree,
+        curated=curated,
+        splits=splits or None,
+        max_points=args.max_points,
+        max_thumbnails=args.max_thumbnails,
+        seed=args.seed,
+    )
+    _finish(args.out, "explore", started, {}, page=str(page))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from curata.cli.demo import main as demo_main
 
@@ -449,6 +482,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
+    sub = command("explore", _explore, "an interactive HTML page of the map, clusters, subsets and samples")
+    sub.add_argument("--labels", help="cluster ids per row, (rows,) or (rows, levels): curate's labels.npy")
+    sub.add_argument("--curated", help=".npy of curated row ids")
+    sub.add_argument("--splits", nargs="+", help="name=FILE.npy of row ids, e.g. train=runs/a/split_train.npy")
+    sub.add_argument("--max-points", type=int, default=20_000, help="rows drawn on the map")
+    sub.add_argument("--max-thumbnails", type=int, default=3_000, help="map points that carry a thumbnail")
+    sub.add_argument("--size", type=int, default=64, help="image side read from the source")
+    add_source_options(sub, describing=False)
     sub = commands.add_parser("info", help="what a VectorTable holds", description="what a VectorTable holds")
     sub.add_argument("table", type=Path, help="a VectorTable directory (e.g. RUN/vectors)")
     sub.add_argument("--json", action="store_true", help="print it as JSON")

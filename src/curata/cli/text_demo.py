@@ -12,6 +12,7 @@ import numpy as np
 
 from curata.cli.demo import kl_to_uniform, run_curation, run_smart_batches
 from curata.embedding.job import describe
+from curata.explore.explorer import explore
 from curata.explore.report import report
 from curata.models.presets import load_model
 from curata.sources.texts import TextFiles
@@ -58,3 +59,4 @@ def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> N
     sampler = run_smart_batches(table, classes=topics)
     index = report(table, out / "report", tree=tree, curated=curated, sampler=sampler)
     print(f"report: {index}")
+    print(f"explorer: {explore(table, out / 'explorer', source=texts, tree=tree, curated=curated, sampler=sampler)}")

@@ -57,7 +57,13 @@ def _save(fig: Any, out_dir: Path, name: str, plt: Any) -> tuple[str, bytes]:
 def tree_levels(table: VectorTable, tree: Any, cluster_column: str) -> np.ndarray | None:
     """(rows, levels) cluster ids from ``tree`` or the table's column, checked against the table (None: neither)."""
     rows = len(table)
-    if tree is not None:
+    if isinstance(tree, np.ndarray):  # cluster ids as saved by `curata curate` (labels.npy): (rows,) or (rows, levels)
+        if tree.ndim not in (1, 2) or tree.shape[0] != rows:
+            raise ValueError(f"tree labels have shape {tree.shape}, the table has {rows} rows: not this table's tree")
+        labels = tree.reshape(rows, -1)
+        for level in range(labels.shape[1]):
+            check_labels(labels[:, level], "tree labels", rows)
+    elif tree is not None:
         if not hasattr(tree, "labels_"):
             raise TypeError(
                 f"tree must be a fitted HierarchicalKMeans or KMeans (with labels_), got {type(tree).__name__}"
