@@ -21,7 +21,7 @@ import curata
 import curata.store.locking
 from curata import HierarchicalKMeans, VectorTable, describe
 from curata.cli.main import main as cli
-from curata.explore.report import _pyplot
+from curata.exploring.report import _pyplot
 
 _pyplot()  # imported once in the forkserver, not in every child
 

@@ -18,8 +18,8 @@ from curata.embedding.job import describe
 from curata.embedding.multimodal import MultimodalEmbedder
 from curata.embedding.segment_labels import majority_labels, patch_labels
 from curata.embedding.vectorize import Vectorizer, Vectors
-from curata.explore.explorer import explore
-from curata.explore.report import report
+from curata.exploring.explorer import explore
+from curata.exploring.report import report
 from curata.sources.embeddings import table_from_embeddings
 from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder

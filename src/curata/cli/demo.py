@@ -23,8 +23,8 @@ from curata.clustering.kmeans import KMeans
 from curata.embedding.embed import TorchEmbedder
 from curata.embedding.job import describe
 from curata.embedding.vectorize import Vectorizer
-from curata.explore.explorer import explore
-from curata.explore.report import report
+from curata.exploring.explorer import explore
+from curata.exploring.report import report
 from curata.models.images import ImagePreprocess, efficientnet_lite0
 from curata.store.table import VectorTable
 from curata.subsets.curate import curate

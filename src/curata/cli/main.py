@@ -359,7 +359,7 @@ def _contamination(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from curata.explore.report import report
+    from curata.exploring.report import report
 
     table = _checked_vectors(args)
     started = time.perf_counter()
@@ -370,7 +370,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _explore(args: argparse.Namespace) -> None:
     from curata.cli.describe_command import build_source
-    from curata.explore.explorer import explore
+    from curata.exploring.explorer import explore
 
     sources = [flag for flag in ("images", "webdataset", "texts", "hf") if getattr(args, flag)]
     if len(sources) > 1:

@@ -12,8 +12,8 @@ import numpy as np
 
 from curata.cli.demo import kl_to_uniform, run_curation, run_smart_batches
 from curata.embedding.job import describe
-from curata.explore.explorer import explore
-from curata.explore.report import report
+from curata.exploring.explorer import explore
+from curata.exploring.report import report
 from curata.models.presets import load_model
 from curata.sources.texts import TextFiles
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from curata._internal.atomic import write_atomically
 from curata._internal.checks import check_int, check_row_ids
-from curata.explore.page import render_page
-from curata.explore.report import project_2d, tree_levels
-from curata.explore.samples import SampleViews
+from curata.exploring.page import render_page
+from curata.exploring.report import project_2d, tree_levels
+from curata.exploring.samples import SampleViews
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
 
