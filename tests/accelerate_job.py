@@ -1,4 +1,5 @@
-"""Run under torchrun by tests/batching/test_sampler_frameworks.py: ClusterBatchSampler inside accelerate and plain torchrun.
+"""Run under torchrun by tests/batching/test_sampler_frameworks.py: ClusterBatchSampler inside accelerate and
+plain torchrun.
 
 Usage: accelerate_job.py MODE OUT, MODE one of
   torchrun-late        the loader is built at module level, before the process group exists

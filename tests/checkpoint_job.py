@@ -1,4 +1,5 @@
-"""Run by tests/clustering/test_hierarchical.py: HierarchicalKMeans.fit with a checkpoint, SIGKILLed after the N-th file rename.
+"""Run by tests/clustering/test_hierarchical.py: HierarchicalKMeans.fit with a checkpoint, SIGKILLed after the
+N-th file rename.
 
 Usage: checkpoint_job.py CHECKPOINT_DIR OUT.npy [N]   (no N: run to the end and save the labels to OUT.npy)
 """

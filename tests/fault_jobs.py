@@ -1,4 +1,5 @@
-"""Jobs for tests/store/test_faults.py: every writing path of curata, each written as a user would rerun it after a crash.
+"""Jobs for tests/store/test_faults.py: every writing path of curata, each written as a user would rerun it after
+a crash.
 
 Every job takes the work directory first and, when it finishes, saves what it produced to ``WORKDIR/result.npz``
 so a resumed run can be compared bit for bit with an uninterrupted one.
