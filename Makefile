@@ -76,7 +76,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/selection.py
 
 # regenerates docs/evidence.md and docs/evidence/ from scratch (vectors cached in runs/evidence/)
-evidence: $(VENV)/.evidence-deps $(FASHION_MNIST)
+evidence: $(VENV)/.evidence-deps $(FASHION_MNIST) $(FORTUNES)
 	$(BIN)/python bench/evidence/run_all.py
 
 clean:

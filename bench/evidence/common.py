@@ -77,11 +77,11 @@ def load_vectors() -> Vectors:
     )
 
 
-def make_head(dim: int, hidden: int | None, seed: int) -> nn.Module:
+def make_head(dim: int, hidden: int | None, seed: int, classes: int = CLASSES) -> nn.Module:
     """A linear probe (hidden=None) or a one-hidden-layer MLP, initialised from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = (
-        [nn.Linear(dim, CLASSES)] if hidden is None else [nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES)]
+        [nn.Linear(dim, classes)] if hidden is None else [nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, classes)]
     )
     head = nn.Sequential(*layers)
     with torch.no_grad():  # overwrite the default init (global RNG) with one drawn from the seed
@@ -93,9 +93,11 @@ def make_head(dim: int, hidden: int | None, seed: int) -> nn.Module:
     return head
 
 
-def train_probe(x: np.ndarray, y: np.ndarray, seed: int, steps: int = 300, weight_decay: float = 1e-3) -> nn.Module:
+def train_probe(
+    x: np.ndarray, y: np.ndarray, seed: int, steps: int = 300, weight_decay: float = 1e-3, classes: int = CLASSES
+) -> nn.Module:
     """A linear probe fitted full-batch with Adam (deterministic given the seed)."""
-    head = make_head(x.shape[1], None, seed)
+    head = make_head(x.shape[1], None, seed, classes)
     optimiser = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=weight_decay)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(steps):
@@ -106,14 +108,14 @@ def train_probe(x: np.ndarray, y: np.ndarray, seed: int, steps: int = 300, weigh
 
 
 @torch.no_grad()
-def accuracies(head: nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Overall, macro (mean per-class) and rarest-5-classes (5-9) accuracy."""
+def accuracies(head: nn.Module, x: np.ndarray, y: np.ndarray, classes: int = CLASSES) -> dict[str, float]:
+    """Overall, macro (mean per-class) and rarest-5-classes (the last 5) accuracy."""
     predicted = head(torch.from_numpy(x)).argmax(dim=1).numpy()
-    per_class = np.array([np.mean(predicted[y == c] == c) for c in range(CLASSES)])
+    per_class = np.array([np.mean(predicted[y == c] == c) for c in range(classes)])
     return {
         "accuracy": float(np.mean(predicted == y)),
         "macro_accuracy": float(per_class.mean()),
-        "tail5_accuracy": float(per_class[5:].mean()),
+        "tail5_accuracy": float(per_class[-5:].mean()),
     }
 
 

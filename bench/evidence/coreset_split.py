@@ -45,37 +45,51 @@ METHODS = {
 }
 
 
-def run(vectors: Vectors) -> dict[str, Any]:
-    labels_all = vectors.train_labels
+def compare(
+    pools: list[tuple[np.ndarray, np.ndarray]],
+    test: tuple[np.ndarray, np.ndarray],
+    train_share: float,
+    classes: int,
+    progress: str,
+) -> list[dict[str, Any]]:
+    """For every (x, y) pool, seed and method: split train_share / rest per class, fit the probe on the training
+    part, and measure it on the validation part and on ``test``."""
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    for per_class in PER_CLASS:
-        balanced = vectors.balanced
-        pool = np.sort(np.concatenate([balanced[labels_all[balanced] == c][:per_class] for c in range(CLASSES)]))
-        x, y = vectors.train[pool], labels_all[pool]
+    for x, y in pools:
         for seed in SEEDS:
             for name, method in METHODS.items():
                 begun = time.perf_counter()
-                parts = split(x, {"train": 0.7, "val": 0.3}, mode="coreset", labels=y, method=method, seed=seed)
+                sizes = {"train": train_share, "val": round(1 - train_share, 6)}
+                parts = split(x, sizes, mode="coreset", labels=y, method=method, seed=seed)
                 split_seconds = time.perf_counter() - begun
-                probe = train_probe(x[parts["train"]], y[parts["train"]], seed)
+                probe = train_probe(x[parts["train"]], y[parts["train"]], seed, classes=classes)
                 rows.append(
                     {
-                        "pool": len(pool),
+                        "pool": len(x),
                         "seed": seed,
                         "method": name,
                         "split_seconds": split_seconds,
                         "train_rows": len(parts["train"]),
-                        "val_accuracy": accuracies(probe, x[parts["val"]], y[parts["val"]])["accuracy"],
-                        **accuracies(probe, vectors.test, vectors.test_labels),
+                        "val_accuracy": accuracies(probe, x[parts["val"]], y[parts["val"]], classes)["accuracy"],
+                        **accuracies(probe, *test, classes),
                     }
                 )
-            print(
-                f"  coreset split: pool {len(pool)} seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True
-            )
+            print(f"  {progress}: pool {len(x)} seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
+    return rows
+
+
+def run(vectors: Vectors) -> dict[str, Any]:
+    labels_all = vectors.train_labels
+    pools = []
+    for per_class in PER_CLASS:
+        balanced = vectors.balanced
+        pool = np.sort(np.concatenate([balanced[labels_all[balanced] == c][:per_class] for c in range(CLASSES)]))
+        pools.append((vectors.train[pool], labels_all[pool]))
+    rows = compare(pools, (vectors.test, vectors.test_labels), 0.7, CLASSES, "coreset split")
     result = {"hypothesis": HYPOTHESIS, "pools": [p * CLASSES for p in PER_CLASS], "seeds": SEEDS, "rows": rows}
     save_json(NAME, result)
-    _plot(result)
+    plot(result, NAME, "Coreset split vs random split, 70/30 per class (10 seeds)")
     return result
 
 
@@ -134,7 +148,7 @@ def reading(result: dict[str, Any]) -> str:
     )
 
 
-def _plot(result: dict[str, Any]) -> None:
+def plot(result: dict[str, Any], name: str, title: str) -> None:
     fig, axes = panels(len(result["pools"]), width=4.5, sharey=False)
     for ax, pool in zip(axes, result["pools"]):
         for i, method in enumerate(METHODS):
@@ -142,5 +156,5 @@ def _plot(result: dict[str, Any]) -> None:
             ax.scatter(np.full(len(values), i), values, s=14, color=f"C{i}")
         ax.set_xticks(range(len(METHODS)), ["random", "kcenter", "kernel\npoints"])
         ax.set_title(f"pool of {pool}: test accuracy")
-    fig.suptitle("Coreset split vs random split, 70/30 per class (10 seeds)")
-    save_figure(fig, NAME)
+    fig.suptitle(title)
+    save_figure(fig, name)
