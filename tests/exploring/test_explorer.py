@@ -73,7 +73,7 @@ def test_the_page_in_headless_chromium(digits_run, tmp_path):
     assert len(groups) == 10  # the exact copies
     page = explore(
         table, tmp_path / "page", source=images, tree=tree, curated=curated, splits=parts, duplicates=groups,
-        sampler=sampler, max_points=400,
+        sampler=sampler, max_points=400, selected=np.arange(0, 600, 50),
     )  # fmt: skip
     driver = chromium()
     try:
@@ -92,7 +92,8 @@ def test_the_page_in_headless_chromium(digits_run, tmp_path):
             ActionChains(driver).move_to_element_with_offset(canvas, int(dx), int(dy)).click().perform()
             shown = driver.find_element(By.ID, "info-image")
             assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", shown) > 0
-            assert "sample id" in driver.find_element(By.ID, "info").text
+            info = driver.find_element(By.ID, "info").text
+            assert "sample id" in info and "curated" in info and "selected" in info and "split" in info
         gallery = driver.find_elements(By.CSS_SELECTOR, "#gallery .card")
         assert len(gallery) == 24
         loaded = driver.execute_script(

@@ -379,6 +379,7 @@ def _explore(args: argparse.Namespace) -> None:
     rows = len(table)
     tree = np.load(args.labels, allow_pickle=False) if args.labels else None
     curated = _row_ids(args.curated, "--curated", rows) if args.curated else None
+    selected = _row_ids(args.selected, "--selected", rows) if args.selected else None
     splits = {}
     for item in args.splits or []:
         name, _, file = item.partition("=")
@@ -393,6 +394,7 @@ def _explore(args: argparse.Namespace) -> None:
         source=source,
         tree=tree,
         curated=curated,
+        selected=selected,
         splits=splits or None,
         max_points=args.max_points,
         max_thumbnails=args.max_thumbnails,
@@ -485,6 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("explore", _explore, "an interactive HTML page of the map, clusters, subsets and samples")
     sub.add_argument("--labels", help="cluster ids per row, (rows,) or (rows, levels): curate's labels.npy")
     sub.add_argument("--curated", help=".npy of curated row ids")
+    sub.add_argument("--selected", help=".npy of selected row ids: select's selected_rows.npy")
     sub.add_argument("--splits", nargs="+", help="name=FILE.npy of row ids, e.g. train=runs/a/split_train.npy")
     sub.add_argument("--max-points", type=int, default=20_000, help="rows drawn on the map")
     sub.add_argument("--max-thumbnails", type=int, default=3_000, help="map points that carry a thumbnail")

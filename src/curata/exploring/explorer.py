@@ -73,6 +73,7 @@ def explore(
     source: Any = None,
     tree: Any = None,
     curated: Any = None,
+    selected: Any = None,
     splits: Mapping[str, Any] | None = None,
     duplicates: Sequence[Any] | None = None,
     sampler: Any = None,
@@ -97,8 +98,9 @@ def explore(
         source: the dataset the table was described from (indexed by sample id), for thumbnails or snippets;
             without it the page works without pictures and says why.
         tree: a fitted HierarchicalKMeans or KMeans of these rows (else the table's ``cluster_column``).
-        curated: row ids of a curated subset; splits: name -> row ids; duplicates: groups of row ids (``dedup``'s
-            second result); sampler: a batch sampler over the samples (ClusterBatchSampler).
+        curated: row ids of a curated subset; selected: row ids picked by ``select`` (e.g. for annotation);
+            splits: name -> row ids; duplicates: groups of row ids (``dedup``'s second result); sampler: a batch
+            sampler over the samples (ClusterBatchSampler).
         class_names: label names (default: the source's ``classes`` when they are names).
         max_points, max_thumbnails: how many rows the map draws, and how many of them carry a thumbnail.
 
@@ -115,6 +117,7 @@ def explore(
     rows = len(table)
     levels = tree_levels(table, tree, cluster_column)
     curated_rows = None if curated is None else np.unique(check_row_ids(curated, "curated", rows))
+    selected_rows = None if selected is None else np.unique(check_row_ids(selected, "selected", rows))
     split_rows = {str(k): check_row_ids(v, f"splits[{k!r}]", rows) for k, v in (splits or {}).items()}
     groups = [] if duplicates is None else _check_groups(duplicates, "duplicates", rows)
     sample_ids = table.column("idx").astype(np.int64)
@@ -131,6 +134,9 @@ def explore(
     flags_curated = np.zeros(rows, bool)
     if curated_rows is not None:
         flags_curated[curated_rows] = True
+    flags_selected = np.zeros(rows, bool)
+    if selected_rows is not None:
+        flags_selected[selected_rows] = True
     split_of = np.full(rows, -1, np.int64)
     for number, members in enumerate(split_rows.values()):
         split_of[members] = number
@@ -254,6 +260,7 @@ def explore(
         "label": labels[shown].tolist() if labels is not None else None,
         "levels": [levels[shown, t].tolist() for t in range(levels.shape[1])] if levels is not None else [],
         "curated": flags_curated[shown].astype(int).tolist() if curated_rows is not None else None,
+        "selected": flags_selected[shown].astype(int).tolist() if selected_rows is not None else None,
         "split": split_of[shown].tolist() if split_rows else None,
         "group": group_of[shown].tolist() if groups else None,
     }

@@ -62,6 +62,7 @@ function colourOf(i) {
   if (colourBy.startsWith("cluster")) { const l = P.levels[+colourBy.slice(7)]; return PALETTE[l[i] % 20]; }
   if (colourBy === "label") return PALETTE[P.label[i] % 20];
   if (colourBy === "curated") return P.curated[i] ? "#e15759" : "#c8c8c8";
+  if (colourBy === "selected") return P.selected[i] ? "#59a14f" : "#c8c8c8";
   if (colourBy === "split") return P.split[i] < 0 ? "#c8c8c8" : PALETTE[P.split[i] % 20];
   return "#4e79a7";
 }
@@ -105,6 +106,7 @@ function showInfo(i) {
   if (P.label) rows.push(["label", labelName(P.label[i])]);
   P.levels.forEach((l, t) => rows.push([`cluster, level ${t + 1}`, l[i]]));
   if (P.curated) rows.push(["curated", P.curated[i] ? "yes" : "no"]);
+  if (P.selected) rows.push(["selected", P.selected[i] ? "yes" : "no"]);
   if (P.split) rows.push(["split", P.split[i] < 0 ? "none" : D.splitNames[P.split[i]]]);
   if (P.group && P.group[i] >= 0) rows.push(["duplicate group", P.group[i]]);
   const view = D.samples[String(P.idx[i])];
@@ -142,6 +144,7 @@ const select = document.getElementById("colour");
 P.levels.forEach((_, t) => select.add(new Option(`cluster, level ${t + 1}`, "cluster" + t)));
 if (P.label) select.add(new Option("label", "label"));
 if (P.curated) select.add(new Option("curated", "curated"));
+if (P.selected) select.add(new Option("selected", "selected"));
 if (P.split) select.add(new Option("split", "split"));
 if (!P.levels.length) { colourBy = select.options.length ? select.options[0].value : "none"; }
 select.addEventListener("change", () => { colourBy = select.value; draw(); });
