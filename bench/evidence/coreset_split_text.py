@@ -1,8 +1,8 @@
 """Study 6: the coreset split on text. Goldener's text recipe (80 % train per class) on Debian's fortunes.
 
-The quotes of every fortune file with at least 400 of them (15 topics) are described with the ``minilm`` preset
+The quotes of every fortune file with at least 400 of them (16 topics) are described with the ``minilm`` preset
 (cached in runs/evidence/fortunes). Pools: the first 100 and the first 200 quotes of each topic; test: quotes 200-399
-of each topic (3,000). Each pool is split 80 % / 20 % inside every topic at random, by greedy k-center
+of each topic (3,200). Each pool is split 80 % / 20 % inside every topic at random, by greedy k-center
 (Goldener's recipe) and by kernel herding; the same linear probe is trained on each training part and evaluated
 on the test quotes. 10 seeds, paired as in study 5.
 """
