@@ -22,19 +22,12 @@ import torch
 
 from curata import KMeans, VectorTable, explore
 from curata.exploring import explorer as explorer_module
+from curata.exploring.browser import headless_chromium
 
 
 def open_seconds(page: Path) -> tuple[float, int, int]:
     """(seconds until the page's script has run, points drawn, console errors) in headless Chromium."""
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1800"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = headless_chromium()
     try:
         start = time.perf_counter()
         driver.get(page.as_uri())

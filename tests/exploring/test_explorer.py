@@ -24,6 +24,7 @@ from curata import (
     explore,
     split,
 )
+from curata.exploring.browser import headless_chromium
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 DOCS = Path(__file__).parents[2] / "docs"
@@ -54,15 +55,7 @@ def digits_run(tmp_path_factory):
 
 
 def chromium():
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1800"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    return webdriver.Chrome(options=options, service=service)
+    return headless_chromium()
 
 
 def test_the_page_in_headless_chromium(digits_run, tmp_path):
