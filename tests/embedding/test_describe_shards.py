@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_distributed import torchrun
+from launch import torchrun
 
 from curata import VectorTable
 from curata.embedding.shards import commit_uncommitted_shards
