@@ -18,7 +18,6 @@ from curata._internal.distributed import all_reduce_sum, is_distributed, rank_an
 from curata.embedding.embed import as_embedder, embedder_fingerprint
 from curata.embedding.loop import (
     RowBuffer,
-    check_consistent,
     embedded_batches,
     finish_normalization,
     loader_kwargs,
@@ -265,19 +264,16 @@ def _describe_locked(
             table.append(idx, idx_vector, vectors, labels if has_label else None)
 
     bar = progress_bar(total, total - len(pending), progress)
-    skipped: list[tuple[int, str, str]] = []
     try:
         for batch in batches:
-            dim, has_label = check_consistent(batch, dim, has_label)
-            if batch.rows:
-                buffer.add(*batch.columns())
-            skipped += batch.skipped
+            dim, has_label = buffer.absorb(batch, dim, has_label)
             if buffer.due(commit_rows):
                 commit()
             bar.update(batch.samples)
         if dim is None:
             raise ValueError(
-                f"no sample could be read: all {len(skipped)} were unreadable ({skipped[0][1]}: {skipped[0][2]})"
+                f"no sample could be read: all {len(buffer.skipped)} were unreadable "
+                f"({buffer.skipped[0][1]}: {buffer.skipped[0][2]})"
             )
         commit()
     finally:
@@ -285,5 +281,5 @@ def _describe_locked(
             commit()  # keep the finished batches of a job that stops on bad input
         bar.close()
     assert table is not None
-    report_unreadable(skipped, table)
+    report_unreadable(buffer.skipped, table)
     return table

@@ -104,6 +104,16 @@ class RowBuffer:
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.rows = 0
         self.since = time.monotonic()
+        self.skipped: list[tuple[int, str, str]] = []  # unreadable samples seen, kept across commits
+
+    def absorb(self, batch: EmbeddedBatch, dim: int | None, has_label: bool | None) -> tuple[int, bool]:
+        """Check ``batch`` against the rows before it, hold its rows and note its unreadable samples; returns the
+        table's (dim, has_label) after it."""
+        dim, has_label = check_consistent(batch, dim, has_label)
+        if batch.rows:
+            self.add(*batch.columns())
+        self.skipped += batch.skipped
+        return dim, has_label
 
     def due(self, commit_rows: int) -> bool:
         """Whether the rows should be written now: ``commit_rows`` of them, or a minute since the last write."""

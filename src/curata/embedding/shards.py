@@ -24,7 +24,6 @@ from curata._internal.atomic import write_atomically
 from curata._internal.distributed import all_reduce_sum, shard_range
 from curata.embedding.loop import (
     RowBuffer,
-    check_consistent,
     embedded_batches,
     progress_bar,
     report_unreadable,
@@ -152,13 +151,9 @@ def describe_shards(
                 _write_manifest(table, fragments, idx[run], rank)
 
     bar = progress_bar(stop - start, 0, progress and rank == 0)
-    skipped: list[tuple[int, str, str]] = []
     try:
         for batch in itertools.chain([] if first is None else [first], batches):
-            dim, has_label = check_consistent(batch, dim, has_label)
-            if batch.rows:
-                buffer.add(*batch.columns())
-            skipped += batch.skipped
+            dim, has_label = buffer.absorb(batch, dim, has_label)
             if buffer.due(commit_rows):
                 write()
             bar.update(batch.samples)
@@ -167,7 +162,7 @@ def describe_shards(
         if buffer.rows:
             write()  # keep the finished batches of a rank that stops on bad input
         bar.close()
-    report_unreadable(skipped)  # each rank warns about its own share
+    report_unreadable(buffer.skipped)  # each rank warns about its own share
     if world > 1:
         dist.barrier()  # every rank's fragments and manifests are on disk
     if rank == 0:
