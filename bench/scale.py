@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--budget-gib", type=float, default=4.0)
     parser.add_argument("--curate", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="where the k-means runs (rows are streamed to it)")
     parser.add_argument("--dir", type=Path, default=None, help="where the table goes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the table for a rerun")
     args = parser.parse_args()
@@ -80,7 +81,8 @@ def main() -> None:
     baseline = _status_kib("VmRSS") / 2**20
     print(
         f"curata scale bench, {date.today()}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, k-means on {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
     )
     try:
         path = workdir / f"vectors-{args.rows}x{args.dim}"
@@ -99,7 +101,12 @@ def main() -> None:
             "hierarchical k-means (streamed)",
             f"{args.levels}, {args.steps} resampling step(s), {args.n_iter} iterations",
             lambda: HierarchicalKMeans(
-                args.levels, n_resampling_steps=args.steps, n_iter=args.n_iter, memory_budget=budget, seed=0
+                args.levels,
+                n_resampling_steps=args.steps,
+                n_iter=args.n_iter,
+                memory_budget=budget,
+                device=args.device,
+                seed=0,
             ).fit(table),
         )
         chosen = timed(stages, "curate", f"{args.curate:,} rows", lambda: curate(tree, args.curate, seed=0))
@@ -117,7 +124,9 @@ def main() -> None:
                 stages,
                 name,
                 f"k = {len(centers)}",
-                lambda kwargs=kwargs: KMeans(len(centers), n_iter=1, init=centers, **kwargs).fit(table),
+                lambda kwargs=kwargs: KMeans(
+                    len(centers), n_iter=1, init=centers, device=args.device, **kwargs
+                ).fit(table),
             )
     finally:
         if not args.keep and args.dir is None:

@@ -1,0 +1,268 @@
+"""Is our KMeans as fast as faiss at every shape, not only the one we tuned on?
+
+A grid over N (rows), d (dimension) and k (clusters, where N >= 20 k): for each cell the same float32 rows (a
+Gaussian mixture of max(k, 64) components, or real EfficientNet-Lite0 features with --real) and the same initial
+centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no early stop, empty clusters split as
+faiss does), interleaved, best of --repeats. Time per iteration: curata's fit is `iters` passes plus the final
+assignment that gives labels_, so its time is divided by iters + 1; faiss's by its iterations. The inertia of each
+final model is computed the same way (float64 distances to the nearest centre) and the relative gap printed. Cells whose
+estimated time exceeds --cell-seconds are skipped and listed. scikit-learn's Lloyd runs where --sklearn-max cells
+allow.
+
+On a GPU (--device cuda) the competitor is faiss's GPU k-means when faiss sees a GPU, else a plain torch Lloyd on the
+same GPU (one GEMM per chunk, argmin, index_add: the reference code's approach); the table adds the share of the
+card's fp32 and tf32 matrix peak, measured in the same run.
+
+Goal (issue 16): worst ratio <= 1.0, median <= 0.8, same inertia within 1 %.
+
+    python bench/kmeans_grid.py [--rows 10000 100000 1000000 --dims 32 64 128 256 384 768 1024
+                                 --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curata import KMeans
+from curata.clustering.cpu_gemm import numpy_gemm_preferred
+
+
+def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((centers, dim), dtype=np.float32)
+    out = means[rng.integers(0, centers, rows)]
+    out += 0.5 * rng.standard_normal((rows, dim), dtype=np.float32)
+    return out
+
+
+def real_features(rows: int, path: Path) -> np.ndarray | None:
+    """The first ``rows`` EfficientNet-Lite0 features of Fashion-MNIST cached by `make evidence`, or None."""
+    if not path.exists():
+        return None
+    from curata import VectorTable
+
+    table = VectorTable.open(path)
+    if len(table) < rows:
+        return None
+    return np.ascontiguousarray(table.vectors()[:rows], dtype=np.float32)
+
+
+def matrix_peak(device: str) -> dict[str, float]:
+    """GFLOP/s of a large float32 matrix product: CPU (best of torch and numpy), or GPU fp32 and tf32."""
+    if device == "cpu":
+        a = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0))
+        an, best = a.numpy(), 0.0
+        for _ in range(4):
+            for product in (lambda: torch.mm(a, a), lambda: an @ an):
+                start = time.perf_counter()
+                product()
+                best = max(best, 2 * 4096**3 / (time.perf_counter() - start) / 1e9)
+        return {"fp32": best}
+    out = {}
+    a = torch.randn(8192, 8192, device=device)
+    for name, tf32 in (("fp32", False), ("tf32", True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        best = 0.0
+        for _ in range(6):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ a
+            torch.cuda.synchronize()
+            best = max(best, 2 * 8192**3 / (time.perf_counter() - start) / 1e9)
+        out[name] = best
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+def torch_lloyd(X: torch.Tensor, init: torch.Tensor, iters: int) -> torch.Tensor:
+    """The plain GPU Lloyd the reference code runs: scores by one GEMM per chunk, argmin, means by index_add."""
+    centers = init.clone()
+    k = len(centers)
+    chunk = max(1, int(1e9 // (4 * k)))  # about 1 GB of scores at a time
+    for _ in range(iters):
+        sums = torch.zeros((k, X.shape[1]), dtype=torch.float64, device=X.device)
+        counts = torch.zeros(k, dtype=torch.float64, device=X.device)
+        c_sq = (centers * centers).sum(dim=1)
+        for s in range(0, len(X), chunk):
+            block = X[s : s + chunk]
+            labels = torch.addmm(c_sq.unsqueeze(0), block, centers.T, alpha=-2.0).argmin(dim=1)
+            sums.index_add_(0, labels, block.double())
+            counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
+        filled = counts > 0
+        centers[filled] = (sums[filled] / counts[filled].unsqueeze(1)).float()
+    return centers
+
+
+def inertia_of(X: np.ndarray, centers: np.ndarray, device: str) -> float:
+    """Sum of squared distances to the nearest centre, in float64 (the same code for every contender)."""
+    c = torch.from_numpy(np.asarray(centers, dtype=np.float64)).to(device)
+    total = 0.0
+    for s in range(0, len(X), 8192):
+        block = torch.from_numpy(X[s : s + 8192]).to(device, torch.float64)
+        total += float(torch.cdist(block, c).min(dim=1).values.square().sum())
+    return total
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_cell(X: np.ndarray, k: int, args: argparse.Namespace, competitor: str) -> dict[str, float]:
+    """Seconds per iteration of curata and the competitor (best of repeats), and the inertia of each."""
+    init = X[np.random.default_rng(1).choice(len(X), k, replace=False)]
+    times: dict[str, list[float]] = {"curata": [], "competitor": [], "sklearn": []}
+    inertia: dict[str, float] = {}
+    X_device = torch.from_numpy(X).to(args.device) if args.device != "cpu" else None
+    run_sklearn = args.device == "cpu" and X.size * k <= args.sklearn_max
+    for _ in range(args.repeats):
+        ours = KMeans(k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
+        data = X_device if X_device is not None else X
+        sync(args.device)
+        start = time.perf_counter()
+        ours.fit(data)
+        sync(args.device)
+        times["curata"].append((time.perf_counter() - start) / (args.iters + 1))
+        inertia["curata"] = inertia_of(X, ours.cluster_centers_, args.device)
+        if competitor == "torch Lloyd":
+            assert X_device is not None
+            sync(args.device)
+            start = time.perf_counter()
+            centers = torch_lloyd(X_device, torch.from_numpy(init).to(args.device), args.iters)
+            sync(args.device)
+            times["competitor"].append((time.perf_counter() - start) / args.iters)
+            inertia["competitor"] = inertia_of(X, centers.cpu().numpy(), args.device)
+        else:
+            import faiss
+
+            theirs = faiss.Kmeans(
+                X.shape[1],
+                k,
+                niter=args.iters,
+                seed=1,
+                max_points_per_centroid=1 << 30,
+                early_stop_threshold=-1.0,
+                gpu=args.device != "cpu",
+            )
+            start = time.perf_counter()
+            theirs.train(X, init_centroids=init)
+            times["competitor"].append((time.perf_counter() - start) / len(theirs.iteration_stats))
+            inertia["competitor"] = inertia_of(X, theirs.centroids, args.device)
+        if run_sklearn:
+            from sklearn.cluster import KMeans as SklearnKMeans
+
+            sk = SklearnKMeans(k, init=init, n_init=1, max_iter=args.iters, tol=0.0, algorithm="lloyd")
+            start = time.perf_counter()
+            sk.fit(X)
+            times["sklearn"].append((time.perf_counter() - start) / sk.n_iter_)
+    out = {name: min(values) for name, values in times.items() if values}
+    out["inertia_gap"] = inertia["curata"] / inertia["competitor"] - 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[32, 64, 128, 256, 384, 768, 1024])
+    parser.add_argument("--ks", type=int, nargs="+", default=[10, 100, 1000, 10_000])
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cell-seconds", type=float, default=60.0, help="skip cells estimated to take longer")
+    parser.add_argument("--sklearn-max", type=float, default=2e10, help="run scikit-learn where N * d * k <= this")
+    parser.add_argument("--real", action="store_true", help="also EfficientNet-Lite0 features (runs/evidence/train)")
+    parser.add_argument("--real-path", type=Path, default=Path("runs/evidence/train"))
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    try:
+        import faiss
+
+        faiss_version = faiss.__version__
+        competitor = "faiss.Kmeans"
+        if args.device != "cpu" and not (hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0):
+            competitor = "torch Lloyd"
+    except ImportError:
+        if args.device == "cpu":
+            raise SystemExit("faiss-cpu is missing: pip install -e '.[bench]'") from None
+        faiss_version, competitor = "missing", "torch Lloyd"
+    peak = matrix_peak(args.device)
+    machine = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{platform.machine()}, {torch.get_num_threads()} threads, CPU GEMMs by "
+        + ("numpy" if numpy_gemm_preferred() else "torch")
+    )
+    print(
+        f"bench/kmeans_grid.py, {date.today()}, {machine}, torch {torch.__version__}, faiss {faiss_version}; "
+        f"competitor {competitor}; {args.iters} iterations, best of {args.repeats}; matrix peak "
+        + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peak.items())
+    )
+    cells: list[tuple[str, np.ndarray, int]] = []
+    for n in args.rows:
+        for d in args.dims:
+            for k in args.ks:
+                if n >= 20 * k:
+                    cells.append(("mixture", np.empty((n, d), dtype=np.float32), k))
+    if args.real:
+        for n in args.rows:
+            for k in args.ks:
+                if n >= 20 * k:
+                    cells.append(("EfficientNet-Lite0", np.empty((n, 1280), dtype=np.float32), k))
+    rate = 0.5 * peak["fp32"] * 1e9  # a conservative rate for the estimate
+    gpu_columns = args.device != "cpu"
+    header = "| data | N | d | k | curata s/iter | " + competitor + " s/iter | ratio | inertia gap |"
+    header += " sklearn s/iter |" if not gpu_columns else " % fp32 peak | % tf32 peak |"
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    ratios: list[float] = []
+    gaps: list[float] = []
+    skipped: list[str] = []
+    for source, shape_only, k in cells:
+        n, d = shape_only.shape
+        flops = 2.0 * n * k * d
+        estimate = flops * (2 * args.iters + 1) * args.repeats / rate
+        if estimate > args.cell_seconds:
+            skipped.append(f"{source} {n}x{d} k={k} (~{estimate:.0f} s)")
+            continue
+        if source == "mixture":
+            X = mixture(n, d, max(k, 64), seed=n + d + k)
+        else:
+            X = real_features(n, args.real_path)
+            if X is None:
+                skipped.append(f"{source} {n}x{d} k={k} (no cached features at {args.real_path})")
+                continue
+        r = run_cell(X, k, args, competitor)
+        ratio = r["curata"] / r["competitor"]
+        ratios.append(ratio)
+        gaps.append(r["inertia_gap"])
+        row = (
+            f"| {source} | {n} | {d} | {k} | {r['curata']:.4f} | {r['competitor']:.4f} | {ratio:.2f} | "
+            f"{100 * r['inertia_gap']:+.2f} % |"
+        )
+        if gpu_columns:
+            achieved = flops / r["curata"] / 1e9
+            row += f" {100 * achieved / peak['fp32']:.0f} % | {100 * achieved / peak['tf32']:.0f} % |"
+        else:
+            row += f" {r['sklearn']:.4f} |" if "sklearn" in r else " - |"
+        print(row, flush=True)
+    if ratios:
+        print(
+            f"\n{len(ratios)} cells: ratio curata / {competitor} worst {max(ratios):.2f}, median "
+            f"{float(np.median(ratios)):.2f}, best {min(ratios):.2f}; largest inertia gap "
+            f"{100 * max(abs(g) for g in gaps):.2f} %"
+        )
+    if skipped:
+        print(f"skipped {len(skipped)} cells over --cell-seconds {args.cell_seconds:g}: " + "; ".join(skipped))
+    if not math.isfinite(sum(ratios)):
+        raise SystemExit("a ratio is not finite")
+
+
+if __name__ == "__main__":
+    main()
