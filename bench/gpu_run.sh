@@ -20,11 +20,11 @@ fi
     nproc
 } 2>&1 | tee "$OUT/machine.txt"
 echo "== CUDA tests"
-timeout 100 python3 -m pytest -q -p no:cacheprovider tests/clustering/test_cuda.py \
+timeout 80 python3 -m pytest -q -p no:cacheprovider tests/clustering/test_cuda.py \
     "tests/clustering/test_kmeans.py::test_cuda_matches_cpu" 2>&1 | tail -15 | tee "$OUT/tests.txt"
 echo "== k-means grid on the GPU"
-timeout 150 python3 bench/kmeans_grid.py --device cuda --rows 100000 1000000 --dims 64 384 1024 \
+timeout 120 python3 bench/kmeans_grid.py --device cuda --rows 100000 1000000 --dims 64 384 1024 \
     --ks 100 1000 10000 --repeats 3 --cell-seconds 15 2>&1 | tee "$OUT/grid.txt"
 echo "== streamed 10M-row tree"
-timeout 190 python3 bench/scale.py --device cuda --rows 10000000 --dim 128 --budget-gib 4 --curate 1000000 \
+timeout 150 python3 bench/scale.py --device cuda --rows 10000000 --dim 128 --budget-gib 4 --curate 1000000 \
     2>&1 | tee "$OUT/scale.txt"

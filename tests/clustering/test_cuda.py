@@ -37,6 +37,14 @@ def test_bounds_do_not_change_labels_on_cuda(X, metric):
     np.testing.assert_array_equal(bounded.cluster_centers_, plain.cluster_centers_)
 
 
+def test_same_result_on_every_cuda_run(X):
+    """index_add_ on a GPU adds in thread order unless deterministic mode is on: the sums use it."""
+    runs = [KMeans(100, n_iter=6, seed=0, device="cuda").fit(X) for _ in range(3)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.cluster_centers_, runs[0].cluster_centers_)
+    assert not torch.are_deterministic_algorithms_enabled()  # the mode is restored
+
+
 def test_assign_on_cuda_like_cpu(X):
     centroids = X[:1000] + 0.01
     labels_cpu, d2_cpu = assign(X, centroids)

@@ -95,7 +95,7 @@ def assign(
     check_finite(centers, "centroids")
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
-    chunk = chunk_rows(chunk_size, len(centers))
+    chunk = chunk_rows(chunk_size, len(centers), device)
     shard = load_shard(X, start, stop, metric, device, _check_budget(memory_budget), chunk)
     labels, best, _ = nearest_centroids(shard, centers, metric, chunk, False)
     counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
@@ -249,7 +249,7 @@ class KMeans(*cluster_bases()):
 
     @property
     def _chunk(self) -> int:
-        return chunk_rows(self.chunk_size, int(self.n_clusters))
+        return chunk_rows(self.chunk_size, int(self.n_clusters), self.device)
 
     def _subsample(self, data: _Shard, size: int, generator: torch.Generator, world: int) -> _Shard:
         """A seeded sample of ``size`` global rows; each rank keeps the sampled rows it owns, in row order."""
