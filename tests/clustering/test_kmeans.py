@@ -39,6 +39,20 @@ def test_one_lloyd_step_matches_numpy(blobs):
     assert km.n_iter_ == 1
 
 
+def test_stops_at_a_fixed_point_with_the_full_result(blobs):
+    """Once no label moves, more passes cannot change anything: the fit stops there with the 200-pass result."""
+    X, _ = blobs
+    full = KMeans(40, n_iter=200, seed=3).fit(X)  # 40 clusters in 12 blobs: many passes before none moves
+    assert 4 <= full.n_iter_ < 200
+    for n_iter in (full.n_iter_, 500):
+        again = KMeans(40, n_iter=n_iter, seed=3).fit(X)
+        assert again.n_iter_ == full.n_iter_
+        assert np.array_equal(again.cluster_centers_, full.cluster_centers_)
+    # two passes short of the fixed point the centroids still move (the stop is not early)
+    short = KMeans(40, n_iter=full.n_iter_ - 2, seed=3).fit(X)
+    assert not np.array_equal(short.cluster_centers_, full.cluster_centers_)
+
+
 def test_same_seed_same_result_other_seed_other_init(blobs):
     X, _ = blobs
     a, b = KMeans(12, n_iter=3, seed=7).fit(X), KMeans(12, n_iter=3, seed=7).fit(X)

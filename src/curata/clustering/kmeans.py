@@ -110,7 +110,8 @@ class KMeans(*cluster_bases()):
 
     Args:
         n_clusters: k.
-        n_iter: Lloyd iterations (each: assign every row, then move every centroid to its cluster's mean).
+        n_iter: Lloyd iterations at most (each: assign every row, then move every centroid to its cluster's mean);
+            the fit stops sooner at a fixed point, when a pass moved no label (the centroids cannot move again).
         tol: stop early when an iteration lowers the inertia by less than ``tol`` times it (0: run all).
         init: "k-means++" (greedy: 2 + ln k candidates per pick, keep the one that lowers the potential most),
             "random" (k distinct rows) or a (k, dim) array of initial centroids.
@@ -314,18 +315,27 @@ class KMeans(*cluster_bases()):
     def _lloyd(self, data: _Shard, centers: torch.Tensor, bounds: RowBounds | None) -> tuple[torch.Tensor, int]:
         previous = math.inf
         iterations = 0
+        last_labels: torch.Tensor | None = None
         for _ in range(int(self.n_iter)):
             iterations += 1
-            _, distances, sums = nearest_centroids(data, centers, self.metric, self._chunk, True, bounds=bounds)
+            labels, distances, sums = nearest_centroids(data, centers, self.metric, self._chunk, True, bounds=bounds)
             assert sums is not None
             sums = all_reduce_sum(sums)  # the last column holds the counts: one collective per iteration
-            inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1).cpu()).item()
+            changed = len(labels) if last_labels is None else int((labels != last_labels).sum())
+            local = torch.tensor([float(distances.sum(dtype=torch.float64)), float(changed)], dtype=torch.float64)
+            inertia, changed_anywhere = all_reduce_sum(local).tolist()
             if not math.isfinite(inertia):  # every rank sees the same all-reduced value, so all raise together
                 raise ValueError("X holds NaN or inf")
+            filled = bool((sums[:, -1] > 0).all())
             centers = self._update(sums, centers)
+            # No label moved: the means are those of the last pass, bit for bit, so every further pass would give
+            # the same centroids (unless an empty cluster is split). Stopping here is the 50-pass result, sooner.
+            if changed_anywhere == 0 and (filled or self.empty_clusters == "keep"):
+                break
             if self.tol > 0 and math.isfinite(previous) and previous - inertia <= self.tol * previous:
                 break
             previous = inertia
+            last_labels = labels.clone()
         return centers, iterations
 
     def _update(self, sums: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
