@@ -24,8 +24,9 @@ from curata.store.rows import MemoryShard, StreamedShard
 
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids"]
 
-_DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once on CPU
-_DISTANCE_FLOATS_GPU = 1 << 24  # on a GPU: 64 MB of differences at once
+_DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once, at least
+_DISTANCE_FLOATS_CPU = 1 << 14
+_DISTANCE_FLOATS_GPU = 1 << 24
 CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
 
 
@@ -111,7 +112,9 @@ class _Worker:
         self.first = torch.empty(chunk, dtype=torch.float32, device=device)
         self.second = torch.empty(chunk, dtype=torch.float32, device=device)
         self.second_at = torch.empty(chunk, dtype=torch.long, device=device)
-        work_rows = _DISTANCE_ROWS if device.type == "cpu" else max(_DISTANCE_ROWS, _DISTANCE_FLOATS_GPU // max(dim, 1))
+        # on CPU about 64 KB of differences (256 rows at d = 64, more at small d), on a GPU 64 MB
+        work_floats = _DISTANCE_FLOATS_CPU if device.type == "cpu" else _DISTANCE_FLOATS_GPU
+        work_rows = max(_DISTANCE_ROWS, work_floats // max(dim, 1))
         self.work = torch.empty((min(chunk, work_rows), dim), dtype=torch.float32, device=device)
         # outputs for the rows a bounded pass scores
         self.some_best = torch.empty(chunk, dtype=torch.float32, device=device)
@@ -259,8 +262,11 @@ def _squared_distances(scores: torch.Tensor, block_sq: torch.Tensor | None) -> t
     return scores + block_sq if block_sq is not None else scores * 2.0 + 2.0
 
 
-def _threads_for(shard: MemoryShard | StreamedShard, chunk: int) -> int:
-    if shard.device.type != "cpu":
+_SMALL_PASS = 1 << 26  # multiply-adds under which one thread beats handing chunks to workers (10k x 32 x 100 here)
+
+
+def _threads_for(shard: MemoryShard | StreamedShard, chunk: int, k: int, dim: int) -> int:
+    if shard.device.type != "cpu" or shard.rows * k * dim < _SMALL_PASS:
         return 1
     return max(1, min(torch.get_num_threads(), -(-shard.rows // chunk)))
 
@@ -324,7 +330,7 @@ def nearest_centroids(
     else:
         labels = torch.empty(n, dtype=torch.long, device=device)
     best = torch.empty(n, dtype=torch.float32, device=device)
-    threads = _threads_for(shard, chunk)
+    threads = _threads_for(shard, chunk, len(centers), centers.shape[1])
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
     shared = _Centroids(centers, metric, numpy_gemm)
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
