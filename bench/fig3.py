@@ -78,19 +78,26 @@ def plot(results: dict[str, list[float]], centroids: dict[str, np.ndarray], X: n
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(centroids) + 1, figsize=(4 * (len(centroids) + 1), 4))
-    for ax, (method, points) in zip(axes, centroids.items(), strict=False):
-        ax.scatter(X[:, 0], X[:, 1], s=0.5, c="#bbbbbb")
-        ax.scatter(points[:, 0], points[:, 1], s=6, c="#d62728")
-        ax.set(xlim=(-3, 3), ylim=(-3, 3), title=f"{method}\nKL {np.mean(results[method]):.3f}", aspect="equal")
+    fig = plt.figure(figsize=(3.2 * len(centroids), 7.5))
+    grid = fig.add_gridspec(2, len(centroids), height_ratios=[1.0, 0.8])
+    for i, (method, points) in enumerate(centroids.items()):
+        ax = fig.add_subplot(grid[0, i])
+        ax.scatter(X[:, 0], X[:, 1], s=0.3, c="#bbbbbb")
+        ax.scatter(points[:, 0], points[:, 1], s=5, c="#d62728")
+        title = method.replace(" + resampling", "\n+ resampling").replace(", 3x", "\n3x")
+        ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(f"{title}\nKL {results[method][0]:.3f} (seed 0)", fontsize=9)
+    bars = fig.add_subplot(grid[1, :])
     names = list(results)
-    ours = [np.mean(results[m]) for m in names]
     at = np.arange(len(names))
-    axes[-1].barh(at - 0.2, ours, height=0.4, label="curata (mean of seeds)")
-    axes[-1].barh(at + 0.2, [PAPER.get(m, 0.0) for m in names], height=0.4, label="Vo et al.")
-    axes[-1].set_yticks(at, names)
-    axes[-1].set_xlabel("KL to uniform")
-    axes[-1].legend()
+    ours = [np.mean(results[m]) for m in names]
+    spread = [np.std(results[m]) for m in names]
+    bars.barh(at - 0.2, ours, xerr=spread, height=0.4, label="curata, mean +- std over seeds")
+    bars.barh(at + 0.2, [PAPER.get(m, np.nan) for m in names], height=0.4, label="Vo et al. (their notebook)")
+    bars.set_yticks(at, names, fontsize=9)
+    bars.invert_yaxis()
+    bars.set_xlabel("KL(KDE of the 300 top centroids || uniform on [-3, 3]^2)")
+    bars.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
