@@ -30,17 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kmeans import mixture  # bench/kmeans.py: the same mixture as the single-shape bench
 
 from curata import KMeans
 from curata.clustering.cpu_gemm import numpy_gemm_preferred
-
-
-def mixture(rows: int, dim: int, centers: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((centers, dim), dtype=np.float32)
-    out = means[rng.integers(0, centers, rows)]
-    out += 0.5 * rng.standard_normal((rows, dim), dtype=np.float32)
-    return out
 
 
 def real_features(path: Path) -> np.ndarray | None:

@@ -53,6 +53,22 @@ def test_stops_at_a_fixed_point_with_the_full_result(blobs):
     assert not np.array_equal(short.cluster_centers_, full.cluster_centers_)
 
 
+@pytest.mark.parametrize("k", [12, 300])  # one-thread small passes, and passes dealt to workers with bounds
+def test_labels_do_not_depend_on_the_thread_count(blobs, k):
+    X = np.tile(blobs[0], (6, 1)) + np.random.default_rng(1).normal(scale=0.01, size=(24000, 8)).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        fits = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            fits.append(KMeans(k, n_iter=15, seed=0).fit(X))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(fits[0].labels_, fits[1].labels_)
+    # the float32 partial sums are grouped per worker, so centroids may differ in their last bits
+    np.testing.assert_allclose(fits[0].cluster_centers_, fits[1].cluster_centers_, rtol=1e-5, atol=1e-5)
+
+
 def test_same_seed_same_result_other_seed_other_init(blobs):
     X, _ = blobs
     a, b = KMeans(12, n_iter=3, seed=7).fit(X), KMeans(12, n_iter=3, seed=7).fit(X)
