@@ -179,13 +179,16 @@ class _Worker:
                 torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
             else:
                 torch.mm(block, self.centers_t[:, t0:t1], out=out)
-            values, at, runner_up, runner_at = self._tile_best_two(out)
+            single = self.k <= self.tile
+            values, at, runner_up, runner_at = self._tile_best_two(out, with_runner_at=not single)
             if t0 == 0:
                 first.copy_(values)
                 first_at.copy_(at)
                 second.copy_(runner_up)
-                second_at.copy_(runner_at)
+                if runner_at is not None:
+                    second_at.copy_(runner_at)
                 continue
+            assert runner_at is not None
             at.add_(t0)
             runner_at.add_(t0)
             better = values < first
@@ -205,6 +208,9 @@ class _Worker:
         slack = self.centroids.score_slack(block_sq)
         close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
         if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
+            if self.k <= self.tile and self.on_cpu:  # one tile: its masked scores are still in the buffer
+                masked = self.scores[: rows * self.k].view(rows, self.k).numpy()
+                second_at[close] = torch.from_numpy(np.argmin(masked[close.numpy()], axis=1))
             rows_close, near_at, other_at = block[close], labels[close], second_at[close]
             near = torch.empty(len(close), dtype=torch.float32, device=block.device)
             other = torch.empty_like(near)
@@ -217,9 +223,12 @@ class _Worker:
         # the second score as a squared distance less the scores' rounding: a bound on every other centroid
         return (_squared_distances(second, block_sq) - slack).clamp_(min=0.0)
 
-    def _tile_best_two(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _tile_best_two(
+        self, out: torch.Tensor, with_runner_at: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Per row of a score tile: the smallest score and its column, the second smallest and its column (inf and
-        the only column for a tile of one column). Overwrites each row's smallest score."""
+        the only column for a tile of one column). On CPU, overwrites each row's smallest score with inf and,
+        without ``with_runner_at``, leaves the second's column out (None)."""
         rows = len(out)
         if not self.on_cpu:
             if out.shape[1] == 1:
@@ -227,11 +236,15 @@ class _Worker:
                 return values, at, torch.full_like(values, math.inf), at.clone()
             two, where = torch.topk(out, 2, dim=1, largest=False)
             return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
-        # numpy's SIMD argmin is ~9x faster than torch.min(dim=1) with indices on CPU
+        # numpy's SIMD argmin is ~9x faster than torch.min(dim=1) with indices on CPU; torch.amin (values only) is
+        # ~4x faster again than numpy's argmin, so the runner-up's value comes from it and its column, needed
+        # only for near-ties when the centroids fit one tile, is left to the caller
         out_np, positions = out.numpy(), self.positions[:rows]
         at = np.argmin(out_np, axis=1)
         values = out_np[positions, at]
         out_np[positions, at] = np.inf  # hide each row's minimum and take the minimum again
+        if not with_runner_at:
+            return torch.from_numpy(values), torch.from_numpy(at), torch.amin(out, dim=1), None
         runner_at = np.argmin(out_np, axis=1)
         runner_up = out_np[positions, runner_at]
         return tuple(torch.from_numpy(a) for a in (values, at, runner_up, runner_at))  # type: ignore[return-value]
