@@ -329,7 +329,7 @@ class KMeans(*cluster_bases()):
             filled = bool((sums[:, -1] > 0).all())
             centers = self._update(sums, centers)
             # No label moved: the means are those of the last pass, bit for bit, so every further pass would give
-            # the same centroids (unless an empty cluster is split). Stopping here is the 50-pass result, sooner.
+            # the same centroids (unless an empty cluster is split). Stopping here gives the n_iter-pass result, sooner.
             if changed_anywhere == 0 and (filled or self.empty_clusters == "keep"):
                 break
             if self.tol > 0 and math.isfinite(previous) and previous - inertia <= self.tol * previous:
