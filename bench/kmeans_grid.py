@@ -3,8 +3,9 @@
 A grid over N (rows), d (dimension) and k (clusters, where N >= 20 k): for each cell the same float32 rows (a
 Gaussian mixture of max(k, 64) components, or real EfficientNet-Lite0 features with --real) and the same initial
 centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no early stop, empty clusters split as
-faiss does), interleaved, best of --repeats. Time per iteration: curata's fit is `iters` passes plus the final
-assignment that gives labels_, so its time is divided by iters + 1; faiss's by its iterations. The inertia of each
+faiss does), interleaved, best of --repeats. Time per iteration: curata's fit is its Lloyd passes (fewer than
+`iters` when it reaches a fixed point) plus the final assignment that gives labels_, so its time is divided by
+n_iter_ + 1; faiss's by its iterations. The inertia of each
 final model is computed the same way (float64 distances to the nearest centre) and the relative gap printed. Cells whose
 estimated time exceeds --cell-seconds are skipped and listed. scikit-learn's Lloyd runs where --sklearn-max cells
 allow.
@@ -120,7 +121,7 @@ def run_cell(X: np.ndarray, k: int, args: argparse.Namespace, competitor: str) -
         start = time.perf_counter()
         ours.fit(data)
         sync(args.device)
-        times["curata"].append((time.perf_counter() - start) / (args.iters + 1))
+        times["curata"].append((time.perf_counter() - start) / (ours.n_iter_ + 1))  # passes run
         inertia["curata"] = inertia_of(X, ours.cluster_centers_, args.device)
         if competitor == "torch Lloyd":
             assert X_device is not None
