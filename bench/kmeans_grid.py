@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kmeans import mixture  # bench/kmeans.py: the same mixture as the single-shape bench
+from kmeans import mixture, sgemm_peak  # bench/kmeans.py: the same mixture and peak as the single-shape bench
 
 from curata import KMeans
 from curata.clustering.cpu_gemm import numpy_gemm_preferred
@@ -47,30 +47,16 @@ def real_features(path: Path) -> np.ndarray | None:
 
 
 def matrix_peak(device: str) -> dict[str, float]:
-    """GFLOP/s of a large float32 matrix product: CPU (best of torch and numpy), or GPU fp32 and tf32."""
-    if device == "cpu":
-        a = torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0))
-        an, best = a.numpy(), 0.0
-        for _ in range(4):
-            for product in (lambda: torch.mm(a, a), lambda: an @ an):
-                start = time.perf_counter()
-                product()
-                best = max(best, 2 * 4096**3 / (time.perf_counter() - start) / 1e9)
-        return {"fp32": best}
-    out = {}
-    a = torch.randn(8192, 8192, device=device)
-    for name, tf32 in (("fp32", False), ("tf32", True)):
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        best = 0.0
-        for _ in range(6):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            a @ a
-            torch.cuda.synchronize()
-            best = max(best, 2 * 8192**3 / (time.perf_counter() - start) / 1e9)
-        out[name] = best
-    torch.backends.cuda.matmul.allow_tf32 = False
-    return out
+    """GFLOP/s of a large float32 matrix product (bench/kmeans.py's sgemm_peak); on a GPU also with tf32."""
+    peak = {"fp32": sgemm_peak(device=device)}
+    if device != "cpu":
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            peak["tf32"] = sgemm_peak(device=device)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = before
+    return peak
 
 
 def torch_lloyd(X: torch.Tensor, init: torch.Tensor, iters: int) -> torch.Tensor:
@@ -195,20 +181,20 @@ def main() -> None:
         f"competitor {competitor}; {args.iters} iterations, best of {args.repeats}; matrix peak "
         + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peak.items())
     )
-    cells: list[tuple[str, np.ndarray, int]] = []
+    cells: list[tuple[str, int, int, int]] = []  # (data, N, d, k)
     features: np.ndarray | None = None
     for n in args.rows:
         for d in args.dims:
             for k in args.ks:
                 if n >= 20 * k:
-                    cells.append(("mixture", np.empty((n, d), dtype=np.float32), k))
+                    cells.append(("mixture", n, d, k))
     if args.real:
         features = real_features(args.real_path)
         available = 0 if features is None else len(features)
         for n in sorted({min(n, available) for n in args.rows} - {0}):
             for k in args.ks:
                 if n >= 20 * k:
-                    cells.append(("EfficientNet-Lite0", np.empty((n, 1280), dtype=np.float32), k))
+                    cells.append(("EfficientNet-Lite0", n, 1280, k))
         if not available:
             print(f"no cached EfficientNet-Lite0 features at {args.real_path} (make evidence writes them)")
     rate = 0.5 * peak["fp32"] * 1e9  # a conservative rate for the estimate
@@ -220,8 +206,7 @@ def main() -> None:
     ratios: list[float] = []
     gaps: list[float] = []
     skipped: list[str] = []
-    for source, shape_only, k in cells:
-        n, d = shape_only.shape
+    for source, n, d, k in cells:
         flops = 2.0 * n * k * d
         estimate = flops * (2 * args.iters + 1) * args.repeats / rate
         if estimate > args.cell_seconds:

@@ -101,6 +101,7 @@ class _Worker:
     ) -> None:
         k, dim, device = centroids.k, centroids.dim, centroids.t.device
         self.k, self.tile, self.chunk = k, min(k, CENTROID_TILE), chunk
+        self.one_tile = k <= CENTROID_TILE
         chunk = min(chunk, max(len(labels), 1))  # rows a block holds at most
         self.centroids = centroids
         self.centers_t, self.c_sq, self.centers_np = centroids.t, centroids.sq, centroids.t_np
@@ -179,8 +180,7 @@ class _Worker:
                 torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
             else:
                 torch.mm(block, self.centers_t[:, t0:t1], out=out)
-            single = self.k <= self.tile
-            values, at, runner_up, runner_at = self._tile_best_two(out, with_runner_at=not single)
+            values, at, runner_up, runner_at = self._tile_best_two(out, with_runner_at=not self.one_tile)
             if t0 == 0:
                 first.copy_(values)
                 first_at.copy_(at)
@@ -208,7 +208,7 @@ class _Worker:
         slack = self.centroids.score_slack(block_sq)
         close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
         if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
-            if self.k <= self.tile and self.on_cpu:  # one tile: its masked scores are still in the buffer
+            if self.one_tile and self.on_cpu:  # its masked scores are still in the buffer
                 masked = self.scores[: rows * self.k].view(rows, self.k).numpy()
                 second_at[close] = torch.from_numpy(np.argmin(masked[close.numpy()], axis=1))
             rows_close, near_at, other_at = block[close], labels[close], second_at[close]
