@@ -124,9 +124,9 @@ def main() -> None:
                 stages,
                 name,
                 f"k = {len(centers)}",
-                lambda kwargs=kwargs: KMeans(
-                    len(centers), n_iter=1, init=centers, device=args.device, **kwargs
-                ).fit(table),
+                lambda kwargs=kwargs: KMeans(len(centers), n_iter=1, init=centers, device=args.device, **kwargs).fit(
+                    table
+                ),
             )
     finally:
         if not args.keep and args.dir is None:

@@ -1,6 +1,6 @@
 """Fits a clusterer (or dedups) on a VectorTable in a fresh process and reports how much its peak RSS grew.
 
-Usage: python memory_job.py TABLE OUT.npz BUDGET_BYTES|none kmeans|hierarchical|dedup
+Usage: python memory_job.py TABLE OUT.npz BUDGET_BYTES|none kmeans|hierarchical|dedup|select-METHOD
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from curata import HierarchicalKMeans, KMeans, VectorTable, dedup
+from curata import HierarchicalKMeans, KMeans, VectorTable, dedup, select
 
 
 def _status(field: str) -> int:
@@ -28,6 +28,9 @@ def main() -> None:
     if kind == "kmeans":
         fitted = KMeans(16, n_iter=4, memory_budget=budget, seed=3).fit(table)
         labels, centers = fitted.labels_, fitted.cluster_centers_
+    elif kind.startswith("select-"):
+        labels = select(table, 200, method=kind.removeprefix("select-"), memory_budget=budget, seed=3)
+        centers = np.zeros(0)
     elif kind == "dedup":
         labels, _ = dedup(table, threshold=0.9, memory_budget=budget, max_removed=1.0)
         centers = np.zeros(0)

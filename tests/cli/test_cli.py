@@ -42,6 +42,8 @@ def test_every_command_end_to_end(workdir):
     assert len(np.load(workdir / "r" / "curated_rows.npy")) == 60
     main(["select", "--vectors", "x.npy", "--out", "r", "--n", "7"])
     assert len(np.load(workdir / "r" / "selected_rows.npy")) == 7
+    main(["select", "--vectors", "r/vectors", "--out", "b", "--n", "7", "--memory-budget", "1M"])
+    assert np.array_equal(np.load(workdir / "b" / "selected_rows.npy"), np.load(workdir / "r" / "selected_rows.npy"))
     main(["split", "--vectors", "x.npy", "--out", "r", "--sizes", "train=300", "val=100", "--mode", "disjoint"])
     assert summary(workdir / "r")["sizes"]["train"] + summary(workdir / "r")["sizes"]["val"] == 400
     main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.999"])

@@ -88,7 +88,7 @@ def check_labels(labels: Any, name: str, rows: int) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-_FINITE_ROWS = 1 << 16
+_FINITE_VALUES = 1 << 20  # a block's float64 sum converts it: 8 MB at a time
 
 
 def first_nonfinite_row(x: Any) -> int | None:
@@ -105,8 +105,9 @@ def first_nonfinite_row(x: Any) -> int | None:
 
     values = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     values = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
-    for start in range(0, len(values), _FINITE_ROWS):
-        block = values[start : start + _FINITE_ROWS]
+    step = max(1, _FINITE_VALUES // max(values.shape[1], 1))
+    for start in range(0, len(values), step):
+        block = values[start : start + step]
         if not bool(torch.isfinite(block.sum(dim=1, dtype=torch.float64)).all()):
             bad = torch.nonzero(~torch.isfinite(block).all(dim=1))  # a sum may overflow where no value is bad
             if len(bad):

@@ -247,6 +247,7 @@ def _select(args: argparse.Namespace) -> None:
         labels=_table_labels(table, args.by_label),
         exclude=exclude,
         chunk_rows=args.chunk_rows,
+        memory_budget=args.memory_budget,
         seed=args.seed,
     )
     _finish(args.out, "select", started, {"selected_rows": rows}, method=args.method, n=args.n)
@@ -461,6 +462,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--by-label", action="store_true", help="each label gets its share (the table's labels)")
     sub.add_argument("--chunk-rows", type=int, default=None, help="select in random chunks of this many rows")
     sub.add_argument("--exclude", help=".npy of row ids already labelled")
+    budget(sub)
     sub = command("split", _split, "cluster-aware splits")
     sub.add_argument("--sizes", nargs="+", required=True, help="name=fraction or name=count, e.g. train=0.8 val=0.2")
     sub.add_argument("--mode", choices=["stratified", "disjoint", "coreset"], default="stratified")

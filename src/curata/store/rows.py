@@ -19,7 +19,15 @@ import torch
 
 from curata.store.table import VectorTable
 
-__all__ = ["TableRows", "as_matrix", "shape_of", "MemoryShard", "StreamedShard", "load_shard"]
+__all__ = [
+    "TableRows",
+    "as_matrix",
+    "shape_of",
+    "MemoryShard",
+    "StreamedShard",
+    "load_shard",
+    "return_large_buffers_to_the_os",
+]
 
 _MAX_WINDOW_ROWS = 1 << 20  # larger windows stop paying off: the read rate is flat above ~64k rows here
 _MIN_WINDOW_ROWS = 256
@@ -255,7 +263,7 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 @functools.cache
-def _return_large_buffers_to_the_os() -> None:
+def return_large_buffers_to_the_os() -> None:
     """Have glibc serve buffers of 1 MiB and more with mmap, so that freeing a window returns it to the OS.
 
     Without it glibc raises its mmap threshold after the first large free and keeps freed windows in the
@@ -309,7 +317,7 @@ def load_shard(
                 f"give at least {_BOOKKEEPING_BYTES_PER_ROW * table_rows + (4 << 20)}"
             )
         window = min(_MAX_WINDOW_ROWS, max(_MIN_WINDOW_ROWS, for_windows // (dim * _WINDOW_BYTES_PER_VALUE)))
-        _return_large_buffers_to_the_os()
+        return_large_buffers_to_the_os()
         if isinstance(X, VectorTable):
             rows = TableRows(X, start=start, stop=stop)
         else:

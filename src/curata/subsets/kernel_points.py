@@ -23,8 +23,16 @@ import torch
 __all__ = ["kernel_points", "squared_mmd", "KERNELS"]
 
 KERNELS = ("rbf", "linear")
-_BLOCK_ELEMENTS = 1 << 24
+_BLOCK_ELEMENTS = 1 << 20  # float64 kernel blocks of 8 MB
 _BANDWIDTH_SAMPLE = 1000
+
+
+def _squared_norms(x: torch.Tensor) -> torch.Tensor:
+    """float64 squared norms of the rows, a block at a time (no float64 copy of all rows)."""
+    step = max(1, _BLOCK_ELEMENTS // max(x.shape[1], 1))
+    return torch.cat(
+        [torch.linalg.vector_norm(x[s : s + step].double(), dim=1).square_() for s in range(0, len(x), step)]
+    )
 
 
 def _median_bandwidth(x: torch.Tensor, rng: np.random.Generator) -> float:
@@ -39,19 +47,21 @@ class _Kernel:
     def __init__(self, name: str, bandwidth: float | None) -> None:
         self.name, self.bandwidth = name, bandwidth
 
-    def block(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """k(a_i, b_j) for every pair, float64."""
+    def block(
+        self, a: torch.Tensor, b: torch.Tensor, sq_a: torch.Tensor | None = None, sq_b: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """k(a_i, b_j) for every pair, float64; ``sq_a``/``sq_b``: the rows' float64 squared norms, if known."""
         dot = (a @ b.T).double()
         if self.name == "linear":
             return dot
-        sq_a = torch.linalg.vector_norm(a.double(), dim=1).square_()
-        sq_b = torch.linalg.vector_norm(b.double(), dim=1).square_()
-        d2 = (sq_a[:, None] - 2 * dot + sq_b[None]).clamp_(min=0)
+        sq_a = _squared_norms(a) if sq_a is None else sq_a
+        sq_b = _squared_norms(b) if sq_b is None else sq_b
+        d2 = dot.mul_(-2).add_(sq_a[:, None]).add_(sq_b[None]).clamp_(min=0)
         return torch.exp_(d2.div_(-self.bandwidth))
 
     def diagonal(self, x: torch.Tensor) -> torch.Tensor:
         if self.name == "linear":
-            return torch.linalg.vector_norm(x.double(), dim=1).square_()
+            return _squared_norms(x)
         return torch.ones(len(x), dtype=torch.float64)
 
     def row_means(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -59,7 +69,10 @@ class _Kernel:
         if self.name == "linear":
             return x.double() @ reference.double().mean(dim=0)
         step = max(1, _BLOCK_ELEMENTS // max(len(reference), 1))
-        return torch.cat([self.block(x[s : s + step], reference).mean(dim=1) for s in range(0, len(x), step)])
+        sq_reference = _squared_norms(reference)
+        return torch.cat(
+            [self.block(x[s : s + step], reference, sq_b=sq_reference).mean(dim=1) for s in range(0, len(x), step)]
+        )
 
 
 def _kernel(x: torch.Tensor, kernel: str, bandwidth: float | None, rng: np.random.Generator) -> _Kernel:
@@ -109,6 +122,7 @@ def kernel_points(
         reference = x
     mu = k.row_means(x, reference)
     diagonal = k.diagonal(x)
+    sq = _squared_norms(x)
     to_picked = torch.zeros(rows, dtype=torch.float64)
     blocked = torch.zeros(rows, dtype=torch.bool)
     m = 0
@@ -116,7 +130,8 @@ def kernel_points(
         anchor_ids = np.flatnonzero(anchors)
         step = max(1, _BLOCK_ELEMENTS // rows)
         for s in range(0, len(anchor_ids), step):
-            to_picked += k.block(x[torch.from_numpy(anchor_ids[s : s + step])], x).sum(dim=0)
+            ids = torch.from_numpy(anchor_ids[s : s + step])
+            to_picked += k.block(x[ids], x, sq[ids], sq).sum(dim=0)
         blocked[torch.from_numpy(anchor_ids)] = True
         m = len(anchor_ids)
     picks: list[int] = []
@@ -126,7 +141,7 @@ def kernel_points(
         pick = int(torch.argmin(score))
         picks.append(pick)
         blocked[pick] = True
-        to_picked += k.block(x[pick : pick + 1], x)[0]
+        to_picked += k.block(x[pick : pick + 1], x, sq[pick : pick + 1], sq)[0]
         m += 1
     return np.array(picks, dtype=np.int64)
 

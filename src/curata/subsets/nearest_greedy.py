@@ -17,11 +17,11 @@ import torch
 __all__ = ["greedy_by_nearest"]
 
 _NEIGHBOURS = 16
-_BLOCK_ELEMENTS = 1 << 24  # one block of squared distances: 64 MB of float32
+_BLOCK_ELEMENTS = 1 << 22  # one block of squared distances: 16 MB of float32
 
 
 def _squared_distances(x: torch.Tensor, sq: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    return (sq[rows, None] - 2 * (x[rows] @ x.T) + sq[None]).clamp_(min=0)
+    return (x[rows] @ x.T).mul_(-2).add_(sq[rows, None]).add_(sq[None]).clamp_(min=0)
 
 
 def _neighbour_lists(x: torch.Tensor, sq: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:

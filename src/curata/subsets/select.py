@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata._internal.checks import check_finite, check_int, check_labels, check_row_ids
+from curata._internal.checks import check_int, check_labels, check_row_ids, first_nonfinite_row
 from curata._internal.grouping import order_within_groups, rows_per_group
 from curata.clustering.kmeans import KMeans, assign
 from curata.store.cosine_check import warn_if_degenerate
-from curata.store.rows import as_matrix, shape_of
+from curata.store.rows import TableRows, as_matrix, return_large_buffers_to_the_os, shape_of
+from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
 from curata.subsets.kernel_points import kernel_points
 from curata.subsets.nearest_greedy import greedy_by_nearest
@@ -26,6 +27,21 @@ _OPTIONS = {
     "kernel_points": ("kernel", "bandwidth", "reference_rows"),
     "zcore": ("samples", "sample_dims", "neighbors", "exponent"),
 }
+# Bytes per row that each method holds beside the float32 row itself (its per-row arrays and their temporaries);
+# zcore also keeps a transposed copy of the rows, so it pays the row twice.
+_WORKING_BYTES_PER_ROW = {
+    "kcenter": 32,
+    "kernel_points": 64,
+    "zcore": 48,
+    "densest": 512,
+    "farthest": 512,
+    "cluster_balanced": 128,
+    "typical": 128,
+    "random": 0,
+}
+# Reading random rows of a VectorTable scans windows as large as the result beside it: two more copies per row.
+_TABLE_READ_COPIES = 2
+_CENTROID_BLOCK_ROWS = 16384
 
 
 def _excluded(exclude: Any, rows: int) -> np.ndarray:
@@ -77,23 +93,31 @@ def _by_clusters(
     seed: int,
 ) -> np.ndarray:
     rows = len(x)
-    if labels is None:
-        km = KMeans(n, seed=seed).fit(x[torch.from_numpy(~excluded)])
-        labels = np.full(rows, -1, dtype=np.int64)
-        labels[~excluded] = km.labels_
     candidates = np.flatnonzero(~excluded)
+    if labels is None:
+        km = KMeans(n, seed=seed).fit(x if len(candidates) == rows else x[torch.from_numpy(candidates)])
+        labels = np.full(rows, -1, dtype=np.int64)
+        labels[candidates] = km.labels_
     _, dense = np.unique(labels[candidates], return_inverse=True)
     sizes = np.bincount(dense)
     if method == "cluster_balanced":
         budget = water_fill(np.zeros(len(sizes), dtype=np.int64), sizes, np.array([n]), rng)
         order, rank = order_within_groups(dense, rng.random(len(candidates)))
         return np.sort(candidates[order][rank < budget[dense[order]]])
-    # typical: the row nearest each cluster's centroid, largest clusters first, then the next nearest
-    centroids = np.zeros((len(sizes), x.shape[1]), dtype=np.float64)
-    np.add.at(centroids, dense, x[torch.from_numpy(candidates)].double().numpy())
-    centroids /= sizes[:, None]
-    diff = x[torch.from_numpy(candidates)].double().numpy() - centroids[dense]
-    distance = np.einsum("ij,ij->i", diff, diff)
+    # typical: the row nearest each cluster's centroid, largest clusters first, then the next nearest. Sums and
+    # distances in float64, a block of rows at a time (never a float64 copy of the rows).
+    steps = range(0, len(candidates), _CENTROID_BLOCK_ROWS)
+    dense_t = torch.from_numpy(dense)
+    centroids = torch.zeros((len(sizes), x.shape[1]), dtype=torch.float64)
+    for s in steps:
+        block = x[torch.from_numpy(candidates[s : s + _CENTROID_BLOCK_ROWS])].double()
+        centroids.index_add_(0, dense_t[s : s + _CENTROID_BLOCK_ROWS], block)
+    centroids /= torch.from_numpy(sizes)[:, None]
+    distance = np.empty(len(candidates), dtype=np.float64)
+    for s in steps:
+        block = x[torch.from_numpy(candidates[s : s + _CENTROID_BLOCK_ROWS])].double()
+        block -= centroids[dense_t[s : s + _CENTROID_BLOCK_ROWS]]
+        distance[s : s + _CENTROID_BLOCK_ROWS] = torch.linalg.vector_norm(block, dim=1).square_().numpy()
     order, ranks = order_within_groups(dense, distance)
     rank = np.empty(len(candidates), dtype=np.int64)
     rank[order] = ranks
@@ -153,6 +177,59 @@ def _parts(
     return parts
 
 
+def _chunk_for_budget(
+    method: str, dim: int, chunk_rows: int | None, memory_budget: int | None, on_disk: bool
+) -> int | None:
+    """``chunk_rows``, lowered so that a part's float32 rows, their reading and the method's per-row arrays fit
+    the budget."""
+    if memory_budget is None or method == "random":
+        return chunk_rows
+    copies = 1 + (method == "zcore") + (_TABLE_READ_COPIES if on_disk else 0)
+    per_row = dim * 4 * copies + _WORKING_BYTES_PER_ROW[method]
+    fitting = memory_budget // per_row
+    if fitting < 2:
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes cannot hold 2 rows of dim {dim} for method={method!r} "
+            f"({per_row} bytes per row); give at least {2 * per_row}"
+        )
+    return fitting if chunk_rows is None else min(chunk_rows, fitting)
+
+
+def _prepared(X: Any, group: np.ndarray, metric: str) -> torch.Tensor:
+    """The float32 rows ``group`` (sorted) of X, checked for NaN and, for "cosine", L2-normalised."""
+    rows, _ = shape_of(X)
+    if len(group) == rows:
+        x = as_matrix(X)
+    elif isinstance(X, (VectorTable, TableRows)):
+        x = as_matrix((TableRows(X) if isinstance(X, VectorTable) else X).subset(group))
+    elif isinstance(X, torch.Tensor):
+        x = X[torch.from_numpy(group)].float()
+    else:
+        x = as_matrix(np.asarray(X)[group])
+    bad = first_nonfinite_row(x)
+    if bad is not None:
+        raise ValueError(f"X holds NaN or inf (row {int(group[bad])})")
+    if metric == "cosine":
+        norms = torch.linalg.vector_norm(x, dim=1)
+        if bool((norms == 0).any()):
+            raise ValueError(
+                f"X has a zero row (row {int(group[int(torch.nonzero(norms == 0)[0])])}), which has no "
+                "direction for metric='cosine'"
+            )
+        x = x.div_(norms[:, None]) if _owned(x, X) else x / norms[:, None]
+    return x
+
+
+def _owned(x: torch.Tensor, X: Any) -> bool:
+    """Whether ``x`` is a fresh copy, not a view of the caller's X (which must not be changed in place)."""
+    if isinstance(X, (VectorTable, TableRows)):
+        return True
+    source = X if isinstance(X, torch.Tensor) else np.asarray(X)
+    start = source.data_ptr() if isinstance(source, torch.Tensor) else source.__array_interface__["data"][0]
+    size = source.numel() * source.element_size() if isinstance(source, torch.Tensor) else source.nbytes
+    return not start <= x.data_ptr() < start + max(size, 1)
+
+
 def select(
     X: Any,
     n: int,
@@ -163,6 +240,7 @@ def select(
     clusters: Any = None,
     exclude: Any = None,
     chunk_rows: int | None = None,
+    memory_budget: int | None = None,
     seed: int = 0,
     **options: Any,
 ) -> np.ndarray:
@@ -187,6 +265,10 @@ def select(
             "kcenter" and "kernel_points" they are anchors, counted as already picked.
         chunk_rows: split each label's rows at random into chunks of at most this many rows and select in each
             with a quota in proportion (bounds the cost of "densest"/"farthest", O(chunk_rows^2 * dim)).
+        memory_budget: bytes of rows and per-row working arrays held at a time (at least 1 MiB). X is then read
+            one part (label, chunk) at a time, never whole, and a part that does not fit is split at random into
+            chunks that do, as ``chunk_rows`` splits it; the methods' fixed-size blocks (at most ~64 MB each) come
+            on top. None reads X whole once.
         seed: seed of every random choice.
         **options: the options of "kernel_points" and "zcore" named above.
 
@@ -202,9 +284,10 @@ def select(
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
     _check_options(method, options)
-    rows, _ = shape_of(X)
+    rows, dim = shape_of(X)
     check_int(n, "n", minimum=1)
     check_int(chunk_rows, "chunk_rows", minimum=2, allow_none=True)
+    check_int(memory_budget, "memory_budget", minimum=1 << 20, allow_none=True)
     check_int(seed, "seed")
     excluded = _excluded(exclude, rows)
     cluster_ids = None if clusters is None else check_labels(clusters, "clusters", rows)
@@ -212,24 +295,23 @@ def select(
     pool = int((~excluded).sum())
     if n > pool:
         raise ValueError(f"n ({n}) is larger than the pool ({pool} rows that are not excluded)")
+    chunk = _chunk_for_budget(method, dim, chunk_rows, memory_budget, isinstance(X, (VectorTable, TableRows)))
+    return_large_buffers_to_the_os()  # else glibc keeps every freed block of the greedy loops in its arenas
     rng = np.random.default_rng(seed)
-    parts = _parts(rows, n, excluded, label_ids, chunk_rows, rng)
-    x = None
+    parts = _parts(rows, n, excluded, label_ids, chunk, rng)
+    whole = None
     if method != "random":
-        x = as_matrix(X)
-        check_finite(x, "X")
+        if memory_budget is None:  # one read of X; the parts index it
+            whole = _prepared(X, np.arange(rows), metric)
         if metric == "cosine":
-            warn_if_degenerate(x, f"select(method={method!r}, metric='cosine')", seed)
-            norms = torch.linalg.vector_norm(x, dim=1)
-            if bool((norms == 0).any()):
-                raise ValueError(
-                    f"X has a zero row (row {int(torch.nonzero(norms == 0)[0])}), which has no "
-                    "direction for metric='cosine'"
-                )
-            x = x / norms[:, None]
+            warn_if_degenerate(X, f"select(method={method!r}, metric='cosine')", seed)
     picked = []
     for group, quota in parts:
-        local_x = None if x is None else (x if len(group) == rows else x[torch.from_numpy(group)])
+        local_x = None
+        if whole is not None:
+            local_x = whole if len(group) == rows else whole[torch.from_numpy(group)]
+        elif method != "random":
+            local_x = _prepared(X, group, metric)
         local_clusters = None if cluster_ids is None else cluster_ids[group]
         local = _pick(local_x, quota, method, excluded[group], local_clusters, rng, seed, options)
         picked.append(group[local])

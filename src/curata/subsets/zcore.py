@@ -18,7 +18,7 @@ from curata._internal.checks import check_int
 
 __all__ = ["zcore_scores"]
 
-_BATCH_ELEMENTS = 1 << 24
+_BATCH_ELEMENTS = 1 << 22
 
 
 def _triangular(lo: np.ndarray, mode: np.ndarray, hi: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -59,22 +59,29 @@ def zcore_scores(
     scores = rng.random(rows)
     if rows == 1:
         return np.ones(1)
-    values = x.double().numpy()
-    lo, mode, hi = values.min(axis=0), np.median(values, axis=0), values.max(axis=0)
     columns = x.float().T.contiguous()  # (dim, rows): a subspace is a gather of rows of this
+    lo, mode, hi = (np.array([f(column.double().numpy()) for column in columns]) for f in (np.min, np.median, np.max))
     k = min(neighbors, rows - 1)
     batch = max(1, _BATCH_ELEMENTS // (rows * sample_dims))
     delta = torch.zeros(rows, dtype=torch.float64)
+    # Buffers reused by every batch: fresh ones would be mapped and zeroed by the OS each time.
+    sub_buffer = torch.empty((batch * sample_dims, rows))
+    diff_buffer = torch.empty((batch, sample_dims, rows))
+    distance_buffer = torch.empty((batch, rows))
     for start in range(0, total, batch):
         size = min(batch, total - start)
         dims = np.argsort(rng.random((size, dim)), axis=1)[:, :sample_dims]
         point = _triangular(lo[dims], mode[dims], hi[dims], rng.random(dims.shape))
-        sub = columns[torch.from_numpy(dims)]  # (size, sample_dims, rows)
-        distance = (sub - torch.from_numpy(point).float()[:, :, None]).abs_().sum(dim=1)
+        sub = torch.index_select(columns, 0, torch.from_numpy(dims.reshape(-1)), out=sub_buffer[: size * sample_dims])
+        sub = sub.view(size, sample_dims, rows)
+        diff, distance = diff_buffer[:size], distance_buffer[:size]
+        torch.sub(sub, torch.from_numpy(point).float()[:, :, None], out=diff).abs_()
+        torch.sum(diff, dim=1, out=distance)
         covering = torch.argmin(distance, dim=1)
         delta.index_add_(0, covering, torch.ones(size, dtype=torch.float64))
         centre = sub.gather(2, covering[:, None, None].expand(size, sample_dims, 1))
-        distance = (sub - centre).abs_().sum(dim=1)
+        torch.sub(sub, centre, out=diff).abs_()
+        torch.sum(diff, dim=1, out=distance)
         distance[torch.arange(size), covering] = float("inf")
         near, who = torch.topk(distance, k, dim=1, largest=False)
         near = near.double()
