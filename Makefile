@@ -77,6 +77,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/selection.py
+	$(BIN)/python bench/selection_scale.py
 
 # regenerates docs/evidence.md and docs/evidence/ from scratch (vectors cached in runs/evidence/)
 evidence: $(VENV)/.evidence-deps $(FASHION_MNIST) $(FORTUNES)

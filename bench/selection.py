@@ -12,16 +12,22 @@ their published descriptions (a full pairwise distance matrix; the closest/farth
 unpicked rows at every step; k-center starts from the row with the largest norm of its distance row), timed on
 the real pool with n = 50, printing the ratio of our time to theirs and how many rows both pick (they compute in
 float64 from a full matrix, we in float32 by GEMM: two rows at equal distance may swap, and a greedy sequence
-then goes its own way). Its
-default, Coreax's GreedyKernelPoints, needs JAX and is not installed here, so kernel_points is compared on MMD
-only.
+then goes its own way).
 
-    python bench/selection.py [--images 3000] [--n 100]
+Against Coreax: Goldener's kernel-points selection calls Coreax's ``KernelHerding`` (JAX) with a squared-
+exponential kernel. Both run on the same pools with the same kernel (exp(-|a-b|^2 / h), h the median squared
+distance of a seeded 1,000-row sample; Coreax's length scale sqrt(h / 2)); printed: time (Coreax's first call
+includes JIT compilation, its second does not), the exact squared MMD of each pick set, and rows in common.
+Skipped with a note when Coreax is not installed (``pip install coreax``, in the bench extras).
+
+    python bench/selection.py [--images 3000] [--n 100] [--only-coreax]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import platform
 import time
 from datetime import date
@@ -110,10 +116,55 @@ def against_goldener(X: np.ndarray, n: int) -> None:
         print(f"| {method} | {ref_s:.2f} | {our_s:.2f} | {our_s / ref_s:.3f} | {same} of {n} |", flush=True)
 
 
+def median_bandwidth(X: np.ndarray, seed: int = 0) -> float:
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), min(len(X), 1000), replace=False))
+    sample = torch.from_numpy(X[rows]).double()
+    d2 = torch.cdist(sample, sample).square_()
+    return float(d2[torch.triu_indices(len(rows), len(rows), offset=1).unbind()].median())
+
+
+def against_coreax(name: str, X: np.ndarray, n: int) -> None:
+    print(f"\n## Kernel herding against Coreax ({name}: {len(X)} x {X.shape[1]}, n = {n})\n")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # else JAX logs its search for a TPU
+    try:
+        import jax
+        import jax.numpy as jnp
+        from coreax import Data, SquaredExponentialKernel
+        from coreax.solvers import KernelHerding
+    except ImportError:
+        print("Coreax is not installed (pip install coreax): skipped")
+        return
+    h = median_bandwidth(X)
+    solver = KernelHerding(n, kernel=SquaredExponentialKernel(length_scale=math.sqrt(h / 2)))
+    data = Data(jnp.asarray(X))
+
+    def coreax_herding() -> np.ndarray:
+        coreset, _ = solver.reduce(data)
+        return np.asarray(jax.block_until_ready(coreset.unweighted_indices))
+
+    rows = [("Coreax KernelHerding, first call", *timed(coreax_herding))]
+    rows.append(("Coreax KernelHerding, second call", *timed(coreax_herding)))
+    exact = timed(select, X, n, method="kernel_points", bandwidth=h, reference_rows=len(X))
+    rows.append(("curata kernel_points, exact pool mean", *exact))
+    rows.append(
+        ("curata kernel_points, default (8,192-row mean)", *timed(select, X, n, method="kernel_points", bandwidth=h))
+    )
+    print(f"h = {h:.4g}; MMD with the same kernel; 'in common' counts rows shared with Coreax's picks\n")
+    print("| implementation | seconds | squared MMD to the pool | rows in common |")
+    print("|---|---:|---:|---:|")
+    reference = set(rows[0][1].tolist())
+    coreax_seconds = rows[1][2]
+    for label, picked, seconds in rows:
+        mmd = squared_mmd(X, picked, bandwidth=h)
+        print(f"| {label} | {seconds:.2f} | {mmd:.6f} | {len(reference & set(picked.tolist()))} of {n} |", flush=True)
+    print(f"\ntime ratio curata (exact) / Coreax (second call): {exact[1] / coreax_seconds:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--only-coreax", action="store_true", help="run the Coreax comparison only")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(
@@ -125,10 +176,13 @@ def main() -> None:
     labels = data.labels[: args.images].numpy()
     features = describe_images(images)
     features = ((features - features.mean(0)) / (features.std(0) + 1e-6)).astype(np.float32)
-    table(f"Fashion-MNIST, EfficientNet-Lite0 features ({args.images} images)", features, args.n, labels)
     blobs, _ = make_blobs(20_000, n_features=64, centers=50, cluster_std=np.linspace(0.5, 4, 50), random_state=0)
-    table("Gaussian mixture", blobs.astype(np.float32), 5 * args.n, None)
-    against_goldener(features, 50)
+    if not args.only_coreax:
+        table(f"Fashion-MNIST, EfficientNet-Lite0 features ({args.images} images)", features, args.n, labels)
+        table("Gaussian mixture", blobs.astype(np.float32), 5 * args.n, None)
+        against_goldener(features, 50)
+    against_coreax("Fashion-MNIST features", features, args.n)
+    against_coreax("Gaussian mixture", blobs.astype(np.float32), 5 * args.n)
 
 
 if __name__ == "__main__":
