@@ -193,3 +193,54 @@ def test_peak_memory_of_a_table_dedup_stays_near_the_budget(tmp_path):
     # and the table reader's buffers (about 20 MB, held after the first pass)
     assert grown < 0.75 * rows * dim * 4 < rows * dim * 4 < grown_in_memory, (grown, grown_in_memory)
     assert np.array_equal(kept, kept_in_memory) and len(kept) <= rows - 2950  # a few pairs straddle two clusters
+
+
+def _crowd_and_a_copy() -> np.ndarray:
+    """Rows 0-39: distinct unit rows crowded round one direction (each one's 11th-nearest at cosine 0.88-0.94);
+    rows 40-79 spread out; row 80 a copy of row 40 at cosine 0.92-0.96."""
+    rng = np.random.default_rng(0)
+    crowd = np.array([1.0] + [0.0] * 15) + rng.normal(scale=0.09, size=(40, 16))
+    spread = rng.normal(size=(40, 16))
+    copy = spread[0] + rng.normal(scale=0.35, size=16)
+    X = np.concatenate([crowd, spread, copy[None]])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    sims = X @ X.T
+    np.fill_diagonal(sims, -1)
+    assert 0.92 < sims[80, 40] < 0.96 and np.sort(sims[:40, :40], axis=1)[:, -11].min() > 0.87
+    return X.astype(np.float32)
+
+
+def test_margin_asks_a_duplicate_to_stand_out_from_its_neighbourhood():
+    X = _crowd_and_a_copy()
+    one = np.zeros(len(X), int)
+    options = {"threshold": 0.92, "clusters": one, "space": "raw", "keep": "first", "max_removed": 1.0}
+    kept_without, _ = dedup(X, margin=0, **options)
+    kept, groups = dedup(X, margin=0.05, **options)
+    assert [40, 80] in [g.tolist() for g in groups]  # a sparse neighbourhood: the threshold alone decides
+    crowd_lost_without = 40 - int((kept_without < 40).sum())
+    crowd_lost = 40 - int((kept < 40).sum())
+    assert crowd_lost_without >= 20 and crowd_lost <= crowd_lost_without // 3, (crowd_lost_without, crowd_lost)
+    sims = X @ X.T
+    np.fill_diagonal(sims, -1)
+    bars = np.clip(np.sort(sims, axis=1)[:, -11] + 0.05, 0.92, (1 + 0.92) / 2)  # the 11th-nearest's cosine + margin
+    for group in groups:  # a removed row passed both its own bar and its kept row's
+        assert all(sims[group[0], r] >= max(bars[group[0]], bars[r]) - 1e-6 for r in group[1:])
+    curve = dedup_curve(X, [0.92], margin=0.05, clusters=one, space="raw", keep="first")
+    assert curve[0]["removed"] == len(X) - len(kept)
+
+
+def test_large_groups_of_exact_copies_all_go_whatever_the_margin():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 64)).astype(np.float32)
+    X = np.concatenate([X, np.repeat(X[:1], 30, axis=0)])  # 31 identical rows: their 11th neighbour is identical
+    kept, groups = dedup(X, clusters=np.zeros(len(X), int), keep="first", seed=0)
+    assert [0, *range(300, 330)] in [g.tolist() for g in groups] and 0 in kept
+
+
+def test_bad_margin():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    for bad in (-0.1, 3.0, "0.2", True):
+        with pytest.raises(ValueError, match="margin must be"):
+            dedup(X, margin=bad)
+        with pytest.raises(ValueError, match="margin must be"):
+            dedup_curve(X, margin=bad)

@@ -285,7 +285,13 @@ def _dedup(args: argparse.Namespace) -> None:
     if args.dry_run:
         thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
         curve = dedup_curve(
-            table, keep=args.keep, space=args.space, memory_budget=args.memory_budget, seed=args.seed, **thresholds
+            table,
+            keep=args.keep,
+            space=args.space,
+            margin=args.margin,
+            memory_budget=args.memory_budget,
+            seed=args.seed,
+            **thresholds,
         )
         for point in curve:
             print(
@@ -299,6 +305,7 @@ def _dedup(args: argparse.Namespace) -> None:
         threshold=args.threshold,
         keep=args.keep,
         space=args.space,
+        margin=args.margin,
         max_removed=args.max_removed,
         memory_budget=args.memory_budget,
         seed=args.seed,
@@ -474,6 +481,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
     sub.add_argument("--max-removed", type=float, default=0.5, help="refuse when a larger share of rows would go")
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub.add_argument(
+        "--margin", type=float, help="how far above a row's 11th-nearest neighbour a duplicate must be (0: off)"
+    )
     sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
     sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
     budget(sub)

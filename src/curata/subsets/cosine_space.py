@@ -24,6 +24,7 @@ __all__ = [
     "SPACES",
     "CosineSpace",
     "check_space",
+    "default_margin",
     "default_threshold",
     "fit_space",
     "fit_space_on",
@@ -32,6 +33,7 @@ __all__ = [
 
 SPACES = ("whitened", "centred", "raw")
 _DEFAULT_THRESHOLDS = {"whitened": 0.6, "centred": 0.9, "raw": 0.95}
+_DEFAULT_MARGINS = {"whitened": 0.35, "centred": 0.0, "raw": 0.0}  # measured in whitened space only
 SHRINKAGE = 0.1  # each direction's variance gets 0.1 x the mean variance added, so noise directions stay small
 SAMPLE_ROWS = 65536  # rows the covariance is estimated from; beyond them it moves by less than the shrinkage
 
@@ -45,6 +47,18 @@ def default_threshold(space: str) -> float:
     """
     check_space(space)
     return _DEFAULT_THRESHOLDS[space]
+
+
+def default_margin(space: str) -> float:
+    """How far above a row's 11th-nearest neighbour a duplicate's cosine must be in ``space`` (0: no such rule),
+    measured in docs/dedup.md.
+
+    Example:
+        >>> default_margin("whitened"), default_margin("centred")
+        (0.35, 0.0)
+    """
+    check_space(space)
+    return _DEFAULT_MARGINS[space]
 
 
 def check_space(space: object) -> str:

@@ -5,6 +5,13 @@ that is *kept* lies within the threshold. Rows are visited in the order ``keep``
 or first id first); a visited row is kept unless a kept row is within the threshold. Linking duplicates
 transitively instead (connected components) merges chains of similar but distinct samples into one group: on 600
 distinct Fashion-MNIST images described by a CNN it removed 599 as one "group".
+
+The threshold is also local: two rows are duplicates only when their cosine exceeds, by ``margin``, each one's
+cosine with its 11th-nearest other row of the cluster (cosines halfway from the threshold to 1 or higher always
+count). In a dense region
+many distinct images are as close as a re-encoded copy; the rule asks a duplicate to stand out from a row's
+neighbourhood (up to 10 copies of one image do not raise the bar, being its 10 nearest). On 10,000 Fashion-MNIST
+images plus 1,000 copies it took precision from 0.873 to 0.964 at the same recall (docs/dedup.md).
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from curata._internal.grouping import rows_per_group
 from curata.clustering.kmeans import KMeans, _check_budget
 from curata.store.rows import as_matrix, shape_of
 from curata.store.table import VectorTable
-from curata.subsets.cosine_space import check_space, default_threshold, fit_space_on
+from curata.subsets.cosine_space import check_space, default_margin, default_threshold, fit_space_on
 
-__all__ = ["dedup", "dedup_curve"]
+__all__ = ["dedup", "dedup_curve", "REFERENCE_NEIGHBOUR"]
 
 _KEEP = ("central", "random", "first")
 _TAKE_ROWS = 4096
+REFERENCE_NEIGHBOUR = 11  # the neighbour whose cosine sets a row's local bar; beyond groups of up to 10 copies
 
 
 def _check_threshold(threshold: Any, name: str = "threshold", space: str = "whitened") -> float:
@@ -35,6 +43,14 @@ def _check_threshold(threshold: Any, name: str = "threshold", space: str = "whit
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0 < threshold <= 1:
         raise ValueError(f"{name} must be in (0, 1], got {threshold!r}")
     return float(threshold)
+
+
+def _check_margin(margin: Any, space: str) -> float:
+    if margin is None:
+        return default_margin(space)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float, np.floating)) or not 0 <= margin <= 2:
+        raise ValueError(f"margin must be a cosine difference in [0, 2] or None (the space's default), got {margin!r}")
+    return float(margin)
 
 
 def _check_order(keep: Any, chunk_rows: Any) -> None:
@@ -108,21 +124,59 @@ def _visit_order(vectors: torch.Tensor, members: np.ndarray, keep: str, rng: np.
     return np.argsort(-(vectors @ centre).numpy(), kind="stable")
 
 
-def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndarray:
-    """For rows in visit order: -1 for a kept row, else the position of the kept row it duplicates."""
+def _reference_cosines(vectors: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+    """Each row's cosine with its REFERENCE_NEIGHBOUR-th nearest other row (-inf in a cluster too small)."""
+    count = len(vectors)
+    if count <= REFERENCE_NEIGHBOUR:
+        return torch.full((count,), float("-inf"))
+    out = torch.empty(count)
+    for start in range(0, count, chunk_rows):
+        sims = vectors[start : start + chunk_rows] @ vectors.T
+        rows = torch.arange(len(sims))
+        sims[rows, rows + start] = float("-inf")
+        out[start : start + len(sims)] = torch.topk(sims, REFERENCE_NEIGHBOUR, dim=1).values[:, -1]
+    return out
+
+
+def _bars(reference: torch.Tensor | None, threshold: float, margin: float) -> torch.Tensor | None:
+    """Per row, the cosine a duplicate must reach: the threshold, raised to the row's reference cosine plus the
+    margin, but never above halfway from the threshold to 1, so that however crowded the neighbourhood (a large
+    group of exact copies), a close enough pair counts. None: the threshold alone."""
+    if reference is None or margin == 0:
+        return None
+    return (reference + margin).clamp_(min=threshold, max=(1 + threshold) / 2)
+
+
+def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int, bars: torch.Tensor | None = None) -> np.ndarray:
+    """For rows in visit order: -1 for a kept row, else the position of the kept row it duplicates.
+
+    With ``bars`` (one per row), a pair counts when its cosine reaches the higher bar of the two rows, and a
+    row goes to the kept row it passes by the most."""
     count = len(vectors)
     owner = np.full(count, -1, dtype=np.int64)
     kept_vectors = torch.empty_like(vectors)
+    kept_bars = None if bars is None else torch.empty(count)
     kept_positions = np.empty(count, dtype=np.int64)
     kept = 0
+
+    def excess(
+        a: torch.Tensor, b: torch.Tensor, a_bars: torch.Tensor | None, b_bars: torch.Tensor | None
+    ) -> torch.Tensor:
+        sims = a @ b.T
+        if a_bars is None or b_bars is None:
+            return sims.sub_(threshold)
+        return sims.sub_(torch.maximum(a_bars[:, None], b_bars[None]))
+
     for start in range(0, count, chunk_rows):
         chunk = vectors[start : start + chunk_rows]
+        chunk_bars = None if bars is None else bars[start : start + chunk_rows]
         removed = np.zeros(len(chunk), dtype=bool)
         if kept:
-            best, nearest = (chunk @ kept_vectors[:kept].T).max(dim=1)
-            removed = (best >= threshold).numpy()
+            known = None if kept_bars is None else kept_bars[:kept]
+            best, nearest = excess(chunk, kept_vectors[:kept], chunk_bars, known).max(dim=1)
+            removed = (best >= 0).numpy()
             owner[start + np.flatnonzero(removed)] = kept_positions[nearest.numpy()[removed]]
-        links = torch.triu(chunk @ chunk.T >= threshold, diagonal=1).numpy()
+        links = torch.triu(excess(chunk, chunk, chunk_bars, chunk_bars) >= 0, diagonal=1).numpy()
         for row in np.flatnonzero(links.any(axis=1)):  # rows without a later neighbour in the chunk need no visit
             if removed[row]:
                 continue
@@ -131,6 +185,8 @@ def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int) -> np.ndar
             owner[start + np.flatnonzero(later)] = start + row
         new = np.flatnonzero(~removed)
         kept_vectors[kept : kept + len(new)] = chunk[torch.from_numpy(new)]
+        if kept_bars is not None and chunk_bars is not None:
+            kept_bars[kept : kept + len(new)] = chunk_bars[torch.from_numpy(new)]
         kept_positions[kept : kept + len(new)] = start + new
         kept += len(new)
     return owner
@@ -146,6 +202,7 @@ def _owners(
     seed: int,
     chunk_rows: int,
     memory_budget: int | None,
+    margin: float,
 ) -> list[np.ndarray]:
     """Per threshold, per row: -1 when kept, else the row id of the kept row it duplicates.
 
@@ -165,8 +222,9 @@ def _owners(
             start += len(members)
             order = _visit_order(vectors, members, keep, rng)
             visit, ordered = members[order], vectors[torch.from_numpy(order)]
+            reference = _reference_cosines(ordered, chunk_rows) if margin > 0 else None
             for owner, threshold in zip(owners, thresholds):
-                local = _greedy(ordered, threshold, chunk_rows)
+                local = _greedy(ordered, threshold, chunk_rows, _bars(reference, threshold, margin))
                 duplicate = local >= 0
                 owner[visit[duplicate]] = visit[local[duplicate]]
     return owners
@@ -179,6 +237,7 @@ def dedup(
     clusters: Any = None,
     keep: str = "central",
     space: str = "whitened",
+    margin: float | None = None,
     max_removed: float = 0.5,
     seed: int = 0,
     chunk_rows: int = 2048,
@@ -202,6 +261,9 @@ def dedup(
             scaled to a like variance, with shrinkage), "centred" (mean row subtracted) or "raw". Pooled CNN
             features all point one way, so raw cosines find "duplicates" everywhere; whitened ones separate
             re-encoded copies from similar distinct images best (docs/dedup.md).
+        margin: a pair's cosine must also exceed each row's cosine with its 11th-nearest other row of the
+            cluster by this much (cosines halfway from the threshold to 1 or higher always count); None: the
+            space's default (0.35 whitened, 0 centred and raw), 0: the threshold alone.
         max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
             features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
         memory_budget: bytes of rows held at a time (at least 1 MiB); None reads everything.
@@ -218,6 +280,7 @@ def dedup(
         ([0, 2, 4], [[0, 1], [2, 3]])
     """
     threshold = _check_threshold(threshold, space=check_space(space))
+    margin = _check_margin(margin, space)
     _check_order(keep, chunk_rows)
     if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
         raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
@@ -230,6 +293,7 @@ def dedup(
         seed=seed,
         chunk_rows=chunk_rows,
         memory_budget=_check_budget(memory_budget),
+        margin=margin,
     )
     removed = owner >= 0
     if removed.sum() > max_removed * len(owner):
@@ -263,6 +327,7 @@ def dedup_curve(
     clusters: Any = None,
     keep: str = "central",
     space: str = "whitened",
+    margin: float | None = None,
     seed: int = 0,
     chunk_rows: int = 2048,
     memory_budget: int | None = None,
@@ -282,6 +347,7 @@ def dedup_curve(
         raise ValueError(f"thresholds must be a non-empty list of numbers in (0, 1], got {thresholds!r}")
     for value in values:
         _check_threshold(float(value), "thresholds")
+    margin = _check_margin(margin, check_space(space))
     _check_order(keep, chunk_rows)
     owners = _owners(
         X,
@@ -292,6 +358,7 @@ def dedup_curve(
         seed=seed,
         chunk_rows=chunk_rows,
         memory_budget=_check_budget(memory_budget),
+        margin=margin,
     )
     curve = []
     for value, owner in zip(values, owners):
