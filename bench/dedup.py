@@ -8,8 +8,9 @@ JPEG at quality 40-75; tests/near_duplicates.py). Per threshold, for each method
 that are copies, or originals whose copy stays), recall (copy pairs of which one is removed), the share of
 distinct images removed, the largest group, and the time.
 
-Methods: curata `dedup` (no chaining) with cosines between whitened (the default), centred or raw features, each on
-its own threshold grid; SemDeDup's rule, re-implemented from the paper (within a cluster, rows sorted by similarity
+Methods: curata `dedup` (no chaining) with cosines between whitened (the default, with its local bar: a pair's
+cosine must exceed each row's 11th-nearest neighbour's by margin = 0.35), the same without the bar (margin = 0),
+centred or raw features, each on its own threshold grid; SemDeDup's rule, re-implemented from the paper (within a cluster, rows sorted by similarity
 to the centroid; a row goes when any earlier row, kept or not, is within the threshold), on whitened and centred
 features; and connected components (curata's dedup before issue 17: duplicates linked transitively), on raw ones.
 
@@ -81,6 +82,7 @@ def semdedup(X: np.ndarray, threshold: float) -> np.ndarray:
 
 GRIDS = {  # each method's thresholds: cosines in different spaces live on different scales
     "curata dedup (whitened, default)": (0.5, 0.6, 0.65, 0.7, 0.8),
+    "curata dedup (whitened, margin 0)": (0.5, 0.6, 0.65, 0.7),
     "curata dedup (centred)": (0.85, 0.9, 0.93, 0.95),
     "curata dedup (raw)": (0.9, 0.95, 0.97),
     "SemDeDup rule (whitened)": (0.6, 0.65, 0.7),
@@ -97,7 +99,8 @@ def kept_rows(method: str, X: np.ndarray, threshold: float) -> np.ndarray:
     one_cluster = np.zeros(len(X), dtype=np.int64)
     space = space_of(method)
     if method.startswith("curata"):
-        return dedup(X, threshold=threshold, clusters=one_cluster, space=space, max_removed=1.0)[0]
+        margin = 0.0 if "margin 0" in method else None
+        return dedup(X, threshold=threshold, clusters=one_cluster, space=space, margin=margin, max_removed=1.0)[0]
     if method.startswith("SemDeDup"):
         return semdedup(transformed(X, space), threshold)
     return components(X, threshold)
