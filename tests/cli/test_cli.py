@@ -178,6 +178,9 @@ def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
         main(["dedup", "--vectors", "x.npy", "--out", space, "--space", space, "--max-removed", "1"])
         kept = np.load(workdir / space / "kept_rows.npy")
         assert np.array_equal(kept, dedup(X, space=space, max_removed=1.0)[0])
+    main(["dedup", "--vectors", "x.npy", "--out", "m", "--margin", "0", "--threshold", "0.5", "--max-removed", "1"])
+    kept = np.load(workdir / "m" / "kept_rows.npy")
+    assert np.array_equal(kept, dedup(X, threshold=0.5, margin=0, max_removed=1.0)[0])
 
 
 def test_exact_duplicates_of_vectors_and_of_files(workdir):

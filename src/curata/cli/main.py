@@ -282,17 +282,16 @@ def _dedup(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
+    common = {
+        "keep": args.keep,
+        "space": args.space,
+        "margin": args.margin,
+        "memory_budget": args.memory_budget,
+        "seed": args.seed,
+    }
     if args.dry_run:
         thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
-        curve = dedup_curve(
-            table,
-            keep=args.keep,
-            space=args.space,
-            margin=args.margin,
-            memory_budget=args.memory_budget,
-            seed=args.seed,
-            **thresholds,
-        )
+        curve = dedup_curve(table, **common, **thresholds)
         for point in curve:
             print(
                 f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
@@ -300,16 +299,7 @@ def _dedup(args: argparse.Namespace) -> None:
             )
         _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
         return
-    kept, groups = dedup(
-        table,
-        threshold=args.threshold,
-        keep=args.keep,
-        space=args.space,
-        margin=args.margin,
-        max_removed=args.max_removed,
-        memory_budget=args.memory_budget,
-        seed=args.seed,
-    )
+    kept, groups = dedup(table, threshold=args.threshold, max_removed=args.max_removed, **common)
     _finish(
         args.out,
         "dedup",
