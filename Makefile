@@ -76,6 +76,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/dedup_scale.py
 	$(BIN)/python bench/selection.py
 	$(BIN)/python bench/selection_scale.py
 
