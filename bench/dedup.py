@@ -10,9 +10,10 @@ distinct images removed, the largest group, and the time.
 
 Methods: curata `dedup` (no chaining) with cosines between whitened (the default, with its local bar: a pair's
 cosine must exceed each row's 11th-nearest neighbour's by margin = 0.35), the same without the bar (margin = 0),
-centred or raw features, each on its own threshold grid; SemDeDup's rule, re-implemented from the paper (within a cluster, rows sorted by similarity
-to the centroid; a row goes when any earlier row, kept or not, is within the threshold), on whitened and centred
-features; and connected components (curata's dedup before issue 17: duplicates linked transitively), on raw ones.
+centred or raw features, each on its own threshold grid; SemDeDup's rule, re-implemented from the paper (within a
+cluster, rows sorted by similarity to the centroid; a row goes when any earlier row, kept or not, is within the
+threshold), on whitened and centred features; and connected components (curata's dedup before issue 17:
+duplicates linked transitively), on raw ones.
 
 Goal (issue 17): at the default threshold, precision and recall >= 0.95 and <= 1 % of distinct images removed;
 rows that meet it say "(goal met)".
