@@ -10,6 +10,10 @@ whitened cosines, threshold 0.6, margin 0.35), then once more with the table rea
 peak RSS growth over the process before the call, rows removed, and precision / recall against the injected copies
 (a removal is right when it is a copy whose source stays, or a source whose copy stays).
 
+Then ``contamination(table, reference)``: a 10,000-row "test set" of which 1,000 rows are near-copies of table
+rows (noise of 1 % of the norm) and the rest new draws of the same mixture; printed: time, peak RSS growth, rows flagged
+and how many of the 1,000 copied table rows are among them.
+
     python bench/dedup_scale.py [--rows 1000000] [--budget 256M]
 """
 
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curata import VectorTable, dedup
+from curata import VectorTable, contamination, dedup
 from curata.cli.main import memory_bytes
 
 
@@ -37,14 +41,19 @@ def _status(field: str) -> int:
         return int(f.read().split(f"{field}:")[1].split()[0]) * 1024
 
 
-def pool(rows: int, dim: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, source of each of the last rows // 100 rows, which are copies)."""
+def pool(
+    rows: int, dim: int = 128, seed: int = 0, draws: int = 0, copy_share: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, source of each of the last rows // ``copy_share`` rows, which are copies); the mixture is fixed by
+    ``seed``, the rows drawn from it by ``draws``."""
     rng = np.random.default_rng(seed)
-    copies = rows // 100
-    distinct = rows - copies
     centres = rng.standard_normal((1000, dim), dtype=np.float32) * 0.5
-    which = rng.choice(1000, distinct, p=rng.dirichlet(np.full(1000, 2.0)))
+    weights = rng.dirichlet(np.full(1000, 2.0))
     spread = rng.uniform(0.8, 1.2, 1000).astype(np.float32)
+    rng = np.random.default_rng([seed, draws])
+    copies = rows // copy_share
+    distinct = rows - copies
+    which = rng.choice(1000, distinct, p=weights)
     X = np.empty((rows, dim), dtype=np.float32)
     X[:distinct] = centres[which] + rng.standard_normal((distinct, dim), dtype=np.float32) * spread[which, None]
     sources = rng.choice(distinct, copies, replace=False)
@@ -52,6 +61,33 @@ def pool(rows: int, dim: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     noise *= 0.01 * np.linalg.norm(X[sources], axis=1, keepdims=True) / np.sqrt(dim)
     X[distinct:] = X[sources] + noise
     return X, sources
+
+
+def test_set(
+    table: VectorTable, rows: int = 10_000, copied: int = 1_000, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference rows, the table rows the first ``copied`` of them copy)."""
+    rng = np.random.default_rng(seed)
+    sources = np.sort(rng.choice(len(table), copied, replace=False))
+    copies = table.vectors(sources)
+    copies = copies + rng.standard_normal(copies.shape, dtype=np.float32) * (
+        0.01 * np.linalg.norm(copies, axis=1, keepdims=True) / np.sqrt(copies.shape[1])
+    )
+    fresh, _ = pool(rows - copied, table.dim, draws=1, copy_share=rows)  # new draws of the same mixture
+    return np.concatenate([copies, fresh]).astype(np.float32), sources
+
+
+def one_contamination(table: Path, out: Path) -> None:
+    opened = VectorTable.open(table)
+    reference, sources = test_set(opened)
+    contamination(reference[:500], reference[500:1000])
+    before = _status("VmRSS")
+    start = time.perf_counter()
+    flagged, _, _ = contamination(opened, reference)
+    seconds = time.perf_counter() - start
+    np.save(out, flagged)
+    found = int(np.isin(sources, flagged).sum())
+    print(json.dumps({"seconds": seconds, "grown": _status("VmHWM") - before, "found": found}))
 
 
 def one(table: Path, budget: int | None, out: Path) -> None:
@@ -82,10 +118,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--budget", default="256M")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--one-contamination", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         table, budget, out = args.one
         one(Path(table), None if budget == "none" else memory_bytes(budget), Path(out))
+        return
+    if args.one_contamination:
+        one_contamination(*(Path(a) for a in args.one_contamination))
         return
     print(
         f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
@@ -113,6 +153,17 @@ def main() -> None:
                 f"{precision:.3f} | {recall:.3f} |",
                 flush=True,
             )
+        out = Path(scratch) / "flagged.npy"
+        command = [sys.executable, __file__, "--one-contamination", str(path), str(out)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(result.stderr[-3000:])
+        numbers = json.loads(result.stdout.strip().splitlines()[-1])
+        print(
+            f"\ncontamination(table, 10,000-row test set with 1,000 near-copies of table rows): "
+            f"{numbers['seconds']:.1f} s, peak RSS growth {numbers['grown'] / 2**20:.0f} MB, "
+            f"{len(np.load(out))} table rows flagged, {numbers['found']} of the 1,000 copied rows among them"
+        )
 
 
 if __name__ == "__main__":

@@ -262,8 +262,9 @@ def dedup(
             features all point one way, so raw cosines find "duplicates" everywhere; whitened ones separate
             re-encoded copies from similar distinct images best (docs/dedup.md).
         margin: a pair's cosine must also exceed each row's cosine with its 11th-nearest other row of the
-            cluster by this much (cosines halfway from the threshold to 1 or higher always count); None: the
-            space's default (0.35 whitened, 0 centred and raw), 0: the threshold alone.
+            cluster by this much (cosines halfway from the threshold to 1 or higher always count; in a cluster of
+            11 rows or fewer the threshold alone decides); None: the space's default (0.35 whitened, 0 centred
+            and raw), 0: the threshold alone.
         max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
             features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
         memory_budget: bytes of rows held at a time (at least 1 MiB); None reads everything.
