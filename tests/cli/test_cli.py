@@ -217,6 +217,9 @@ def test_contamination_of_train_by_test_rows(workdir):
     assert np.load(workdir / "c" / "contaminated_rows.npy").tolist() == [10, 200]
     assert np.load(workdir / "c" / "nearest_reference_rows.npy").tolist() == [5, 60]
     assert summary(workdir / "c")["contaminated"] == 2 and (workdir / "c" / "reference").is_dir()
+    clustered = ["--reference-clusters", "4", "--probes", "4"]  # every cluster probed: the exact answer
+    main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "k", *clustered])
+    assert np.load(workdir / "k" / "contaminated_rows.npy").tolist() == [10, 200]
     with pytest.raises(ValueError, match="--reference has dim 6, --vectors has dim 128"):
         main(["contamination", "--vectors", "train.npy", "--reference", "x.npy", "--out", "d"])
     with pytest.raises(FileNotFoundError, match="--reference 'missing.npy' does not exist"):

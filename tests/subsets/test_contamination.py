@@ -40,3 +40,36 @@ def test_bad_input():
         contamination(np.ones((2, 2)), bad, chunk_rows=2)
     with pytest.raises(ValueError, match="space must be one of"):
         contamination(np.ones((2, 2)), np.ones((2, 2)), space="white")
+
+
+def test_reference_clusters_find_the_copies_with_a_fraction_of_the_comparisons(tmp_path):
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 32)) * 3
+    test = (centres[rng.integers(0, 40, 4000)] + rng.normal(size=(4000, 32))).astype(np.float32)
+    train = (centres[rng.integers(0, 40, 20000)] + rng.normal(size=(20000, 32))).astype(np.float32)
+    copied = rng.choice(20000, 200, replace=False)
+    sources = rng.choice(4000, 200, replace=False)
+    train[copied] = test[sources] + 0.01 * rng.normal(size=(200, 32)).astype(np.float32)
+    exact = contamination(train, test, threshold=0.95, space="centred")
+    assert set(copied.tolist()) <= set(exact[0].tolist())
+    table = VectorTable.from_arrays(tmp_path / "train", train)
+    for X in (train, table):
+        rows, nearest, similarity = contamination(
+            X, test, threshold=0.95, space="centred", reference_clusters=40, probes=2, chunk_rows=700
+        )
+        # every pair found is a pair the exact search finds, with the same similarity; the copies are all found
+        assert set(rows.tolist()) <= set(exact[0].tolist()) and set(copied.tolist()) <= set(rows.tolist())
+        found = dict(zip(exact[0].tolist(), exact[2].tolist()))
+        assert np.allclose(similarity, [found[r] for r in rows.tolist()], atol=1e-5)
+        assert all(nearest[rows.tolist().index(c)] == s for c, s in zip(copied.tolist(), sources.tolist()))
+    one = contamination(train, test, threshold=0.95, space="centred", reference_clusters=1)
+    assert np.array_equal(one[0], exact[0]) and np.array_equal(one[1], exact[1])  # one cluster: every pair
+
+
+def test_reference_clusters_bad_input():
+    with pytest.raises(ValueError, match=r"reference_clusters \(5\) must be <= the reference's rows \(3\)"):
+        contamination(np.ones((2, 2)), np.eye(3, 2), reference_clusters=5)
+    with pytest.raises(ValueError, match="probes"):
+        contamination(np.ones((2, 2)), np.eye(3, 2), reference_clusters=2, probes=0)
+    with pytest.raises(TypeError, match="reference_clusters"):
+        contamination(np.ones((2, 2)), np.eye(3, 2), reference_clusters=1.5)

@@ -350,7 +350,13 @@ def _contamination(args: argparse.Namespace) -> None:
     reference = load_vectors(args.reference, args.out, "reference")
     started = time.perf_counter()
     hit, nearest, similarity = contamination(
-        table, reference, threshold=args.threshold, space=args.space, seed=args.seed
+        table,
+        reference,
+        threshold=args.threshold,
+        space=args.space,
+        reference_clusters=args.reference_clusters,
+        probes=args.probes,
+        seed=args.seed,
     )
     arrays = {"contaminated_rows": hit, "nearest_reference_rows": nearest, "similarity": similarity}
     _finish(args.out, "contamination", started, arrays, contaminated=len(hit), rows=rows, reference_rows=reference_rows)
@@ -484,6 +490,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--reference", required=True, help="the set to protect (e.g. test): table, .npy or .parquet")
     sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
     sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub.add_argument(
+        "--reference-clusters", type=int, help="compare only within the nearest of this many reference clusters"
+    )
+    sub.add_argument("--probes", type=int, default=2, help="--reference-clusters: clusters each row is compared with")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
     sub = command("explore", _explore, "an interactive HTML page of the map, clusters, subsets and samples")

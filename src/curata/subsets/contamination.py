@@ -1,7 +1,10 @@
 """contamination(): rows of one set that nearly duplicate a row of another (train against test), memory bounded.
 
 Both sets are read ``chunk_rows`` rows at a time (arrays, tensors or VectorTables, which stream from disk), so the
-memory is O(chunk_rows^2) whatever their sizes; the time is O(rows x reference rows x dim).
+memory is O(chunk_rows^2) whatever their sizes. Comparing every pair costs O(rows x reference rows x dim): fine for
+a test set of thousands against millions. For two large sets, ``reference_clusters=k`` compares each row only with
+the reference rows of its ``probes`` nearest reference clusters (k-means on the reference): about k / probes times
+less work, at the risk of missing a pair split across clusters.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import numpy as np
 import torch
 
 from curata._internal.checks import check_int
-from curata.store.rows import as_matrix, shape_of
-from curata.subsets.cosine_space import check_space, fit_space_on
+from curata._internal.grouping import rows_per_group
+from curata.clustering.kmeans import KMeans
+from curata.store.rows import TableRows, as_matrix, shape_of
+from curata.store.table import VectorTable
+from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on
 from curata.subsets.dedup import _check_threshold
 
 __all__ = ["contamination"]
@@ -25,6 +31,8 @@ def contamination(
     *,
     threshold: float | None = None,
     space: str = "whitened",
+    reference_clusters: int | None = None,
+    probes: int = 2,
     chunk_rows: int = 4096,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,8 +43,12 @@ def contamination(
         reference: the set to protect, e.g. the test set, with the same dim.
         threshold: cosine similarity in (0, 1]; None: the space's default, as ``dedup``.
         space: "whitened", "centred" or "raw", as ``dedup``; fitted on both sets together.
+        reference_clusters: None compares every pair (exact). k: cluster the reference (cosine k-means on a
+            seeded sample of at most 256 rows per cluster) and compare each row of X only with the reference rows
+            of its ``probes`` nearest clusters; about reference rows / 1000 suits two sets of millions.
+        probes: clusters each row of X is compared with, under ``reference_clusters``.
         chunk_rows: rows of each set compared at a time.
-        seed: seed of the whitening's row sample (when both sets hold over 65,536 rows).
+        seed: seed of the whitening's row sample (when both sets hold over 65,536 rows) and of the clustering.
 
     Returns:
         (sorted rows of X that are contaminated, the most similar reference row of each, that similarity).
@@ -54,17 +66,87 @@ def contamination(
     ref_rows, ref_dim = shape_of(reference)
     if ref_dim != dim:
         raise ValueError(f"reference has dim {ref_dim}, X has dim {dim}: describe both with the same model")
-    unit = fit_space_on([("X", X), ("reference", reference)], space, seed, chunk_rows).apply
+    check_int(reference_clusters, "reference_clusters", minimum=1, allow_none=True)
+    if reference_clusters is not None and reference_clusters > ref_rows:
+        raise ValueError(f"reference_clusters ({reference_clusters}) must be <= the reference's rows ({ref_rows})")
+    check_int(probes, "probes", minimum=1)
+    cosine = fit_space_on([("X", X), ("reference", reference)], space, seed, chunk_rows)
+    if reference_clusters is None:
+        best, nearest = _all_pairs(X, reference, cosine, chunk_rows)
+    else:
+        best, nearest = _within_clusters(X, reference, cosine, reference_clusters, probes, chunk_rows, seed)
+    hit = torch.nonzero(best >= threshold).reshape(-1)
+    return hit.numpy().astype(np.int64), nearest[hit].numpy(), best[hit].numpy().astype(np.float64)
+
+
+def _all_pairs(X: Any, reference: Any, cosine: CosineSpace, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of X: the largest cosine to any reference row, and that row."""
+    rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
     best = torch.full((rows,), -2.0)
     nearest = torch.full((rows,), -1, dtype=torch.int64)
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
-        block = unit(as_matrix(X, start, stop))
+        block = cosine.apply(as_matrix(X, start, stop))
         for ref_start in range(0, ref_rows, chunk_rows):
-            ref = unit(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)))
-            value, where = (block @ ref.T).max(dim=1)
-            better = value > best[start:stop]
-            best[start:stop] = torch.where(better, value, best[start:stop])
-            nearest[start:stop] = torch.where(better, where + ref_start, nearest[start:stop])
-    hit = torch.nonzero(best >= threshold).reshape(-1)
-    return hit.numpy().astype(np.int64), nearest[hit].numpy(), best[hit].numpy().astype(np.float64)
+            ref = cosine.apply(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)))
+            _keep_better(best, nearest, torch.arange(start, stop), block @ ref.T, ref_start)
+    return best, nearest
+
+
+def _keep_better(
+    best: torch.Tensor, nearest: torch.Tensor, rows: torch.Tensor, sims: torch.Tensor, offset: Any
+) -> None:
+    """Fold a (rows, candidates) block of cosines into the running best; ``offset``: the candidates' row ids (an
+    int added to the column, or a tensor indexed by it)."""
+    value, where = sims.max(dim=1)
+    ids = where + offset if isinstance(offset, int) else offset[where]
+    better = value > best[rows]
+    best[rows] = torch.where(better, value, best[rows])
+    nearest[rows] = torch.where(better, ids, nearest[rows])
+
+
+def _rows_at(X: Any, positions: np.ndarray) -> torch.Tensor:
+    """float32 rows at sorted ``positions`` of an array, tensor or VectorTable."""
+    if isinstance(X, (VectorTable, TableRows)):
+        return as_matrix((TableRows(X) if isinstance(X, VectorTable) else X).subset(positions))
+    if isinstance(X, torch.Tensor):
+        return X[torch.from_numpy(positions)].float()
+    return as_matrix(np.asarray(X)[positions])
+
+
+def _within_clusters(
+    X: Any, reference: Any, cosine: CosineSpace, k: int, probes: int, chunk_rows: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of X: the largest cosine to a reference row of its ``probes`` nearest reference clusters."""
+    rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(ref_rows, min(ref_rows, 256 * k), replace=False))
+    centroids = KMeans(k, metric="cosine", seed=seed).fit(cosine.apply(_rows_at(reference, sample))).cluster_centers_
+    centroids_t = torch.nn.functional.normalize(torch.from_numpy(centroids), dim=1)
+    probes = min(probes, k)
+    ref_labels = np.empty(ref_rows, dtype=np.int64)
+    probed = np.empty((rows, probes), dtype=np.int64)
+    for start in range(0, ref_rows, chunk_rows):
+        block = cosine.apply(as_matrix(reference, start, min(start + chunk_rows, ref_rows)))
+        ref_labels[start : start + len(block)] = torch.argmax(block @ centroids_t.T, dim=1).numpy()
+    for start in range(0, rows, chunk_rows):
+        block = cosine.apply(as_matrix(X, start, min(start + chunk_rows, rows)))
+        probed[start : start + len(block)] = torch.topk(block @ centroids_t.T, probes, dim=1).indices.numpy()
+    best = torch.full((rows,), -2.0)
+    nearest = torch.full((rows,), -1, dtype=torch.int64)
+    x_groups = rows_per_group(probed.reshape(-1))  # positions in the flattened (rows, probes) array
+    cluster_of_group = np.unique(probed)
+    ref_members = dict(zip(np.unique(ref_labels).tolist(), rows_per_group(ref_labels)))
+    for cluster, flat in zip(cluster_of_group.tolist(), x_groups):
+        members = ref_members.get(cluster)
+        if members is None:
+            continue
+        x_rows = np.sort(flat // probes)
+        for ref_start in range(0, len(members), chunk_rows):
+            ref_ids = members[ref_start : ref_start + chunk_rows]
+            ref = cosine.apply(_rows_at(reference, ref_ids))
+            for start in range(0, len(x_rows), chunk_rows):
+                ids = x_rows[start : start + chunk_rows]
+                block = cosine.apply(_rows_at(X, ids))
+                _keep_better(best, nearest, torch.from_numpy(ids), block @ ref.T, torch.from_numpy(ref_ids))
+    return best, nearest
