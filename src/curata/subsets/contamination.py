@@ -142,11 +142,11 @@ def _within_clusters(
         if members is None:
             continue
         x_rows = np.sort(flat // probes)
-        for ref_start in range(0, len(members), chunk_rows):
-            ref_ids = members[ref_start : ref_start + chunk_rows]
-            ref = cosine.apply(_rows_at(reference, ref_ids))
-            for start in range(0, len(x_rows), chunk_rows):
-                ids = x_rows[start : start + chunk_rows]
-                block = cosine.apply(_rows_at(X, ids))
+        for start in range(0, len(x_rows), chunk_rows):  # X, usually the larger set, is read once per probe
+            ids = x_rows[start : start + chunk_rows]
+            block = cosine.apply(_rows_at(X, ids))
+            for ref_start in range(0, len(members), chunk_rows):
+                ref_ids = members[ref_start : ref_start + chunk_rows]
+                ref = cosine.apply(_rows_at(reference, ref_ids))
                 _keep_better(best, nearest, torch.from_numpy(ids), block @ ref.T, torch.from_numpy(ref_ids))
     return best, nearest
