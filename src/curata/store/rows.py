@@ -27,6 +27,7 @@ __all__ = [
     "StreamedShard",
     "load_shard",
     "return_large_buffers_to_the_os",
+    "rows_at",
 ]
 
 _MAX_WINDOW_ROWS = 1 << 20  # larger windows stop paying off: the read rate is flat above ~64k rows here
@@ -143,6 +144,21 @@ def as_matrix(X: Any, start: int = 0, stop: int | None = None, device: str | tor
             raise TypeError(f"X must hold numbers, got dtype {array.dtype}")
         block = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
     return block.to(device=device, dtype=torch.float32)
+
+
+def rows_at(X: Any, positions: np.ndarray) -> torch.Tensor:
+    """The rows at sorted ``positions`` of X (numpy array, torch tensor, VectorTable or TableRows) as a float32
+    tensor; from a table only those rows are read.
+
+    Example:
+        >>> rows_at(np.arange(6.0).reshape(3, 2), np.array([0, 2])).tolist()
+        [[0.0, 1.0], [4.0, 5.0]]
+    """
+    if isinstance(X, (VectorTable, TableRows)):
+        return as_matrix((TableRows(X) if isinstance(X, VectorTable) else X).subset(positions))
+    if isinstance(X, torch.Tensor):
+        return X[torch.from_numpy(positions)].float()
+    return as_matrix(np.asarray(X)[positions])
 
 
 def _prepare(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:

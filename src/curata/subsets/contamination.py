@@ -17,8 +17,7 @@ import torch
 from curata._internal.checks import check_int
 from curata._internal.grouping import rows_per_group
 from curata.clustering.kmeans import KMeans
-from curata.store.rows import TableRows, as_matrix, shape_of
-from curata.store.table import VectorTable
+from curata.store.rows import as_matrix, rows_at, shape_of
 from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on
 from curata.subsets.dedup import _check_threshold
 
@@ -105,15 +104,6 @@ def _keep_better(
     nearest[rows] = torch.where(better, ids, nearest[rows])
 
 
-def _rows_at(X: Any, positions: np.ndarray) -> torch.Tensor:
-    """float32 rows at sorted ``positions`` of an array, tensor or VectorTable."""
-    if isinstance(X, (VectorTable, TableRows)):
-        return as_matrix((TableRows(X) if isinstance(X, VectorTable) else X).subset(positions))
-    if isinstance(X, torch.Tensor):
-        return X[torch.from_numpy(positions)].float()
-    return as_matrix(np.asarray(X)[positions])
-
-
 def _within_clusters(
     X: Any, reference: Any, cosine: CosineSpace, k: int, probes: int, chunk_rows: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +111,7 @@ def _within_clusters(
     rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(ref_rows, min(ref_rows, 256 * k), replace=False))
-    centroids = KMeans(k, metric="cosine", seed=seed).fit(cosine.apply(_rows_at(reference, sample))).cluster_centers_
+    centroids = KMeans(k, metric="cosine", seed=seed).fit(cosine.apply(rows_at(reference, sample))).cluster_centers_
     centroids_t = torch.nn.functional.normalize(torch.from_numpy(centroids), dim=1)
     probes = min(probes, k)
     ref_labels = np.empty(ref_rows, dtype=np.int64)
@@ -144,9 +134,9 @@ def _within_clusters(
         x_rows = np.sort(flat // probes)
         for start in range(0, len(x_rows), chunk_rows):  # X, usually the larger set, is read once per probe
             ids = x_rows[start : start + chunk_rows]
-            block = cosine.apply(_rows_at(X, ids))
+            block = cosine.apply(rows_at(X, ids))
             for ref_start in range(0, len(members), chunk_rows):
                 ref_ids = members[ref_start : ref_start + chunk_rows]
-                ref = cosine.apply(_rows_at(reference, ref_ids))
+                ref = cosine.apply(rows_at(reference, ref_ids))
                 _keep_better(best, nearest, torch.from_numpy(ids), block @ ref.T, torch.from_numpy(ref_ids))
     return best, nearest

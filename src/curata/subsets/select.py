@@ -11,7 +11,7 @@ from curata._internal.checks import check_int, check_labels, check_row_ids, firs
 from curata._internal.grouping import order_within_groups, rows_per_group
 from curata.clustering.kmeans import KMeans, assign
 from curata.store.cosine_check import warn_if_degenerate
-from curata.store.rows import TableRows, as_matrix, return_large_buffers_to_the_os, shape_of
+from curata.store.rows import TableRows, as_matrix, return_large_buffers_to_the_os, rows_at, shape_of
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
 from curata.subsets.kernel_points import kernel_points
@@ -197,15 +197,7 @@ def _chunk_for_budget(
 
 def _prepared(X: Any, group: np.ndarray, metric: str) -> torch.Tensor:
     """The float32 rows ``group`` (sorted) of X, checked for NaN and, for "cosine", L2-normalised."""
-    rows, _ = shape_of(X)
-    if len(group) == rows:
-        x = as_matrix(X)
-    elif isinstance(X, (VectorTable, TableRows)):
-        x = as_matrix((TableRows(X) if isinstance(X, VectorTable) else X).subset(group))
-    elif isinstance(X, torch.Tensor):
-        x = X[torch.from_numpy(group)].float()
-    else:
-        x = as_matrix(np.asarray(X)[group])
+    x = as_matrix(X) if len(group) == shape_of(X)[0] else rows_at(X, group)
     bad = first_nonfinite_row(x)
     if bad is not None:
         raise ValueError(f"X holds NaN or inf (row {int(group[bad])})")
