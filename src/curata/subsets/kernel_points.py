@@ -59,10 +59,9 @@ class _Kernel:
         d2 = dot.mul_(-2).add_(sq_a[:, None]).add_(sq_b[None]).clamp_(min=0)
         return torch.exp_(d2.div_(-self.bandwidth))
 
-    def diagonal(self, x: torch.Tensor) -> torch.Tensor:
-        if self.name == "linear":
-            return _squared_norms(x)
-        return torch.ones(len(x), dtype=torch.float64)
+    def diagonal(self, sq: torch.Tensor) -> torch.Tensor:
+        """k(x_i, x_i) from the rows' float64 squared norms."""
+        return sq if self.name == "linear" else torch.ones(len(sq), dtype=torch.float64)
 
     def row_means(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """mean over the reference rows of k(x_i, r), in bounded blocks."""
@@ -121,8 +120,8 @@ def kernel_points(
     else:
         reference = x
     mu = k.row_means(x, reference)
-    diagonal = k.diagonal(x)
     sq = _squared_norms(x)
+    diagonal = k.diagonal(sq)
     to_picked = torch.zeros(rows, dtype=torch.float64)
     blocked = torch.zeros(rows, dtype=torch.bool)
     m = 0

@@ -37,7 +37,6 @@ _WORKING_BYTES_PER_ROW = {
     "farthest": 512,
     "cluster_balanced": 128,
     "typical": 128,
-    "random": 0,
 }
 # Reading random rows of a VectorTable scans windows as large as the result beside it: two more copies per row.
 _TABLE_READ_COPIES = 2
