@@ -20,6 +20,7 @@ import torch
 
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
 from curata.clustering.row_bounds import RowBounds, sum_rounding
+from curata.clustering.score_scan import add_rows, best_two
 from curata.store.rows import MemoryShard, StreamedShard
 
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids"]
@@ -107,12 +108,17 @@ class _Worker:
         self.centers_t, self.c_sq, self.centers_np = centroids.t, centroids.sq, centroids.t_np
         self.labels, self.best, self.bounds = labels, best, bounds
         self.scores = torch.empty(chunk * self.tile, dtype=torch.float32, device=device)
-        self.positions = np.arange(chunk)
         self.on_cpu = device.type == "cpu"
         # per row of a block: the best two scores and the second's column
         self.first = torch.empty(chunk, dtype=torch.float32, device=device)
         self.second = torch.empty(chunk, dtype=torch.float32, device=device)
         self.second_at = torch.empty(chunk, dtype=torch.long, device=device)
+        # the same for one tile of centroids, when there are several (CPU)
+        many_tiles = self.on_cpu and not self.one_tile
+        self.tile_first = torch.empty(chunk if many_tiles else 0, dtype=torch.float32, device=device)
+        self.tile_second = torch.empty_like(self.tile_first)
+        self.tile_first_at = torch.empty(chunk if many_tiles else 0, dtype=torch.long, device=device)
+        self.tile_second_at = torch.empty_like(self.tile_first_at)
         # on CPU about 64 KB of differences (256 rows at d = 64, more at small d), on a GPU 64 MB
         work_floats = _DISTANCE_FLOATS_CPU if device.type == "cpu" else _DISTANCE_FLOATS_GPU
         work_rows = max(_DISTANCE_ROWS, work_floats // max(dim, 1))
@@ -156,8 +162,11 @@ class _Worker:
                 bounds.record(s, stale, second)
             self.scored += m
         if self.stage is not None:
-            with _deterministic(self.on_cpu):
-                self.stage.index_add_(0, labels, block)
+            if self.on_cpu:
+                add_rows(self.stage, labels, block)
+            else:
+                with _deterministic(False):
+                    self.stage.index_add_(0, labels, block)
             self.staged += rows
             if self.staged >= self.flush and e % self.chunk == 0:
                 self.flush_sums()
@@ -172,23 +181,30 @@ class _Worker:
         for t0 in range(0, self.k, self.tile):
             t1 = min(t0 + self.tile, self.k)
             out = self.scores[: rows * (t1 - t0)].view(rows, t1 - t0)
-            if self.centers_np is not None:
-                np.matmul(block.numpy(), self.centers_np[:, t0:t1], out=out.numpy())
-                if self.c_sq is not None:
-                    out.add_(self.c_sq[:, t0:t1])
-            elif self.c_sq is not None:
-                torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
+            if self.on_cpu:
+                if self.centers_np is not None:
+                    np.matmul(block.numpy(), self.centers_np[:, t0:t1], out=out.numpy())
+                else:
+                    torch.mm(block, self.centers_t[:, t0:t1], out=out)
+                bias = self.c_sq[0, t0:t1] if self.c_sq is not None else None
+                if t0 == 0:
+                    best_two(out, bias, first, first_at, second, second_at)
+                    continue
+                values, at = self.tile_first[:rows], self.tile_first_at[:rows]
+                runner_up, runner_at = self.tile_second[:rows], self.tile_second_at[:rows]
+                best_two(out, bias, values, at, runner_up, runner_at)
             else:
-                torch.mm(block, self.centers_t[:, t0:t1], out=out)
-            values, at, runner_up, runner_at = self._tile_best_two(out, with_runner_at=not self.one_tile)
-            if t0 == 0:
-                first.copy_(values)
-                first_at.copy_(at)
-                second.copy_(runner_up)
-                if runner_at is not None:
+                if self.c_sq is not None:
+                    torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
+                else:
+                    torch.mm(block, self.centers_t[:, t0:t1], out=out)
+                values, at, runner_up, runner_at = _tile_best_two(out)
+                if t0 == 0:
+                    first.copy_(values)
+                    first_at.copy_(at)
+                    second.copy_(runner_up)
                     second_at.copy_(runner_at)
-                continue
-            assert runner_at is not None
+                    continue
             at.add_(t0)
             runner_at.add_(t0)
             better = values < first
@@ -208,9 +224,6 @@ class _Worker:
         slack = self.centroids.score_slack(block_sq)
         close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
         if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
-            if self.one_tile and self.on_cpu:  # its masked scores are still in the buffer
-                masked = self.scores[: rows * self.k].view(rows, self.k).numpy()
-                second_at[close] = torch.from_numpy(np.argmin(masked[close.numpy()], axis=1))
             rows_close, near_at, other_at = block[close], labels[close], second_at[close]
             near = torch.empty(len(close), dtype=torch.float32, device=block.device)
             other = torch.empty_like(near)
@@ -223,37 +236,21 @@ class _Worker:
         # the second score as a squared distance less the scores' rounding: a bound on every other centroid
         return (_squared_distances(second, block_sq) - slack).clamp_(min=0.0)
 
-    def _tile_best_two(
-        self, out: torch.Tensor, with_runner_at: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Per row of a score tile: the smallest score and its column, the second smallest and its column (inf and
-        the only column for a tile of one column). On CPU, overwrites each row's smallest score with inf and,
-        without ``with_runner_at``, leaves the second's column out (None)."""
-        rows = len(out)
-        if not self.on_cpu:
-            if out.shape[1] == 1:
-                values, at = out.min(dim=1)
-                return values, at, torch.full_like(values, math.inf), at.clone()
-            two, where = torch.topk(out, 2, dim=1, largest=False)
-            return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
-        # numpy's SIMD argmin is ~9x faster than torch.min(dim=1) with indices on CPU; torch.amin (values only) is
-        # ~4x faster again than numpy's argmin, so the runner-up's value comes from it and its column, needed
-        # only for near-ties when the centroids fit one tile, is left to the caller
-        out_np, positions = out.numpy(), self.positions[:rows]
-        at = np.argmin(out_np, axis=1)
-        values = out_np[positions, at]
-        out_np[positions, at] = np.inf  # hide each row's minimum and take the minimum again
-        if not with_runner_at:
-            return torch.from_numpy(values), torch.from_numpy(at), torch.amin(out, dim=1), None
-        runner_at = np.argmin(out_np, axis=1)
-        runner_up = out_np[positions, runner_at]
-        return tuple(torch.from_numpy(a) for a in (values, at, runner_up, runner_at))  # type: ignore[return-value]
-
     def flush_sums(self) -> None:
         if self.stage is not None and self.sums is not None and self.staged:
             self.sums += self.stage
             self.stage.zero_()
             self.staged = 0
+
+
+def _tile_best_two(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """On a GPU, per row of a score tile: the smallest score and its column, the second smallest and its column (inf
+    and the only column for a tile of one column)."""
+    if out.shape[1] == 1:
+        values, at = out.min(dim=1)
+        return values, at, torch.full_like(values, math.inf), at.clone()
+    two, where = torch.topk(out, 2, dim=1, largest=False)
+    return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,225 @@
+/* The work around each score GEMM of a k-means pass, in one pass over memory instead of five numpy/torch calls.
+ *
+ * best_two: per row of a (rows, cols) float32 score block (row stride `ld`), plus an optional per-column bias, the
+ * smallest value and its column, and the smallest of the other columns and its column; ties go to the lowest
+ * column, as numpy's argmin does (the Python fallback in score_scan.py takes argmin, hides it, takes argmin again,
+ * and gives the same answer bit for bit: the bias is one float32 add, then only comparisons).
+ *
+ * add_rows: stage[labels[i]] += x[i] for i in row order, one float32 add per element, which is what torch's
+ * index_add_ does on one CPU thread (same sums bit for bit).
+ *
+ * Arguments are raw addresses and sizes: the Python wrapper checks dtypes, shapes and contiguity first. The GIL is
+ * released during the work, so that the k-means workers' threads run these at the same time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SCAN_AVX2 1
+#endif
+
+typedef struct {
+    float v1, v2;
+    int64_t i1, i2;
+} Best;
+
+/* Put column j's value v into a running best two (columns arrive in increasing order). */
+static inline void take(Best *b, float v, int64_t j) {
+    if (v < b->v1) {
+        b->v2 = b->v1;
+        b->i2 = b->i1;
+        b->v1 = v;
+        b->i1 = j;
+    } else if (v < b->v2) {
+        b->v2 = v;
+        b->i2 = j;
+    }
+}
+
+/* a before b: smaller value, or the same value at a lower column */
+static inline int before(float va, int64_t ia, float vb, int64_t ib) { return va < vb || (va == vb && ia < ib); }
+
+static void scan_row_scalar(const float *s, const float *bias, int64_t cols, Best *out) {
+    Best b = {INFINITY, INFINITY, 0, 0};
+    if (bias) {
+        for (int64_t j = 0; j < cols; j++) take(&b, s[j] + bias[j], j);
+    } else {
+        for (int64_t j = 0; j < cols; j++) take(&b, s[j], j);
+    }
+    *out = b;
+}
+
+#ifdef SCAN_AVX2
+/* Two smallest values (as a multiset) of two lane-wise pairs: merged into (a1, a2). */
+#define MERGE(a1, a2, b1, b2)                                                              \
+    do {                                                                                   \
+        __m256 lo_ = _mm256_min_ps(a1, b1), hi_ = _mm256_max_ps(a1, b1);                  \
+        a2 = _mm256_min_ps(hi_, _mm256_min_ps(a2, b2));                                    \
+        a1 = lo_;                                                                          \
+    } while (0)
+
+/* first column j >= from whose value (score + bias) equals v, or -1 */
+__attribute__((target("avx2"))) static int64_t find(const float *s, const float *bias, int64_t cols, int64_t from,
+                                                    float v) {
+    int64_t j = from;
+    const __m256 target = _mm256_set1_ps(v);
+    for (; j < cols && (j & 7); j++)
+        if ((bias ? s[j] + bias[j] : s[j]) == v) return j;
+    for (; j + 8 <= cols; j += 8) {
+        __m256 x = _mm256_loadu_ps(s + j);
+        if (bias) x = _mm256_add_ps(x, _mm256_loadu_ps(bias + j));
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(x, target, _CMP_EQ_OQ));
+        if (mask) return j + __builtin_ctz(mask);
+    }
+    for (; j < cols; j++)
+        if ((bias ? s[j] + bias[j] : s[j]) == v) return j;
+    return -1;
+}
+
+/* The two smallest values of the row first (min/max only, pipelined over two accumulator pairs), then where they
+ * are: a running best-two with columns is a chain of dependent blends per group of 8 and ran 3x slower. */
+__attribute__((target("avx2"))) static void scan_row_avx2(const float *s, const float *bias, int64_t cols,
+                                                          Best *out) {
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    __m256 a1 = inf, a2 = inf, b1 = inf, b2 = inf;
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        __m256 x = _mm256_loadu_ps(s + j), y = _mm256_loadu_ps(s + j + 8);
+        if (bias) {
+            x = _mm256_add_ps(x, _mm256_loadu_ps(bias + j));
+            y = _mm256_add_ps(y, _mm256_loadu_ps(bias + j + 8));
+        }
+        a2 = _mm256_min_ps(a2, _mm256_max_ps(a1, x));
+        a1 = _mm256_min_ps(a1, x);
+        b2 = _mm256_min_ps(b2, _mm256_max_ps(b1, y));
+        b1 = _mm256_min_ps(b1, y);
+    }
+    MERGE(a1, a2, b1, b2);
+    /* across the 8 lanes: halves, then pairs, then neighbours */
+    b1 = _mm256_permute2f128_ps(a1, a1, 1);
+    b2 = _mm256_permute2f128_ps(a2, a2, 1);
+    MERGE(a1, a2, b1, b2);
+    b1 = _mm256_permute_ps(a1, 0x4E);
+    b2 = _mm256_permute_ps(a2, 0x4E);
+    MERGE(a1, a2, b1, b2);
+    b1 = _mm256_permute_ps(a1, 0xB1);
+    b2 = _mm256_permute_ps(a2, 0xB1);
+    MERGE(a1, a2, b1, b2);
+    float v1 = _mm256_cvtss_f32(a1), v2 = _mm256_cvtss_f32(a2);
+    for (; j < cols; j++) {
+        float v = bias ? s[j] + bias[j] : s[j];
+        if (v < v1) {
+            v2 = v1;
+            v1 = v;
+        } else if (v < v2) {
+            v2 = v;
+        }
+    }
+    int64_t i1 = find(s, bias, cols, 0, v1);
+    if (i1 < 0) {  /* NaN or an empty row: the caller rejects what follows from it */
+        *out = (Best){v1, v2, 0, 0};
+        return;
+    }
+    int64_t i2;
+    if (v2 == INFINITY) {  /* as numpy: the first column holding inf once the best is hidden (inf itself) */
+        int64_t f = find(s, bias, cols, 0, INFINITY);
+        i2 = (f < 0 || i1 < f) ? i1 : f;
+    } else {
+        i2 = find(s, bias, cols, v2 == v1 ? i1 + 1 : 0, v2);
+        if (i2 < 0) i2 = 0;
+    }
+    *out = (Best){v1, v2, i1, i2};
+}
+
+static int has_avx2(void) {
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return known;
+}
+#endif
+
+static int parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, void **ptrs, int64_t *sizes,
+                 Py_ssize_t n_ptrs, const char *name) {
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments, got %zd", name, expected, nargs);
+        return -1;
+    }
+    for (Py_ssize_t a = 0; a < nargs; a++) {
+        if (a < n_ptrs) {
+            ptrs[a] = PyLong_AsVoidPtr(args[a]);
+        } else {
+            sizes[a - n_ptrs] = PyLong_AsLongLong(args[a]);
+        }
+        if (PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+/* best_two(scores, bias or 0, first, first_at, second, second_at, rows, cols, ld) */
+static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p[6];
+    int64_t n[3];
+    if (parse(args, nargs, 9, p, n, 6, "best_two") < 0) return NULL;
+    const float *scores = p[0], *bias = p[1];
+    float *first = p[2], *second = p[4];
+    int64_t *first_at = p[3], *second_at = p[5];
+    int64_t rows = n[0], cols = n[1], ld = n[2];
+    Py_BEGIN_ALLOW_THREADS;
+#ifdef SCAN_AVX2
+    int wide = has_avx2();
+#else
+    int wide = 0;
+#endif
+    for (int64_t i = 0; i < rows; i++) {
+        Best b;
+#ifdef SCAN_AVX2
+        if (wide && cols >= 16)
+            scan_row_avx2(scores + i * ld, bias, cols, &b);
+        else
+#endif
+            scan_row_scalar(scores + i * ld, bias, cols, &b);
+        first[i] = b.v1;
+        first_at[i] = b.i1;
+        second[i] = b.v2;
+        if (second_at) second_at[i] = b.i2;
+    }
+    (void)wide;
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+/* add_rows(stage, labels, x, rows, dim, ld): stage[labels[i], :] += x[i, :] in row order */
+static PyObject *add_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p[3];
+    int64_t n[3];
+    if (parse(args, nargs, 6, p, n, 3, "add_rows") < 0) return NULL;
+    float *stage = p[0];
+    const int64_t *labels = p[1];
+    const float *x = p[2];
+    int64_t rows = n[0], dim = n[1], ld = n[2];
+    Py_BEGIN_ALLOW_THREADS;
+    for (int64_t i = 0; i < rows; i++) {
+        float *to = stage + labels[i] * dim;
+        const float *from = x + i * ld;
+        for (int64_t c = 0; c < dim; c++) to[c] += from[c];
+    }
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"best_two", (PyCFunction)(void (*)(void))best_two, METH_FASTCALL, "best two scores per row (see score_scan.py)"},
+    {"add_rows", (PyCFunction)(void (*)(void))add_rows, METH_FASTCALL, "stage[labels[i]] += x[i] (see score_scan.py)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_score_scan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__score_scan(void) { return PyModule_Create(&module); }
