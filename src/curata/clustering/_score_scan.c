@@ -214,9 +214,69 @@ static PyObject *add_rows(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+/* settle_rows(first, second, block_sq or 0, best or 0, bound or 0, close, rows, largest_norm, unit_slack) -> count
+ * What follows the scan, per row: the squared distance from the best score (l2: score + |x|^2; cosine between unit
+ * vectors: 2 score + 2), clamped at 0; the scores' rounding bound (l2: (|x| + largest_norm)^2 unit_slack; cosine:
+ * 4 unit_slack); the rows whose two best scores are within twice that (near-ties, listed in `close`); and a lower
+ * bound on every other centroid's squared distance (the second score, or the first for a near-tie, less the
+ * rounding), clamped at 0. Every operation is one float32 operation in the order the torch fallback runs them
+ * (setup.py turns off the contraction of a * b + c into one rounding). */
+static PyObject *settle_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "settle_rows takes 9 arguments, got %zd", nargs);
+        return NULL;
+    }
+    void *p[6];
+    for (int a = 0; a < 6; a++) {
+        p[a] = PyLong_AsVoidPtr(args[a]);
+        if (PyErr_Occurred()) return NULL;
+    }
+    int64_t rows = PyLong_AsLongLong(args[6]);
+    double largest = PyFloat_AsDouble(args[7]), unit = PyFloat_AsDouble(args[8]);
+    if (PyErr_Occurred()) return NULL;
+    const float *first = p[0], *second = p[1], *sq = p[2];
+    float *best = p[3], *bound = p[4];
+    int64_t *close = p[5];
+    const float largest32 = (float)largest, unit32 = (float)unit, cosine_slack = (float)(4.0 * unit);
+    int64_t count = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    for (int64_t i = 0; i < rows; i++) {
+        float slack;
+        float f = first[i], g = second[i], d;
+        if (sq) {
+            float root = sqrtf(sq[i]) + largest32;
+            slack = root * root;
+            slack = slack * unit32;
+            d = f + sq[i];
+        } else {
+            slack = cosine_slack;
+            d = f * 2.0f;
+            d = d + 2.0f;
+        }
+        if (best) best[i] = d < 0.0f ? 0.0f : d;
+        float twice = slack * 2.0f;
+        int near = (g - f) <= twice;
+        if (near) close[count++] = i;
+        if (bound) {
+            float other = near ? f : g, e;
+            if (sq) {
+                e = other + sq[i];
+            } else {
+                e = other * 2.0f;
+                e = e + 2.0f;
+            }
+            e = e - slack;
+            bound[i] = e < 0.0f ? 0.0f : e;
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    return PyLong_FromLongLong(count);
+}
+
 static PyMethodDef methods[] = {
     {"best_two", (PyCFunction)(void (*)(void))best_two, METH_FASTCALL, "best two scores per row (see score_scan.py)"},
     {"add_rows", (PyCFunction)(void (*)(void))add_rows, METH_FASTCALL, "stage[labels[i]] += x[i] (see score_scan.py)"},
+    {"settle_rows", (PyCFunction)(void (*)(void))settle_rows, METH_FASTCALL, "distances, near-ties, bounds (see score_scan.py)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,7 +15,7 @@ import torch
 from curata._internal.checks import check_finite, check_int, first_nonfinite_row
 from curata._internal.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
 from curata.clustering.estimator import check_fitted, cluster_bases, validated_rows
-from curata.clustering.nearest import chunk_rows, nearest_centroids
+from curata.clustering.nearest import chunk_rows, nearest_centroids, serial_main_thread
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
@@ -95,9 +95,10 @@ def assign(
     check_finite(centers, "centroids")
     if metric == "cosine":
         centers = torch.nn.functional.normalize(centers, dim=1)
-    chunk = chunk_rows(chunk_size, len(centers), device)
+    chunk = chunk_rows(chunk_size, len(centers), device, dim)
     shard = load_shard(X, start, stop, metric, device, _check_budget(memory_budget), chunk)
-    labels, best, _ = nearest_centroids(shard, centers, metric, chunk, False)
+    with serial_main_thread(device):
+        labels, best, _ = nearest_centroids(shard, centers, metric, chunk, False)
     counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
     return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
 
@@ -229,10 +230,11 @@ class KMeans(*cluster_bases()):
         for _ in range(self.n_init):
             centers = self._initial_centers(fit_set, generator, world)
             bounds = RowBounds(fit_set.rows, fit_set.device) if self._uses_bounds() else None
-            centers, iterations = self._lloyd(fit_set, centers, bounds)
-            if fit_set is not data:
-                bounds = None
-            labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False, bounds=bounds)
+            with serial_main_thread(data.device):
+                centers, iterations = self._lloyd(fit_set, centers, bounds)
+                if fit_set is not data:
+                    bounds = None
+                labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False, bounds=bounds)
             labels = labels.clone()  # bounds.labels when bounded: not to be shared with the next init
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1)).item()
             if best is None or inertia < best[0]:
@@ -250,7 +252,7 @@ class KMeans(*cluster_bases()):
 
     @property
     def _chunk(self) -> int:
-        return chunk_rows(self.chunk_size, int(self.n_clusters), self.device)
+        return chunk_rows(self.chunk_size, int(self.n_clusters), self.device, getattr(self, "n_features_in_", None))
 
     def _subsample(self, data: _Shard, size: int, generator: torch.Generator, world: int) -> _Shard:
         """A seeded sample of ``size`` global rows; each rank keeps the sampled rows it owns, in row order."""
@@ -373,7 +375,8 @@ class KMeans(*cluster_bases()):
         X, centers = self._fitted(X)
         n, _ = shape_of(X)
         shard = load_shard(X, 0, n, self.metric, self.device, self.memory_budget, self._chunk)
-        labels, distances, _ = nearest_centroids(shard, centers, self.metric, self._chunk, False)
+        with serial_main_thread(shard.device):
+            labels, distances, _ = nearest_centroids(shard, centers, self.metric, self._chunk, False)
         if not bool(torch.isfinite(distances).all()):
             raise ValueError("X holds NaN or inf")
         return labels, distances

@@ -11,19 +11,22 @@ assignment here).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import os
+import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
 
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
 from curata.clustering.row_bounds import RowBounds, sum_rounding
-from curata.clustering.score_scan import add_rows, best_two
+from curata.clustering.score_scan import add_rows, best_two, settle_rows
 from curata.store.rows import MemoryShard, StreamedShard
 
-__all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids"]
+__all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread"]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once, at least
 _DISTANCE_FLOATS_CPU = 1 << 14
@@ -31,13 +34,15 @@ _DISTANCE_FLOATS_GPU = 1 << 24
 CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
 
 
-def chunk_rows(chunk_size: int | str, k: int, device: str | torch.device = "cpu") -> int:
+def chunk_rows(chunk_size: int | str, k: int, device: str | torch.device = "cpu", dim: int | None = None) -> int:
     """Rows per block: ``chunk_size``, or for "auto" about 4 MB of float32 scores per (rows, centroid tile) block
-    on CPU and about 256 MB on a GPU.
+    on CPU, and at most 4 MB of rows of ``dim`` floats, and about 256 MB of scores on a GPU.
 
     Example:
         >>> chunk_rows("auto", 1000), chunk_rows(300, 1000), chunk_rows("auto", 1000, "cuda")
         (1024, 300, 65536)
+        >>> chunk_rows("auto", 10), chunk_rows("auto", 10, dim=1024)
+        (65536, 1024)
     """
     if chunk_size != "auto":
         return int(chunk_size)
@@ -46,8 +51,12 @@ def chunk_rows(chunk_size: int | str, k: int, device: str | torch.device = "cpu"
         # so 1,024-row blocks left an H100 at 0-5 % of its fp32 peak
         return 1 << max(12, min(20, int(math.log2(max(1, (1 << 26) // min(k, CENTROID_TILE))))))
     # large enough for an efficient GEMM, small enough to stay in cache (1,024 rows at k = 1,000 beat 4,096 rows
-    # by 15-20 % here)
-    return 1 << max(7, min(16, int(math.log2(max(1, (1 << 20) // min(k, CENTROID_TILE))))))
+    # by 15-20 % here); at small k the rows themselves, read again for the sums, should stay in cache (10,000 x 1024
+    # at k = 10: 6.4 ms a pass in 1,024-row blocks, 9.9 ms in 65,536-row ones)
+    floats = (1 << 20) // min(k, CENTROID_TILE)
+    if dim:
+        floats = min(floats, (1 << 20) // dim)
+    return 1 << max(7, min(16, int(math.log2(max(1, floats)))))
 
 
 class _Centroids:
@@ -63,13 +72,6 @@ class _Centroids:
         # a score sums `dim` float32 products of rows of norm |x| and centroids of norm at most this
         self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
         self.unit_slack = sum_rounding(self.dim)
-
-    def score_slack(self, block_sq: torch.Tensor | None) -> torch.Tensor | float:
-        """How far a row's scores may be off from exact: dim * u * (|x| + max |c|)^2, a bound on the rounding of
-        a ``dim``-term float32 dot product and of the norms added to it (cosine: unit rows and centroids)."""
-        if block_sq is None:
-            return 4.0 * self.unit_slack
-        return torch.square(torch.sqrt(block_sq) + self.largest_norm) * self.unit_slack
 
     def distances(self, block: torch.Tensor, labels: torch.Tensor, out: torch.Tensor, work: torch.Tensor) -> None:
         """Squared distances of the rows of ``block`` to the centroids ``labels``, as sum((x - c)^2), through a
@@ -126,6 +128,9 @@ class _Worker:
         # outputs for the rows a bounded pass scores
         self.some_best = torch.empty(chunk, dtype=torch.float32, device=device)
         self.some_labels = torch.empty(chunk, dtype=torch.long, device=device)
+        # per row of a block: the bound on the other centroids (bounded passes), the near-ties found
+        self.bound = torch.empty(chunk if bounds is not None else 0, dtype=torch.float32, device=device)
+        self.close = torch.empty(chunk, dtype=torch.long, device=device)
         self.scored = 0
         # A Lloyd pass (with sums) only adds its distances up into the inertia; the others report them, and rank
         # rows by them (resampling), so they get the sums of squares that follow the row alone.
@@ -137,6 +142,13 @@ class _Worker:
         # Flushes happen only at the end of a chunk, so that a streamed pass, whose windows may cut a chunk into
         # blocks, adds the same rows into the same float32 partial sums as an in-memory one.
         self.flush, self.staged = max(chunk, 4 * k), 0
+
+    def score_share(self, shard: MemoryShard, chunk: int, w: int, threads: int) -> None:
+        """Score chunks w, w + threads, w + 2 threads, ... of an in-memory shard."""
+        x, x_sq = shard.x, shard.x_sq
+        for s in range(w * chunk, shard.rows, threads * chunk):
+            e = min(s + chunk, shard.rows)
+            self.score(s, x[s:e], x_sq[s:e] if x_sq is not None else None)
 
     def score(self, s: int, block: torch.Tensor, block_sq: torch.Tensor | None) -> None:
         rows, e = len(block), s + len(block)
@@ -151,19 +163,21 @@ class _Worker:
             m = rows if stale is None else len(stale)
             if m == rows:
                 second = self._search(block, block_sq, labels, best)
+                assert second is not None
                 bounds.record(s, None, second)
             elif m:
                 assert stale is not None
                 some, some_sq = block[stale], (block_sq[stale] if block_sq is not None else None)
                 some_best, some_labels = self.some_best[:m], self.some_labels[:m]
                 second = self._search(some, some_sq, some_labels, some_best)
+                assert second is not None
                 labels[stale] = some_labels
                 best[stale] = some_best
                 bounds.record(s, stale, second)
             self.scored += m
         if self.stage is not None:
             if self.on_cpu:
-                add_rows(self.stage, labels, block)
+                add_rows(self.stage, labels, block, checked=False)
             else:
                 with _deterministic(False):
                     self.stage.index_add_(0, labels, block)
@@ -173,9 +187,9 @@ class _Worker:
 
     def _search(
         self, block: torch.Tensor, block_sq: torch.Tensor | None, labels: torch.Tensor, best: torch.Tensor
-    ) -> torch.Tensor:
-        """Nearest centroid of every row of ``block`` and its squared distance; returns, per row, a squared
-        distance that no other centroid is nearer than, up to the rounding of the scores (for the bounds)."""
+    ) -> torch.Tensor | None:
+        """Nearest centroid of every row of ``block`` and its squared distance; in a bounded pass, returns per row
+        a squared distance that no other centroid is nearer than, up to the rounding of the scores."""
         rows = len(block)
         first, second, first_at, second_at = self.first[:rows], self.second[:rows], labels, self.second_at[:rows]
         for t0 in range(0, self.k, self.tile):
@@ -188,11 +202,11 @@ class _Worker:
                     torch.mm(block, self.centers_t[:, t0:t1], out=out)
                 bias = self.c_sq[0, t0:t1] if self.c_sq is not None else None
                 if t0 == 0:
-                    best_two(out, bias, first, first_at, second, second_at)
+                    best_two(out, bias, first, first_at, second, second_at, checked=False)
                     continue
                 values, at = self.tile_first[:rows], self.tile_first_at[:rows]
                 runner_up, runner_at = self.tile_second[:rows], self.tile_second_at[:rows]
-                best_two(out, bias, values, at, runner_up, runner_at)
+                best_two(out, bias, values, at, runner_up, runner_at, checked=False)
             else:
                 if self.c_sq is not None:
                     torch.addmm(self.c_sq[:, t0:t1], block, self.centers_t[:, t0:t1], out=out)
@@ -219,22 +233,23 @@ class _Worker:
             first_at.copy_(torch.where(better, at, first_at))
         if self.exact_distances:
             self.centroids.distances(block, labels, best, self.work)
-        else:
-            best.copy_(_squared_distances(first, block_sq)).clamp_(min=0.0)
-        slack = self.centroids.score_slack(block_sq)
-        close = torch.nonzero(second - first <= 2 * slack).reshape(-1)
-        if len(close):  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
+        bound = self.bound[:rows] if self.bounds is not None else None
+        shared = self.centroids
+        m = settle_rows(
+            first, second, block_sq, shared.largest_norm, shared.unit_slack,
+            None if self.exact_distances else best, bound, self.close, checked=False,
+        )  # fmt: skip
+        if m:  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
+            close = self.close[:m]
             rows_close, near_at, other_at = block[close], labels[close], second_at[close]
-            near = torch.empty(len(close), dtype=torch.float32, device=block.device)
+            near = torch.empty(m, dtype=torch.float32, device=block.device)
             other = torch.empty_like(near)
-            self.centroids.distances(rows_close, near_at, near, self.work)
-            self.centroids.distances(rows_close, other_at, other, self.work)
+            shared.distances(rows_close, near_at, near, self.work)
+            shared.distances(rows_close, other_at, other, self.work)
             swap = (other < near) | ((other == near) & (other_at < near_at))
             labels[close] = torch.where(swap, other_at, near_at)
             best[close] = torch.minimum(near, other)
-            second[close] = first[close]  # the GEMM's pick may now be the runner-up: bound by its score
-        # the second score as a squared distance less the scores' rounding: a bound on every other centroid
-        return (_squared_distances(second, block_sq) - slack).clamp_(min=0.0)
+        return bound
 
     def flush_sums(self) -> None:
         if self.stage is not None and self.sums is not None and self.staged:
@@ -275,10 +290,70 @@ def _squared_distances(scores: torch.Tensor, block_sq: torch.Tensor | None) -> t
 _SMALL_PASS = 1 << 26  # multiply-adds under which one thread beats handing chunks to workers (10k x 32 x 100 here)
 
 
+_cores: contextvars.ContextVar[int | None] = contextvars.ContextVar("curata_worker_cores", default=None)
+
+
+@contextlib.contextmanager
+def serial_main_thread(device: str | torch.device) -> Iterator[None]:
+    """Within the block, torch's own ops on the calling thread run on one thread, while the passes still hand their
+    chunks to as many workers as torch had threads before.
+
+    After each parallel op, OpenMP's threads spin for a while waiting for the next: between the passes of a fit,
+    the bookkeeping ops (a sum over the distances, labels compared with the last pass) left them spinning on the
+    cores the workers then needed, and a 2-core fit of 100,000 x 32 rows at k = 100 took 1.6x as long.
+
+    Example:
+        >>> with serial_main_thread("cpu"):
+        ...     torch.get_num_threads()
+        1
+    """
+    before = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or before == 1 or _cores.get() is not None:
+        yield
+        return
+    token = _cores.set(before)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        _cores.reset(token)
+
+
 def _threads_for(shard: MemoryShard | StreamedShard, chunk: int, k: int, dim: int) -> int:
     if shard.device.type != "cpu" or shard.rows * k * dim < _SMALL_PASS:
         return 1
-    return max(1, min(torch.get_num_threads(), -(-shard.rows // chunk)))
+    cores = _cores.get() or torch.get_num_threads()
+    return max(1, min(cores, -(-shard.rows // chunk)))
+
+
+def _balanced_chunk(rows: int, chunk: int, threads: int) -> int:
+    """The chunk size that deals the same number of chunks to every thread, at most ``chunk`` rows and a multiple
+    of 16 (10,000 rows in 8,192-row chunks left one of two cores with a fifth of the work)."""
+    if threads == 1:
+        return chunk
+    rounds = -(-rows // (chunk * threads))
+    return min(chunk, -(-rows // (rounds * threads * 16)) * 16)
+
+
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
+_pool_lock = threading.Lock()
+
+
+def _workers_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads kept between passes (starting one cost ~0.2 ms a pass, and its threads' first
+    torch calls more); a forked child, whose copy has no threads, gets a new one."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] != threads:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)
+            _pool = (
+                os.getpid(),
+                threads,
+                ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)),
+            )
+        return _pool[2]
 
 
 def _score_blocks(shard: MemoryShard | StreamedShard, chunk: int, workers: list[_Worker]) -> None:
@@ -287,24 +362,31 @@ def _score_blocks(shard: MemoryShard | StreamedShard, chunk: int, workers: list[
         for s, block, block_sq in shard.blocks(chunk):
             workers[0].score(s, block, block_sq)
         return
+    pool = _workers_pool(threads)
+    if isinstance(shard, MemoryShard):  # each worker takes its own chunks: one hand-over per worker and pass
+        shares = [pool.submit(worker.score_share, shard, chunk, w, threads) for w, worker in enumerate(workers)]
+        wait(shares)
+        for share in shares:
+            share.result()
+        return
     # Each worker's buffers serve one chunk at a time: before a worker gets its next chunk its previous one must be
     # done, which also lets the main thread read ahead (a streamed window) while the workers compute.
     pending: list[Future[None] | None] = [None] * threads
-    with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        try:
-            for s, block, block_sq in shard.blocks(chunk):
-                w = (s // chunk) % threads
-                previous = pending[w]
-                if previous is not None:
-                    previous.result()
-                pending[w] = pool.submit(workers[w].score, s, block, block_sq)
-            for future in pending:
-                if future is not None:
+    try:
+        for s, block, block_sq in shard.blocks(chunk):
+            w = (s // chunk) % threads
+            previous = pending[w]
+            if previous is not None:
+                previous.result()
+            pending[w] = pool.submit(workers[w].score, s, block, block_sq)
+        for future in pending:
+            if future is not None:
+                future.result()
+    finally:  # on an error, nothing of this pass may still run when the caller goes on
+        for future in pending:
+            if future is not None and not future.cancel():
+                with contextlib.suppress(Exception):
                     future.result()
-        finally:
-            for future in pending:
-                if future is not None:
-                    future.cancel()
 
 
 def nearest_centroids(
@@ -341,6 +423,7 @@ def nearest_centroids(
         labels = torch.empty(n, dtype=torch.long, device=device)
     best = torch.empty(n, dtype=torch.float32, device=device)
     threads = _threads_for(shard, chunk, len(centers), centers.shape[1])
+    chunk = _balanced_chunk(n, chunk, threads)
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
     shared = _Centroids(centers, metric, numpy_gemm)
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
@@ -358,6 +441,9 @@ def nearest_centroids(
         for worker in workers[1:]:
             assert worker.sums is not None
             sums += worker.sums
-        counts = torch.bincount(labels, minlength=len(centers)).to(torch.float64)
+        if device.type == "cpu":  # numpy's is ~4x faster than torch's here
+            counts = torch.from_numpy(np.bincount(labels.numpy(), minlength=len(centers)).astype(np.float64))
+        else:
+            counts = torch.bincount(labels, minlength=len(centers)).to(torch.float64)
         sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
     return labels, best, sums

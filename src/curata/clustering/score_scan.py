@@ -19,7 +19,7 @@ try:
 except ImportError:  # not built: no C compiler where the package was installed
     _score_scan = None
 
-__all__ = ["add_rows", "best_two", "native_scan"]
+__all__ = ["add_rows", "best_two", "native_scan", "settle_rows"]
 
 _ENV = "CURATA_NATIVE_SCAN"
 
@@ -39,12 +39,12 @@ def native_scan() -> bool:
     return flag not in ("0", "false", "no")
 
 
-def _f32(t: torch.Tensor, name: str) -> None:
-    if t.dtype != torch.float32 or t.device.type != "cpu":
-        raise ValueError(f"{name} must be a float32 CPU tensor, got {t.dtype} on {t.device}")
+def _f32(t: torch.Tensor, name: str, any_device: bool = False) -> None:
+    if t.dtype != torch.float32 or not (any_device or t.device.type == "cpu"):
+        raise ValueError(f"{name} must be a float32 {'' if any_device else 'CPU '}tensor, got {t.dtype} on {t.device}")
 
 
-def best_two(
+def _check_best_two(
     scores: torch.Tensor,
     bias: torch.Tensor | None,
     first: torch.Tensor,
@@ -52,18 +52,6 @@ def best_two(
     second: torch.Tensor,
     second_at: torch.Tensor,
 ) -> None:
-    """Per row of ``scores`` (rows, cols) plus ``bias`` (cols,): the smallest value and its column into ``first`` and
-    ``first_at``, the smallest of the other columns and its column into ``second`` and ``second_at`` (a row of one
-    column: inf and column 0). Ties go to the lowest column. ``scores`` may be overwritten (the fallback adds the
-    bias in place and hides each row's best).
-
-    Example:
-        >>> s = torch.tensor([[3.0, 1.0, 2.0], [0.0, 0.0, 5.0]])
-        >>> v1, v2, i1, i2 = torch.empty(2), torch.empty(2), torch.empty(2).long(), torch.empty(2).long()
-        >>> best_two(s, torch.tensor([0.0, 0.0, -1.5]), v1, i1, v2, i2)
-        >>> v1.tolist(), i1.tolist(), v2.tolist(), i2.tolist()
-        ([0.5, 0.0], [2, 0], [1.0, 0.0], [1, 1])
-    """
     rows, cols = scores.shape
     for name, t in (("first", first), ("second", second)):
         _f32(t, name)
@@ -74,12 +62,38 @@ def best_two(
         raise ValueError("first_at and second_at must be int64 tensors")
     if bias is not None:
         _f32(bias, "bias")
-        bias = bias.reshape(-1)
-        if len(bias) != cols or bias.stride(0) != 1:
+        if bias.numel() != cols or bias.stride(-1) != 1:
             raise ValueError(f"bias must be {cols} contiguous floats, got shape {tuple(bias.shape)}")
+
+
+def best_two(
+    scores: torch.Tensor,
+    bias: torch.Tensor | None,
+    first: torch.Tensor,
+    first_at: torch.Tensor,
+    second: torch.Tensor,
+    second_at: torch.Tensor,
+    *,
+    checked: bool = True,
+) -> None:
+    """Per row of ``scores`` (rows, cols) plus ``bias`` (cols,): the smallest value and its column into ``first`` and
+    ``first_at``, the smallest of the other columns and its column into ``second`` and ``second_at`` (a row of one
+    column: inf and column 0). Ties go to the lowest column. ``scores`` may be overwritten (the fallback adds the
+    bias in place and hides each row's best). ``checked=False`` skips the checks of the arguments (the k-means
+    passes' own buffers, block after block: the checks cost more than the scan of a small block).
+
+    Example:
+        >>> s = torch.tensor([[3.0, 1.0, 2.0], [0.0, 0.0, 5.0]])
+        >>> v1, v2, i1, i2 = torch.empty(2), torch.empty(2), torch.empty(2).long(), torch.empty(2).long()
+        >>> best_two(s, torch.tensor([0.0, 0.0, -1.5]), v1, i1, v2, i2)
+        >>> v1.tolist(), i1.tolist(), v2.tolist(), i2.tolist()
+        ([0.5, 0.0], [2, 0], [1.0, 0.0], [1, 1])
+    """
+    rows, cols = scores.shape
+    if checked:
+        _check_best_two(scores, bias, first, first_at, second, second_at)
     if native_scan():
-        contiguous = all(t.is_contiguous() for t in (first, second, first_at, second_at))
-        if contiguous:
+        if not checked or all(t.is_contiguous() for t in (first, second, first_at, second_at)):
             _score_scan.best_two(
                 scores.data_ptr(),
                 0 if bias is None else bias.data_ptr(),
@@ -93,7 +107,7 @@ def best_two(
             )
             return
     if bias is not None:
-        scores.add_(bias)
+        scores.add_(bias.reshape(-1))
     out, positions = scores.numpy(), np.arange(rows)
     at = np.argmin(out, axis=1)
     first[:rows] = torch.from_numpy(out[positions, at])
@@ -104,8 +118,9 @@ def best_two(
     second_at[:rows] = torch.from_numpy(runner_at)
 
 
-def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> None:
-    """``stage[labels[i]] += x[i]`` for every row i, in row order (float32, as ``index_add_`` on one thread).
+def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, *, checked: bool = True) -> None:
+    """``stage[labels[i]] += x[i]`` for every row i, in row order (float32, as ``index_add_`` on one thread);
+    ``checked=False`` as for ``best_two``.
 
     Example:
         >>> stage = torch.zeros(2, 2)
@@ -113,15 +128,89 @@ def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> None
         >>> stage.tolist()
         [[5.0, 6.0], [4.0, 6.0]]
     """
-    _f32(stage, "stage")
-    _f32(x, "x")
-    if labels.dtype != torch.long or len(labels) != len(x) or x.shape[1:] != stage.shape[1:]:
-        raise ValueError(f"add_rows needs int64 labels for each of {len(x)} rows of {tuple(stage.shape[1:])} floats")
-    if native_scan() and stage.is_contiguous() and labels.is_contiguous() and x.stride(1) == 1:
-        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(stage)):
+    native = native_scan() and (not checked or (stage.is_contiguous() and labels.is_contiguous() and x.stride(1) == 1))
+    if checked:
+        _f32(stage, "stage")
+        _f32(x, "x")
+        if labels.dtype != torch.long or len(labels) != len(x) or x.shape[1:] != stage.shape[1:]:
+            raise ValueError(
+                f"add_rows needs int64 labels for each of {len(x)} rows of {tuple(stage.shape[1:])} floats"
+            )
+        if native and len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(stage)):
             raise ValueError(f"labels must lie in [0, {len(stage)})")
+    if native:
         _score_scan.add_rows(
             stage.data_ptr(), labels.data_ptr(), x.data_ptr(), len(x), stage.shape[1], x.stride(0) if len(x) else 0
         )
         return
     stage.index_add_(0, labels, x)
+
+
+def settle_rows(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    block_sq: torch.Tensor | None,
+    largest_norm: float,
+    unit_slack: float,
+    best: torch.Tensor | None,
+    bound: torch.Tensor | None,
+    close: torch.Tensor,
+    *,
+    checked: bool = True,
+) -> int:
+    """What follows the scan of a block's scores (l2: ``block_sq`` the rows' squared norms; cosine: None, unit rows):
+    writes into ``best`` (if given) each row's squared distance from its best score, clamped at 0; lists in
+    ``close`` the near-ties, rows whose two best scores are within twice their rounding bound (l2:
+    ``(|x| + largest_norm)^2 unit_slack``, cosine ``4 unit_slack``), and returns their count; writes into ``bound``
+    (if given) a lower bound on the squared distance to every centroid but the best: the second score (the first
+    for a near-tie) as a distance, less the rounding bound, clamped at 0.
+
+    Example:
+        >>> close = torch.empty(2, dtype=torch.long)
+        >>> best, bound = torch.empty(2), torch.empty(2)
+        >>> settle_rows(torch.tensor([-3.0, -1.0]), torch.tensor([-1.0, -1.0]), torch.tensor([4.0, 4.0]),
+        ...             1.0, 2.0**-20, best, bound, close)
+        1
+        >>> best.tolist(), close[:1].tolist()
+        ([1.0, 3.0], [1])
+    """
+    rows = len(first)
+    tensors = [("first", first), ("second", second)] + [
+        (n, t) for n, t in (("block_sq", block_sq), ("best", best), ("bound", bound)) if t is not None
+    ]
+    if checked:
+        tensors = [("first", first), ("second", second), ("block_sq", block_sq), ("best", best), ("bound", bound)]
+        for name, t in tensors:
+            if t is not None:
+                _f32(t, name, any_device=True)
+                if len(t) < rows or not t.is_contiguous():
+                    raise ValueError(f"{name} must hold at least {rows} contiguous floats")
+        if close.dtype != torch.long or len(close) < rows or not close.is_contiguous():
+            raise ValueError(f"close must be a contiguous int64 tensor of at least {rows} entries")
+    if native_scan() and first.device.type == "cpu":
+        return _score_scan.settle_rows(
+            first.data_ptr(),
+            second.data_ptr(),
+            0 if block_sq is None else block_sq.data_ptr(),
+            0 if best is None else best.data_ptr(),
+            0 if bound is None else bound.data_ptr(),
+            close.data_ptr(),
+            rows,
+            float(largest_norm),
+            float(unit_slack),
+        )
+    first, second = first[:rows], second[:rows]
+    if block_sq is None:
+        slack: torch.Tensor | float = 4.0 * unit_slack
+        as_distance = lambda scores: scores * 2.0 + 2.0  # noqa: E731  (between unit vectors)
+    else:
+        slack = torch.square(torch.sqrt(block_sq[:rows]) + largest_norm) * unit_slack
+        as_distance = lambda scores: scores + block_sq[:rows]  # noqa: E731
+    if best is not None:
+        best[:rows] = as_distance(first).clamp_(min=0.0)
+    near = second - first <= 2 * slack
+    found = torch.nonzero(near).reshape(-1)
+    close[: len(found)] = found
+    if bound is not None:
+        bound[:rows] = (as_distance(torch.where(near, first, second)) - slack).clamp_(min=0.0)
+    return len(found)

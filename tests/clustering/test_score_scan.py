@@ -1,0 +1,122 @@
+"""The compiled scan gives what its numpy/torch fallback gives, bit for bit, and so does a whole fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from curata import KMeans
+from curata.clustering.kmeans import assign
+from curata.clustering import score_scan
+from curata.clustering.score_scan import add_rows, best_two, native_scan, settle_rows
+
+needs_native = pytest.mark.skipif(score_scan._score_scan is None, reason="the C extension is not built")
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, fn):
+    monkeypatch.setenv("CURATA_NATIVE_SCAN", "1")
+    native = fn()
+    monkeypatch.setenv("CURATA_NATIVE_SCAN", "0")
+    assert not native_scan()
+    fallback = fn()
+    monkeypatch.delenv("CURATA_NATIVE_SCAN")
+    return native, fallback
+
+
+def _equal(a, b) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+
+
+@needs_native
+@pytest.mark.parametrize("cols", [1, 2, 7, 8, 15, 16, 17, 31, 33, 100, 257, 2048])
+def test_best_two_matches_numpy(monkeypatch, cols):
+    rng = np.random.default_rng(cols)
+    scores = np.round(rng.standard_normal((300, cols)), 1).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.1] = np.inf
+    scores[:4] = np.inf  # rows of inf only
+    scores[4:8] = 3.0  # rows of one value
+    bias = torch.from_numpy(np.round(rng.standard_normal(cols), 1).astype(np.float32))
+    for b in (None, bias):
+
+        def run():
+            out = [torch.empty(300), torch.empty(300, dtype=torch.long), torch.empty(300)]
+            out.append(torch.empty(300, dtype=torch.long))
+            best_two(torch.from_numpy(scores.copy()), b, *out)
+            return out
+
+        native, fallback = _both(monkeypatch, run)
+        _equal(native, fallback)
+    # and what numpy says, directly (the last run had the bias)
+    first = np.argmin(scores + bias.numpy(), axis=1)
+    assert torch.equal(native[1], torch.from_numpy(first))
+
+
+@needs_native
+@pytest.mark.parametrize("dim", [1, 5, 64])
+def test_add_rows_matches_index_add(monkeypatch, dim):
+    x = torch.randn(3000, dim, generator=torch.Generator().manual_seed(dim))
+    labels = torch.randint(0, 17, (3000,), generator=torch.Generator().manual_seed(1))
+    start = torch.randn(17, dim, generator=torch.Generator().manual_seed(2))
+
+    def run():
+        stage = start.clone()
+        add_rows(stage, labels, x)
+        return [stage]
+
+    _equal(*_both(monkeypatch, run))
+
+
+@needs_native
+@pytest.mark.parametrize("cosine", [False, True])
+def test_settle_rows_matches_torch(monkeypatch, cosine):
+    g = torch.Generator().manual_seed(3)
+    first = torch.randn(5000, generator=g) * 10
+    second = first + torch.rand(5000, generator=g) * torch.logspace(-8, 0, 5000)  # near-ties and clear wins
+    block_sq = None if cosine else torch.rand(5000, generator=g) * 100 + first.abs()
+
+    def run():
+        best, bound, close = torch.empty(5000), torch.empty(5000), torch.empty(5000, dtype=torch.long)
+        m = settle_rows(first, second, block_sq, 3.5, 260 * 2.0**-24, best, bound, close)
+        return [m, best, bound, close[:m]]
+
+    native, fallback = _both(monkeypatch, run)
+    assert 0 < native[0] < 5000
+    _equal(native, fallback)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("k", "metric", "bounds"), [(10, "l2", False), (100, "cosine", False), (300, "l2", True), (2500, "l2", "auto")]
+)
+def test_fit_is_the_same_with_and_without_the_extension(monkeypatch, k, metric, bounds):
+    rng = np.random.default_rng(k)
+    X = (rng.standard_normal((6000, 24)) + rng.integers(0, 5, (6000, 1))).astype(np.float32)
+
+    def run():
+        km = KMeans(k, n_iter=6, metric=metric, bounds=bounds, init="random", seed=1).fit(X)
+        labels, d2 = assign(X, km.cluster_centers_, metric=metric)
+        return [torch.from_numpy(a) for a in (km.labels_, km.cluster_centers_, km.distances_, labels, d2)]
+
+    _equal(*_both(monkeypatch, run))
+
+
+def test_bad_flag_is_refused(monkeypatch):
+    monkeypatch.setenv("CURATA_NATIVE_SCAN", "maybe")
+    if score_scan._score_scan is not None:
+        with pytest.raises(ValueError, match="CURATA_NATIVE_SCAN"):
+            native_scan()
+
+
+def test_bad_buffers_are_refused():
+    scores = torch.zeros(4, 3)
+    ok = [torch.empty(4), torch.empty(4, dtype=torch.long), torch.empty(4), torch.empty(4, dtype=torch.long)]
+    with pytest.raises(ValueError, match="first_at"):
+        best_two(scores, None, ok[0], ok[0], ok[2], ok[3])
+    with pytest.raises(ValueError, match="bias"):
+        best_two(scores, torch.zeros(2), *ok)
+    with pytest.raises(ValueError, match="scores"):
+        best_two(scores.double(), None, *ok)
+    with pytest.raises(ValueError, match="labels"):
+        add_rows(torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="close"):
+        settle_rows(ok[0], ok[2], None, 1.0, 1e-6, None, None, torch.empty(2, dtype=torch.long))
