@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from curata import KMeans
-from curata.clustering.kmeans import assign
 from curata.clustering import score_scan
+from curata.clustering.kmeans import assign
 from curata.clustering.score_scan import add_rows, best_two, native_scan, settle_rows
 
 needs_native = pytest.mark.skipif(score_scan._score_scan is None, reason="the C extension is not built")
@@ -38,7 +38,7 @@ def test_best_two_matches_numpy(monkeypatch, cols):
     bias = torch.from_numpy(np.round(rng.standard_normal(cols), 1).astype(np.float32))
     for b in (None, bias):
 
-        def run():
+        def run(b=b):
             out = [torch.empty(300), torch.empty(300, dtype=torch.long), torch.empty(300)]
             out.append(torch.empty(300, dtype=torch.long))
             best_two(torch.from_numpy(scores.copy()), b, *out)

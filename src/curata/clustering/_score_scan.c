@@ -214,6 +214,101 @@ static PyObject *add_rows(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SCAN_AVX512 1
+#define PANEL 32 /* centroids per panel: two 16-float vectors */
+#define GROUP 8  /* rows per micro-tile: 16 accumulators */
+
+static int has_avx512(void) {
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return known;
+}
+
+#define FMA_ROW(r)                                         \
+    do {                                                   \
+        __m512 b_ = _mm512_set1_ps(xr[r][j]);              \
+        acc[2 * (r)] = _mm512_fmadd_ps(b_, c0, acc[2 * (r)]);         \
+        acc[2 * (r) + 1] = _mm512_fmadd_ps(b_, c1, acc[2 * (r) + 1]); \
+    } while (0)
+
+/* out[r, 0:nc] = x[r] . panel[:, 0:nc] + bias[0:nc] for the nr (<= GROUP) rows at x; panel is (dim, PANEL) */
+__attribute__((target("avx512f"))) static void micro_tile(const float *x, int64_t ldx, int nr, const float *panel,
+                                                            int64_t dim, const float *bias, int nc, float *out,
+                                                            int64_t ldo) {
+    const float *xr[GROUP];
+    for (int r = 0; r < GROUP; r++) xr[r] = x + (r < nr ? r : nr - 1) * ldx;  /* past nr: computed, not stored */
+    __m512 acc[2 * GROUP];
+    for (int a = 0; a < 2 * GROUP; a++) acc[a] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < dim; j++) {
+        __m512 c0 = _mm512_loadu_ps(panel + j * PANEL), c1 = _mm512_loadu_ps(panel + j * PANEL + 16);
+        FMA_ROW(0);
+        FMA_ROW(1);
+        FMA_ROW(2);
+        FMA_ROW(3);
+        FMA_ROW(4);
+        FMA_ROW(5);
+        FMA_ROW(6);
+        FMA_ROW(7);
+    }
+    __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
+    __mmask16 m1 = nc >= 32 ? 0xFFFF : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    if (bias) {
+        b0 = _mm512_maskz_loadu_ps(m0, bias);
+        b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int r = 0; r < nr; r++) {
+        _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_add_ps(acc[2 * r], b0));
+        _mm512_mask_storeu_ps(out + r * ldo + 16, m1, _mm512_add_ps(acc[2 * r + 1], b1));
+    }
+}
+
+/* scores = x @ centroids + bias for rows x cols, the centroids packed as panels (ceil(cols / PANEL), dim, PANEL),
+ * zero-padded; panels are taken in groups of about 256 KB so that a group stays in L2 across the row groups */
+__attribute__((target("avx512f"))) static void panel_gemm(const float *x, int64_t ldx, int64_t rows, int64_t dim,
+                                                            const float *panels, const float *bias, int64_t cols,
+                                                            float *out, int64_t ldo) {
+    int64_t n_panels = (cols + PANEL - 1) / PANEL;
+    int64_t per_group = (256 * 1024) / (dim * PANEL * 4);
+    if (per_group < 1) per_group = 1;
+    for (int64_t p0 = 0; p0 < n_panels; p0 += per_group) {
+        int64_t p1 = p0 + per_group < n_panels ? p0 + per_group : n_panels;
+        for (int64_t i = 0; i < rows; i += GROUP) {
+            int nr = rows - i < GROUP ? (int)(rows - i) : GROUP;
+            for (int64_t p = p0; p < p1; p++) {
+                int64_t c = p * PANEL;
+                int nc = cols - c < PANEL ? (int)(cols - c) : PANEL;
+                micro_tile(x + i * ldx, ldx, nr, panels + p * dim * PANEL, dim, bias ? bias + c : NULL, nc,
+                           out + i * ldo + c, ldo);
+            }
+        }
+    }
+}
+#endif
+
+/* panel_scores(x, panels, bias or 0, out, rows, dim, cols, ldx, ldo) -> whether it ran (only with AVX-512) */
+static PyObject *panel_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p[4];
+    int64_t n[5];
+    if (parse(args, nargs, 9, p, n, 4, "panel_scores") < 0) return NULL;
+#ifdef SCAN_AVX512
+    if (!has_avx512()) Py_RETURN_FALSE;
+    const float *x = p[0], *panels = p[1], *bias = p[2];
+    float *out = p[3];
+    int64_t rows = n[0], dim = n[1], cols = n[2], ldx = n[3], ldo = n[4];
+    Py_BEGIN_ALLOW_THREADS;
+    panel_gemm(x, ldx, rows, dim, panels, bias, cols, out, ldo);
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 /* settle_rows(first, second, block_sq or 0, best or 0, bound or 0, close, rows, largest_norm, unit_slack) -> count
  * What follows the scan, per row: the squared distance from the best score (l2: score + |x|^2; cosine between unit
  * vectors: 2 score + 2), clamped at 0; the scores' rounding bound (l2: (|x| + largest_norm)^2 unit_slack; cosine:
@@ -273,10 +368,20 @@ static PyObject *settle_rows(PyObject *self, PyObject *const *args, Py_ssize_t n
     return PyLong_FromLongLong(count);
 }
 
+/* avx512() -> whether panel_scores runs on this CPU */
+static PyObject *avx512(PyObject *self, PyObject *unused) {
+#ifdef SCAN_AVX512
+    if (has_avx512()) Py_RETURN_TRUE;
+#endif
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"best_two", (PyCFunction)(void (*)(void))best_two, METH_FASTCALL, "best two scores per row (see score_scan.py)"},
     {"add_rows", (PyCFunction)(void (*)(void))add_rows, METH_FASTCALL, "stage[labels[i]] += x[i] (see score_scan.py)"},
     {"settle_rows", (PyCFunction)(void (*)(void))settle_rows, METH_FASTCALL, "distances, near-ties, bounds (see score_scan.py)"},
+    {"panel_scores", (PyCFunction)(void (*)(void))panel_scores, METH_FASTCALL, "x @ packed centroids + bias (AVX-512)"},
+    {"avx512", avx512, METH_NOARGS, "whether panel_scores runs on this CPU"},
     {NULL, NULL, 0, NULL},
 };
 

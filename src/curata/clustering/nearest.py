@@ -21,9 +21,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import numpy as np
 import torch
 
-from curata.clustering.cpu_gemm import numpy_gemm_preferred, single_threaded_blas
+from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred, single_threaded_blas
 from curata.clustering.row_bounds import RowBounds, sum_rounding
-from curata.clustering.score_scan import add_rows, best_two, settle_rows
+from curata.clustering.score_scan import PANEL, add_rows, best_two, pack_panels, panel_scores, settle_rows
 from curata.store.rows import MemoryShard, StreamedShard
 
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread"]
@@ -61,14 +61,16 @@ def chunk_rows(chunk_size: int | str, k: int, device: str | torch.device = "cpu"
 
 class _Centroids:
     """What every worker reads: the centroids laid out for the GEMM (scaled so that a score is one product plus,
-    for l2, the squared norm) and, when numpy runs the GEMMs, a numpy view of them."""
+    for l2, the squared norm) and, when numpy runs the GEMMs, a numpy view of them, or the panels of our kernel."""
 
-    def __init__(self, centers: torch.Tensor, metric: str, numpy_gemm: bool) -> None:
+    def __init__(self, centers: torch.Tensor, metric: str, numpy_gemm: bool, panel_gemm: bool = False) -> None:
         self.k, self.dim = centers.shape
         self.rows = centers
         self.t = (centers.T * (-2.0 if metric == "l2" else -1.0)).contiguous()  # scaling by -2 is exact in float32
         self.sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
         self.t_np = self.t.numpy() if numpy_gemm else None
+        # under 32 centroids a panel is mostly padding, and the BLAS was as fast (65,536 x 64 rows, k = 10)
+        self.panels = pack_panels(self.t) if panel_gemm and self.k >= PANEL else None
         # a score sums `dim` float32 products of rows of norm |x| and centroids of norm at most this
         self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
         self.unit_slack = sum_rounding(self.dim)
@@ -108,6 +110,7 @@ class _Worker:
         chunk = min(chunk, max(len(labels), 1))  # rows a block holds at most
         self.centroids = centroids
         self.centers_t, self.c_sq, self.centers_np = centroids.t, centroids.sq, centroids.t_np
+        self.panels = centroids.panels
         self.labels, self.best, self.bounds = labels, best, bounds
         self.scores = torch.empty(chunk * self.tile, dtype=torch.float32, device=device)
         self.on_cpu = device.type == "cpu"
@@ -196,11 +199,14 @@ class _Worker:
             t1 = min(t0 + self.tile, self.k)
             out = self.scores[: rows * (t1 - t0)].view(rows, t1 - t0)
             if self.on_cpu:
-                if self.centers_np is not None:
+                bias = self.c_sq[0, t0:t1] if self.c_sq is not None else None
+                if self.panels is not None:
+                    panel_scores(block, self.panels, t0, bias, out, checked=False)
+                    bias = None
+                elif self.centers_np is not None:
                     np.matmul(block.numpy(), self.centers_np[:, t0:t1], out=out.numpy())
                 else:
                     torch.mm(block, self.centers_t[:, t0:t1], out=out)
-                bias = self.c_sq[0, t0:t1] if self.c_sq is not None else None
                 if t0 == 0:
                     best_two(out, bias, first, first_at, second, second_at, checked=False)
                     continue
@@ -425,7 +431,7 @@ def nearest_centroids(
     threads = _threads_for(shard, chunk, len(centers), centers.shape[1])
     chunk = _balanced_chunk(n, chunk, threads)
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
-    shared = _Centroids(centers, metric, numpy_gemm)
+    shared = _Centroids(centers, metric, numpy_gemm, device.type == "cpu" and panel_gemm_preferred())
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
     with single_threaded_blas() if numpy_gemm else contextlib.nullcontext():
         _score_blocks(shard, chunk, workers)

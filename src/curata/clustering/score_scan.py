@@ -19,9 +19,10 @@ try:
 except ImportError:  # not built: no C compiler where the package was installed
     _score_scan = None
 
-__all__ = ["add_rows", "best_two", "native_scan", "settle_rows"]
+__all__ = ["PANEL", "add_rows", "best_two", "native_scan", "pack_panels", "panel_scores", "settle_rows"]
 
 _ENV = "CURATA_NATIVE_SCAN"
+PANEL = 32  # centroids per panel of the AVX-512 kernel
 
 
 def native_scan() -> bool:
@@ -214,3 +215,80 @@ def settle_rows(
     if bound is not None:
         bound[:rows] = (as_distance(torch.where(near, first, second)) - slack).clamp_(min=0.0)
     return len(found)
+
+
+def pack_panels(centers_t: torch.Tensor) -> torch.Tensor:
+    """The (dim, k) centroid columns as (ceil(k / PANEL), dim, PANEL) panels, zero-padded, for ``panel_scores``.
+
+    Example:
+        >>> pack_panels(torch.arange(6.0).reshape(2, 3)).shape
+        torch.Size([1, 2, 32])
+    """
+    dim, k = centers_t.shape
+    panels = -(-k // PANEL)
+    padded = torch.zeros((dim, panels * PANEL), dtype=torch.float32)
+    padded[:, :k] = centers_t
+    return padded.view(dim, panels, PANEL).permute(1, 0, 2).contiguous()
+
+
+def panel_scores(
+    block: torch.Tensor,
+    panels: torch.Tensor,
+    start: int,
+    bias: torch.Tensor | None,
+    out: torch.Tensor,
+    *,
+    checked: bool = True,
+) -> None:
+    """``out = block @ columns[start : start + out.shape[1]] + bias`` with the columns packed by ``pack_panels``, in
+    our AVX-512 kernel (``curata.clustering.cpu_gemm.panel_gemm_preferred`` says where it runs); ``start`` is a
+    multiple of PANEL. Rounds differently from a BLAS GEMM (its own order of the multiply-adds).
+
+    Example:
+        >>> from curata.clustering.cpu_gemm import panel_gemm_preferred
+        >>> x, c = torch.ones(3, 4), torch.arange(8.0).reshape(4, 2)
+        >>> out = torch.empty(3, 2)
+        >>> if panel_gemm_preferred():
+        ...     panel_scores(x, pack_panels(c), 0, torch.tensor([0.5, 0.0]), out)
+        ... else:
+        ...     _ = torch.addmm(torch.tensor([0.5, 0.0]), x, c, out=out)
+        >>> out[0].tolist()
+        [12.5, 16.0]
+    """
+    rows, cols = out.shape
+    if checked:
+        for name, t in (("block", block), ("panels", panels), ("out", out)):
+            _f32(t, name)
+        if bias is not None:
+            _f32(bias, "bias")
+        dim = panels.shape[1]
+        if (
+            block.shape != (rows, dim)
+            or block.stride(1) != 1
+            or not panels.is_contiguous()
+            or panels.shape[2] != PANEL
+            or start % PANEL
+            or start + cols > panels.shape[0] * PANEL
+            or out.stride(1) != 1
+            or (bias is not None and (bias.numel() != cols or bias.stride(-1) != 1))
+        ):
+            raise ValueError(
+                f"panel_scores needs ({rows}, {dim}) rows, panels of {PANEL} columns from a multiple of {PANEL}, "
+                f"and {cols} bias values"
+            )
+    if _score_scan is None:
+        raise RuntimeError("the compiled curata.clustering._score_scan is missing")
+    dim = panels.shape[1]
+    ran = _score_scan.panel_scores(
+        block.data_ptr(),
+        panels.data_ptr() + (start // PANEL) * dim * PANEL * 4,
+        0 if bias is None else bias.data_ptr(),
+        out.data_ptr(),
+        rows,
+        dim,
+        cols,
+        block.stride(0) if rows else dim,
+        out.stride(0) if rows else cols,
+    )
+    if not ran:
+        raise RuntimeError("the panel kernel needs a CPU with AVX-512")
