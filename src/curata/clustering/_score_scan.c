@@ -22,6 +22,10 @@
 #define SCAN_AVX2 1
 #endif
 
+#ifndef SCAN512_FROM
+#define SCAN512_FROM 8 /* columns from which the 16-lane scan beats the scalar one */
+#endif
+
 typedef struct {
     float v1, v2;
     int64_t i1, i2;
@@ -145,6 +149,97 @@ static int has_avx2(void) {
 }
 #endif
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SCAN_AVX512 1
+static int has_avx512(void) {
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return known;
+}
+
+#define MERGE16(a1, a2, b1, b2)                                              \
+    do {                                                                     \
+        __m512 lo_ = _mm512_min_ps(a1, b1), hi_ = _mm512_max_ps(a1, b1);     \
+        a2 = _mm512_min_ps(hi_, _mm512_min_ps(a2, b2));                      \
+        a1 = lo_;                                                            \
+    } while (0)
+
+/* the columns from j on, 16 at a time, with the lanes past `cols` masked off (inf in the values) */
+static inline __mmask16 lanes(int64_t j, int64_t cols) {
+    return cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+}
+
+__attribute__((target("avx512f"))) static inline __m512 load16(const float *s, const float *bias, int64_t j,
+                                                                __mmask16 m) {
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    __m512 x = _mm512_mask_loadu_ps(inf, m, s + j);
+    if (bias) x = _mm512_mask_add_ps(x, m, x, _mm512_maskz_loadu_ps(m, bias + j));
+    return x;
+}
+
+__attribute__((target("avx512f"))) static int64_t find16(const float *s, const float *bias, int64_t cols,
+                                                          int64_t from, float v) {
+    const __m512 target = _mm512_set1_ps(v);
+    for (int64_t j = from; j < cols; j += 16) {
+        __mmask16 m = lanes(j, cols);
+        __mmask16 eq = _mm512_mask_cmp_ps_mask(m, load16(s, bias, j, m), target, _CMP_EQ_OQ);
+        if (eq) return j + __builtin_ctz(eq);
+    }
+    return -1;
+}
+
+/* as scan_row_avx2, 16 lanes wide, the last columns through a masked load */
+__attribute__((target("avx512f"))) static void scan_row_avx512(const float *s, const float *bias, int64_t cols,
+                                                              Best *out) {
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    __m512 a1 = inf, a2 = inf, b1 = inf, b2 = inf;
+    int64_t j = 0;
+    for (; j + 32 <= cols; j += 32) {
+        __m512 x = load16(s, bias, j, 0xFFFF), y = load16(s, bias, j + 16, 0xFFFF);
+        a2 = _mm512_min_ps(a2, _mm512_max_ps(a1, x));
+        a1 = _mm512_min_ps(a1, x);
+        b2 = _mm512_min_ps(b2, _mm512_max_ps(b1, y));
+        b1 = _mm512_min_ps(b1, y);
+    }
+    for (; j < cols; j += 16) {
+        __m512 x = load16(s, bias, j, lanes(j, cols));
+        b2 = _mm512_min_ps(b2, _mm512_max_ps(b1, x));
+        b1 = _mm512_min_ps(b1, x);
+    }
+    MERGE16(a1, a2, b1, b2);
+    b1 = _mm512_shuffle_f32x4(a1, a1, 0x4E);
+    b2 = _mm512_shuffle_f32x4(a2, a2, 0x4E);
+    MERGE16(a1, a2, b1, b2);
+    b1 = _mm512_shuffle_f32x4(a1, a1, 0xB1);
+    b2 = _mm512_shuffle_f32x4(a2, a2, 0xB1);
+    MERGE16(a1, a2, b1, b2);
+    b1 = _mm512_permute_ps(a1, 0x4E);
+    b2 = _mm512_permute_ps(a2, 0x4E);
+    MERGE16(a1, a2, b1, b2);
+    b1 = _mm512_permute_ps(a1, 0xB1);
+    b2 = _mm512_permute_ps(a2, 0xB1);
+    MERGE16(a1, a2, b1, b2);
+    float v1 = _mm512_cvtss_f32(a1), v2 = _mm512_cvtss_f32(a2);
+    int64_t i1 = find16(s, bias, cols, 0, v1);
+    if (i1 < 0) { /* NaN: the caller rejects what follows from it */
+        *out = (Best){v1, v2, 0, 0};
+        return;
+    }
+    int64_t i2;
+    if (v2 == INFINITY) { /* as numpy: the first column holding inf once the best is hidden (inf itself) */
+        int64_t f = find16(s, bias, cols, 0, INFINITY);
+        i2 = (f < 0 || i1 < f) ? i1 : f;
+    } else {
+        i2 = find16(s, bias, cols, v2 == v1 ? i1 + 1 : 0, v2);
+        if (i2 < 0) i2 = 0;
+    }
+    *out = (Best){v1, v2, i1, i2};
+}
+#endif
+
 static int parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, void **ptrs, int64_t *sizes,
                  Py_ssize_t n_ptrs, const char *name) {
     if (nargs != expected) {
@@ -177,8 +272,18 @@ static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t narg
 #else
     int wide = 0;
 #endif
+#ifdef SCAN_AVX512
+    int wider = has_avx512();
+#else
+    int wider = 0;
+#endif
     for (int64_t i = 0; i < rows; i++) {
         Best b;
+#ifdef SCAN_AVX512
+        if (wider && cols >= SCAN512_FROM)
+            scan_row_avx512(scores + i * ld, bias, cols, &b);
+        else
+#endif
 #ifdef SCAN_AVX2
         if (wide && cols >= 16)
             scan_row_avx2(scores + i * ld, bias, cols, &b);
@@ -191,6 +296,7 @@ static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t narg
         if (second_at) second_at[i] = b.i2;
     }
     (void)wide;
+    (void)wider;
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
 }
@@ -214,19 +320,9 @@ static PyObject *add_rows(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SCAN_AVX512 1
+#ifdef SCAN_AVX512
 #define PANEL 32 /* centroids per panel: two 16-float vectors */
 #define GROUP 8  /* rows per micro-tile: 16 accumulators */
-
-static int has_avx512(void) {
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return known;
-}
 
 #define FMA_ROW(r)                                         \
     do {                                                   \
