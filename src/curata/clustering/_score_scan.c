@@ -87,7 +87,7 @@ __attribute__((target("avx2"))) static int64_t find(const float *s, const float 
 /* The two smallest values of the row first (min/max only, pipelined over two accumulator pairs), then where they
  * are: a running best-two with columns is a chain of dependent blends per group of 8 and ran 3x slower. */
 __attribute__((target("avx2"))) static void scan_row_avx2(const float *s, const float *bias, int64_t cols,
-                                                          Best *out) {
+                                                          Best *out, int want_i2) {
     const __m256 inf = _mm256_set1_ps(INFINITY);
     __m256 a1 = inf, a2 = inf, b1 = inf, b2 = inf;
     int64_t j = 0;
@@ -126,6 +126,10 @@ __attribute__((target("avx2"))) static void scan_row_avx2(const float *s, const 
     int64_t i1 = find(s, bias, cols, 0, v1);
     if (i1 < 0) {  /* NaN or an empty row: the caller rejects what follows from it */
         *out = (Best){v1, v2, 0, 0};
+        return;
+    }
+    if (!want_i2) { /* the caller needs the runner-up's column only for a few rows: it finds it itself */
+        *out = (Best){v1, v2, i1, 0};
         return;
     }
     int64_t i2;
@@ -193,7 +197,7 @@ __attribute__((target("avx512f"))) static int64_t find16(const float *s, const f
 
 /* as scan_row_avx2, 16 lanes wide, the last columns through a masked load */
 __attribute__((target("avx512f"))) static void scan_row_avx512(const float *s, const float *bias, int64_t cols,
-                                                              Best *out) {
+                                                              Best *out, int want_i2) {
     const __m512 inf = _mm512_set1_ps(INFINITY);
     __m512 a1 = inf, a2 = inf, b1 = inf, b2 = inf;
     int64_t j = 0;
@@ -228,6 +232,10 @@ __attribute__((target("avx512f"))) static void scan_row_avx512(const float *s, c
         *out = (Best){v1, v2, 0, 0};
         return;
     }
+    if (!want_i2) {
+        *out = (Best){v1, v2, i1, 0};
+        return;
+    }
     int64_t i2;
     if (v2 == INFINITY) { /* as numpy: the first column holding inf once the best is hidden (inf itself) */
         int64_t f = find16(s, bias, cols, 0, INFINITY);
@@ -257,7 +265,7 @@ static int parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, v
     return 0;
 }
 
-/* best_two(scores, bias or 0, first, first_at, second, second_at, rows, cols, ld) */
+/* best_two(scores, bias or 0, first, first_at, second, second_at or 0, rows, cols, ld) */
 static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     void *p[6];
     int64_t n[3];
@@ -281,12 +289,12 @@ static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t narg
         Best b;
 #ifdef SCAN_AVX512
         if (wider && cols >= SCAN512_FROM)
-            scan_row_avx512(scores + i * ld, bias, cols, &b);
+            scan_row_avx512(scores + i * ld, bias, cols, &b, second_at != NULL);
         else
 #endif
 #ifdef SCAN_AVX2
         if (wide && cols >= 16)
-            scan_row_avx2(scores + i * ld, bias, cols, &b);
+            scan_row_avx2(scores + i * ld, bias, cols, &b, second_at != NULL);
         else
 #endif
             scan_row_scalar(scores + i * ld, bias, cols, &b);

@@ -23,7 +23,15 @@ import torch
 
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred, single_threaded_blas
 from curata.clustering.row_bounds import RowBounds, sum_rounding
-from curata.clustering.score_scan import PANEL, add_rows, best_two, pack_panels, panel_scores, settle_rows
+from curata.clustering.score_scan import (
+    PANEL,
+    add_rows,
+    best_two,
+    pack_panels,
+    panel_scores,
+    runner_up_columns,
+    settle_rows,
+)
 from curata.store.rows import MemoryShard, StreamedShard
 
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread"]
@@ -92,6 +100,38 @@ class _Centroids:
             torch.sum(diff, dim=1, out=out[a:b])
 
 
+class _ScratchPool:
+    """CPU buffers kept from one pass to the next: fresh pages cost 0.8 ms per 3.2 MB score buffer here (the kernel
+    maps and zeroes them), a tenth of a pass over 10,000 rows. Each pass takes what it needs and gives it back;
+    at most ``keep_bytes`` wait between passes."""
+
+    def __init__(self, keep_bytes: int = 256 << 20) -> None:
+        self.free: list[torch.Tensor] = []
+        self.keep_bytes = keep_bytes
+        self.lock = threading.Lock()
+
+    def take(self, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        with self.lock:
+            fits = [i for i, b in enumerate(self.free) if b.dtype == dtype and b.numel() >= numel]
+            if fits:
+                return self.free.pop(min(fits, key=lambda i: self.free[i].numel()))
+        return torch.empty(max(numel, 1), dtype=dtype)
+
+    def give_back(self, buffers: list[torch.Tensor]) -> None:
+        with self.lock:
+            self.free.extend(buffers)
+            self.free.sort(key=lambda b: b.numel() * b.element_size(), reverse=True)
+            kept = 0
+            for i, b in enumerate(self.free):
+                kept += b.numel() * b.element_size()
+                if kept > self.keep_bytes:
+                    del self.free[i:]
+                    break
+
+
+_scratch = _ScratchPool()
+
+
 class _Worker:
     """One thread's score buffers and its share of the per-cluster sums."""
 
@@ -112,39 +152,53 @@ class _Worker:
         self.centers_t, self.c_sq, self.centers_np = centroids.t, centroids.sq, centroids.t_np
         self.panels = centroids.panels
         self.labels, self.best, self.bounds = labels, best, bounds
-        self.scores = torch.empty(chunk * self.tile, dtype=torch.float32, device=device)
         self.on_cpu = device.type == "cpu"
+        self.device = device
+        self.held: list[torch.Tensor] = []  # what this pass took from the scratch pool
+        self.scores = self._buffer(chunk * self.tile, torch.float32)
         # per row of a block: the best two scores and the second's column
-        self.first = torch.empty(chunk, dtype=torch.float32, device=device)
-        self.second = torch.empty(chunk, dtype=torch.float32, device=device)
-        self.second_at = torch.empty(chunk, dtype=torch.long, device=device)
+        self.first = self._buffer(chunk, torch.float32)
+        self.second = self._buffer(chunk, torch.float32)
+        self.second_at = self._buffer(chunk, torch.long)
         # the same for one tile of centroids, when there are several (CPU)
         many_tiles = self.on_cpu and not self.one_tile
-        self.tile_first = torch.empty(chunk if many_tiles else 0, dtype=torch.float32, device=device)
-        self.tile_second = torch.empty_like(self.tile_first)
-        self.tile_first_at = torch.empty(chunk if many_tiles else 0, dtype=torch.long, device=device)
-        self.tile_second_at = torch.empty_like(self.tile_first_at)
+        self.tile_first = self._buffer(chunk if many_tiles else 0, torch.float32)
+        self.tile_second = self._buffer(len(self.tile_first), torch.float32)
+        self.tile_first_at = self._buffer(chunk if many_tiles else 0, torch.long)
+        self.tile_second_at = self._buffer(len(self.tile_first_at), torch.long)
         # on CPU about 64 KB of differences (256 rows at d = 64, more at small d), on a GPU 64 MB
         work_floats = _DISTANCE_FLOATS_CPU if device.type == "cpu" else _DISTANCE_FLOATS_GPU
         work_rows = max(_DISTANCE_ROWS, work_floats // max(dim, 1))
-        self.work = torch.empty((min(chunk, work_rows), dim), dtype=torch.float32, device=device)
+        self.work = self._buffer(min(chunk, work_rows) * dim, torch.float32).view(-1, dim)
         # outputs for the rows a bounded pass scores
-        self.some_best = torch.empty(chunk, dtype=torch.float32, device=device)
-        self.some_labels = torch.empty(chunk, dtype=torch.long, device=device)
+        self.some_best = self._buffer(chunk, torch.float32)
+        self.some_labels = self._buffer(chunk, torch.long)
         # per row of a block: the bound on the other centroids (bounded passes), the near-ties found
-        self.bound = torch.empty(chunk if bounds is not None else 0, dtype=torch.float32, device=device)
-        self.close = torch.empty(chunk, dtype=torch.long, device=device)
+        self.bound = self._buffer(chunk if bounds is not None else 0, torch.float32)
+        self.close = self._buffer(chunk, torch.long)
         self.scored = 0
         # A Lloyd pass (with sums) only adds its distances up into the inertia; the others report them, and rank
         # rows by them (resampling), so they get the sums of squares that follow the row alone.
         self.exact_distances = not with_sums
         # Chunk sums are staged in float32 and flushed to the float64 totals every `flush` rows (a few thousand terms
         # per float32 sum at most), so that the (k, dim) flush costs little next to the rows it covers.
-        self.sums = torch.zeros((k, dim), dtype=torch.float64, device=device) if with_sums else None
-        self.stage = torch.zeros((k, dim), dtype=torch.float32, device=device) if with_sums else None
+        self.sums = self._buffer(k * dim, torch.float64).view(k, dim).zero_() if with_sums else None
+        self.stage = self._buffer(k * dim, torch.float32).view(k, dim).zero_() if with_sums else None
         # Flushes happen only at the end of a chunk, so that a streamed pass, whose windows may cut a chunk into
         # blocks, adds the same rows into the same float32 partial sums as an in-memory one.
         self.flush, self.staged = max(chunk, 4 * k), 0
+
+    def _buffer(self, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """A 1-D buffer of at least ``numel`` (CPU: from the scratch pool, given back by ``release``)."""
+        if not self.on_cpu:
+            return torch.empty(numel, dtype=dtype, device=self.device)
+        buffer = _scratch.take(numel, dtype)
+        self.held.append(buffer)
+        return buffer[:numel]
+
+    def release(self) -> None:
+        _scratch.give_back(self.held)
+        self.held = []
 
     def score_share(self, shard: MemoryShard, chunk: int, w: int, threads: int) -> None:
         """Score chunks w, w + threads, w + 2 threads, ... of an in-memory shard."""
@@ -195,6 +249,7 @@ class _Worker:
         a squared distance that no other centroid is nearer than, up to the rounding of the scores."""
         rows = len(block)
         first, second, first_at, second_at = self.first[:rows], self.second[:rows], labels, self.second_at[:rows]
+        one_tile = self.one_tile and self.on_cpu
         for t0 in range(0, self.k, self.tile):
             t1 = min(t0 + self.tile, self.k)
             out = self.scores[: rows * (t1 - t0)].view(rows, t1 - t0)
@@ -208,7 +263,8 @@ class _Worker:
                 else:
                     torch.mm(block, self.centers_t[:, t0:t1], out=out)
                 if t0 == 0:
-                    best_two(out, bias, first, first_at, second, second_at, checked=False)
+                    # one tile: the runner-up's column is needed only for near-ties, found below from the scores
+                    best_two(out, bias, first, first_at, second, None if one_tile else second_at, checked=False)
                     continue
                 values, at = self.tile_first[:rows], self.tile_first_at[:rows]
                 runner_up, runner_at = self.tile_second[:rows], self.tile_second_at[:rows]
@@ -247,6 +303,9 @@ class _Worker:
         )  # fmt: skip
         if m:  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
             close = self.close[:m]
+            if one_tile:  # the scores are still in the buffer (with the bias when the panel kernel added it)
+                scores = self.scores[: rows * self.k].view(rows, self.k)[close]
+                second_at[close] = runner_up_columns(scores, self.c_sq if self.panels is None else None, labels[close])
             rows_close, near_at, other_at = block[close], labels[close], second_at[close]
             near = torch.empty(m, dtype=torch.float32, device=block.device)
             other = torch.empty_like(near)
@@ -433,23 +492,27 @@ def nearest_centroids(
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
     shared = _Centroids(centers, metric, numpy_gemm, device.type == "cpu" and panel_gemm_preferred())
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
-    with single_threaded_blas() if numpy_gemm else contextlib.nullcontext():
-        _score_blocks(shard, chunk, workers)
-    if bounds is not None:
-        bounds.filled = True
-        bounds.scored = sum(worker.scored for worker in workers)
-    sums = None
-    if with_sums:
+    try:
+        with single_threaded_blas() if numpy_gemm else contextlib.nullcontext():
+            _score_blocks(shard, chunk, workers)
+        if bounds is not None:
+            bounds.filled = True
+            bounds.scored = sum(worker.scored for worker in workers)
+        sums = None
+        if with_sums:
+            for worker in workers:
+                worker.flush_sums()
+            sums = workers[0].sums
+            assert sums is not None
+            for worker in workers[1:]:
+                assert worker.sums is not None
+                sums += worker.sums
+            if device.type == "cpu":  # numpy's is ~4x faster than torch's here
+                counts = torch.from_numpy(np.bincount(labels.numpy(), minlength=len(centers)).astype(np.float64))
+            else:
+                counts = torch.bincount(labels, minlength=len(centers)).to(torch.float64)
+            sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
+    finally:
         for worker in workers:
-            worker.flush_sums()
-        sums = workers[0].sums
-        assert sums is not None
-        for worker in workers[1:]:
-            assert worker.sums is not None
-            sums += worker.sums
-        if device.type == "cpu":  # numpy's is ~4x faster than torch's here
-            counts = torch.from_numpy(np.bincount(labels.numpy(), minlength=len(centers)).astype(np.float64))
-        else:
-            counts = torch.bincount(labels, minlength=len(centers)).to(torch.float64)
-        sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
+            worker.release()
     return labels, best, sums

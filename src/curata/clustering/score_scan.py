@@ -9,6 +9,7 @@ argmin alone took 1.1 ms where the whole scan takes a fraction of that.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -19,7 +20,16 @@ try:
 except ImportError:  # not built: no C compiler where the package was installed
     _score_scan = None
 
-__all__ = ["PANEL", "add_rows", "best_two", "native_scan", "pack_panels", "panel_scores", "settle_rows"]
+__all__ = [
+    "PANEL",
+    "add_rows",
+    "best_two",
+    "native_scan",
+    "pack_panels",
+    "panel_scores",
+    "runner_up_columns",
+    "settle_rows",
+]
 
 _ENV = "CURATA_NATIVE_SCAN"
 PANEL = 32  # centroids per panel of the AVX-512 kernel
@@ -51,15 +61,16 @@ def _check_best_two(
     first: torch.Tensor,
     first_at: torch.Tensor,
     second: torch.Tensor,
-    second_at: torch.Tensor,
+    second_at: torch.Tensor | None,
 ) -> None:
     rows, cols = scores.shape
     for name, t in (("first", first), ("second", second)):
         _f32(t, name)
     _f32(scores, "scores")
-    if scores.stride(1) != 1 or min(len(first), len(second), len(first_at), len(second_at)) < rows:
+    outputs = (first, second, first_at) + ((second_at,) if second_at is not None else ())
+    if scores.stride(1) != 1 or min(len(t) for t in outputs) < rows:
         raise ValueError(f"best_two needs row-major scores and outputs of at least {rows} rows")
-    if first_at.dtype != torch.long or second_at.dtype != torch.long:
+    if first_at.dtype != torch.long or (second_at is not None and second_at.dtype != torch.long):
         raise ValueError("first_at and second_at must be int64 tensors")
     if bias is not None:
         _f32(bias, "bias")
@@ -73,15 +84,15 @@ def best_two(
     first: torch.Tensor,
     first_at: torch.Tensor,
     second: torch.Tensor,
-    second_at: torch.Tensor,
+    second_at: torch.Tensor | None,
     *,
     checked: bool = True,
 ) -> None:
     """Per row of ``scores`` (rows, cols) plus ``bias`` (cols,): the smallest value and its column into ``first`` and
     ``first_at``, the smallest of the other columns and its column into ``second`` and ``second_at`` (a row of one
-    column: inf and column 0). Ties go to the lowest column. ``scores`` may be overwritten (the fallback adds the
-    bias in place and hides each row's best). ``checked=False`` skips the checks of the arguments (the k-means
-    passes' own buffers, block after block: the checks cost more than the scan of a small block).
+    column: inf and column 0). Ties go to the lowest column. ``second_at=None`` leaves the runner-up's column out
+    (``runner_up_columns`` finds it for the rows that need it). ``checked=False`` skips the checks of the arguments
+    (the k-means passes' own buffers, block after block: the checks cost more than the scan of a small block).
 
     Example:
         >>> s = torch.tensor([[3.0, 1.0, 2.0], [0.0, 0.0, 5.0]])
@@ -94,29 +105,43 @@ def best_two(
     if checked:
         _check_best_two(scores, bias, first, first_at, second, second_at)
     if native_scan():
-        if not checked or all(t.is_contiguous() for t in (first, second, first_at, second_at)):
+        outputs = (first, second, first_at) + ((second_at,) if second_at is not None else ())
+        if not checked or all(t.is_contiguous() for t in outputs):
             _score_scan.best_two(
                 scores.data_ptr(),
                 0 if bias is None else bias.data_ptr(),
                 first.data_ptr(),
                 first_at.data_ptr(),
                 second.data_ptr(),
-                second_at.data_ptr(),
+                0 if second_at is None else second_at.data_ptr(),
                 rows,
                 cols,
                 scores.stride(0),
             )
             return
-    if bias is not None:
-        scores.add_(bias.reshape(-1))
     out, positions = scores.numpy(), np.arange(rows)
+    out = out + bias.reshape(-1).numpy() if bias is not None else out.copy()
     at = np.argmin(out, axis=1)
     first[:rows] = torch.from_numpy(out[positions, at])
     first_at[:rows] = torch.from_numpy(at)
     out[positions, at] = np.inf  # hide each row's minimum and take the minimum again
     runner_at = np.argmin(out, axis=1)
     second[:rows] = torch.from_numpy(out[positions, runner_at])
-    second_at[:rows] = torch.from_numpy(runner_at)
+    if second_at is not None:
+        second_at[:rows] = torch.from_numpy(runner_at)
+
+
+def runner_up_columns(scores: torch.Tensor, bias: torch.Tensor | None, first_at: torch.Tensor) -> torch.Tensor:
+    """For a few rows of scores (plus ``bias``) whose best column is ``first_at``: the column of the smallest of the
+    others, lowest on ties, as ``best_two`` gives it.
+
+    Example:
+        >>> runner_up_columns(torch.tensor([[3.0, 1.0, 1.0]]), None, torch.tensor([1])).tolist()
+        [2]
+    """
+    rows = scores + bias.reshape(-1) if bias is not None else scores.clone()
+    rows[torch.arange(len(rows)), first_at] = math.inf
+    return torch.from_numpy(np.argmin(rows.numpy(), axis=1))
 
 
 def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, *, checked: bool = True) -> None:
