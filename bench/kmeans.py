@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from curata import KMeans
-from curata.clustering.cpu_gemm import numpy_gemm_preferred
+from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred
 from curata.clustering.kmeans import assign
 
 
@@ -222,7 +222,12 @@ def main() -> None:
     print(
         f"# bench/kmeans.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, curata on {args.device}"
-        + (f", CPU GEMMs by {'numpy' if numpy_gemm_preferred() else 'torch'}" if args.device == "cpu" else "")
+        + (
+            f", CPU GEMMs by {'AVX-512 panel kernel (k >= 32), else ' if panel_gemm_preferred() else ''}"
+            f"{'numpy' if numpy_gemm_preferred() else 'torch'}"
+            if args.device == "cpu"
+            else ""
+        )
         + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
     )
     print()

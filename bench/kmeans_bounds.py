@@ -21,7 +21,7 @@ import torch
 from kmeans import mixture  # bench/kmeans.py, beside this script
 
 from curata import KMeans, VectorTable
-from curata.clustering.cpu_gemm import numpy_gemm_preferred
+from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred
 
 
 def compare(name: str, X: np.ndarray, k: int, iters: int, repeats: int) -> None:
@@ -51,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"# bench/kmeans_bounds.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
-        f"CPU GEMMs by {'numpy' if numpy_gemm_preferred() else 'torch'}; {args.iters} iterations, "
+        f"CPU GEMMs by {'AVX-512 panel kernel, else ' if panel_gemm_preferred() else ''}"
+        f"{'numpy' if numpy_gemm_preferred() else 'torch'}; {args.iters} iterations, "
         f"k-means++ (seed 0), median of {args.repeats}"
     )
     print()

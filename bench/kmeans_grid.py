@@ -34,7 +34,7 @@ import torch
 from kmeans import mixture, sgemm_peak  # bench/kmeans.py: the same mixture and peak as the single-shape bench
 
 from curata import KMeans
-from curata.clustering.cpu_gemm import numpy_gemm_preferred
+from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred
 
 
 def real_features(path: Path) -> np.ndarray | None:
@@ -174,6 +174,7 @@ def main() -> None:
         torch.cuda.get_device_name()
         if args.device.startswith("cuda")
         else f"{platform.machine()}, {torch.get_num_threads()} threads, CPU GEMMs by "
+        + ("our AVX-512 panel kernel (k >= 32), else " if panel_gemm_preferred() else "")
         + ("numpy" if numpy_gemm_preferred() else "torch")
     )
     print(
