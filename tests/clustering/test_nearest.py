@@ -37,3 +37,33 @@ def test_near_ties_go_to_the_exactly_nearest_whatever_the_blocking(k):
         assert np.array_equal(labels.numpy(), expected)  # an exact tie goes to the lower index
         assert np.array_equal(labels.numpy(), results[0][0].numpy())
     np.testing.assert_allclose(results[0][1].numpy(), exact.min(dim=1).values.numpy(), rtol=1e-5)
+
+
+def test_a_pass_under_serial_main_thread_still_uses_every_core(monkeypatch):
+    """Torch's own ops run on one thread inside the block, but the passes keep dealing chunks to as many workers as
+    there were threads, and give the same answer as one worker does."""
+    import curata.clustering.nearest as nearest
+
+    monkeypatch.setattr(nearest, "_SMALL_PASS", 0)
+    torch.set_num_threads(2)
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((5000, 16)).astype(np.float32))
+    centers = x[:40].clone()
+    shard = MemoryShard(x, "l2", 0, len(x))
+    seen = []
+    real = nearest._Worker.score
+
+    def score(self, s, block, block_sq):
+        seen.append(id(self))
+        real(self, s, block, block_sq)
+
+    monkeypatch.setattr(nearest._Worker, "score", score)
+    with nearest.serial_main_thread("cpu"):
+        assert torch.get_num_threads() == 1
+        labels, d2, sums = nearest_centroids(shard, centers, "l2", 512, True)
+    assert torch.get_num_threads() == 2
+    assert len(set(seen)) == 2  # two workers
+    monkeypatch.setattr(nearest, "_threads_for", lambda *args: 1)
+    alone = nearest_centroids(shard, centers, "l2", 512, True)
+    assert torch.equal(labels, alone[0]) and torch.equal(d2, alone[1])
+    assert sums is not None and alone[2] is not None
+    assert torch.allclose(sums, alone[2], rtol=1e-6)  # float32 partial sums differ with the workers' shares

@@ -493,7 +493,8 @@ def nearest_centroids(
     shared = _Centroids(centers, metric, numpy_gemm, device.type == "cpu" and panel_gemm_preferred())
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
     try:
-        with single_threaded_blas() if numpy_gemm else contextlib.nullcontext():
+        # threadpoolctl takes ~60 us a pass: only when numpy's BLAS runs the GEMMs
+        with single_threaded_blas() if numpy_gemm and shared.panels is None else contextlib.nullcontext():
             _score_blocks(shard, chunk, workers)
         if bounds is not None:
             bounds.filled = True
