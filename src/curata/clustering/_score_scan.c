@@ -57,6 +57,33 @@ static void scan_row_scalar(const float *s, const float *bias, int64_t cols, Bes
     *out = b;
 }
 
+typedef int64_t (*Finder)(const float *s, const float *bias, int64_t cols, int64_t from, float v);
+
+/* The columns of a row's two smallest values v1 <= v2 (found by a vector scan), as numpy's argmin would give them:
+ * the first column holding v1; the first other column holding v2 (or, v2 being inf, the first column holding inf
+ * once v1's is hidden: numpy hides it with inf itself). NaN rows (nothing equals v1) get column 0. */
+static void locate(const float *s, const float *bias, int64_t cols, float v1, float v2, int want_i2, Finder find_at,
+                   Best *out) {
+    int64_t i1 = find_at(s, bias, cols, 0, v1);
+    if (i1 < 0) { /* NaN: the caller rejects what follows from it */
+        *out = (Best){v1, v2, 0, 0};
+        return;
+    }
+    if (!want_i2) { /* the caller needs the runner-up's column only for a few rows: it finds it itself */
+        *out = (Best){v1, v2, i1, 0};
+        return;
+    }
+    int64_t i2;
+    if (v2 == INFINITY) {
+        int64_t f = find_at(s, bias, cols, 0, INFINITY);
+        i2 = (f < 0 || i1 < f) ? i1 : f;
+    } else {
+        i2 = find_at(s, bias, cols, v2 == v1 ? i1 + 1 : 0, v2);
+        if (i2 < 0) i2 = 0;
+    }
+    *out = (Best){v1, v2, i1, i2};
+}
+
 #ifdef SCAN_AVX2
 /* Two smallest values (as a multiset) of two lane-wise pairs: merged into (a1, a2). */
 #define MERGE(a1, a2, b1, b2)                                                              \
@@ -123,24 +150,7 @@ __attribute__((target("avx2"))) static void scan_row_avx2(const float *s, const 
             v2 = v;
         }
     }
-    int64_t i1 = find(s, bias, cols, 0, v1);
-    if (i1 < 0) {  /* NaN or an empty row: the caller rejects what follows from it */
-        *out = (Best){v1, v2, 0, 0};
-        return;
-    }
-    if (!want_i2) { /* the caller needs the runner-up's column only for a few rows: it finds it itself */
-        *out = (Best){v1, v2, i1, 0};
-        return;
-    }
-    int64_t i2;
-    if (v2 == INFINITY) {  /* as numpy: the first column holding inf once the best is hidden (inf itself) */
-        int64_t f = find(s, bias, cols, 0, INFINITY);
-        i2 = (f < 0 || i1 < f) ? i1 : f;
-    } else {
-        i2 = find(s, bias, cols, v2 == v1 ? i1 + 1 : 0, v2);
-        if (i2 < 0) i2 = 0;
-    }
-    *out = (Best){v1, v2, i1, i2};
+    locate(s, bias, cols, v1, v2, want_i2, find, out);
 }
 
 static int has_avx2(void) {
@@ -227,24 +237,7 @@ __attribute__((target("avx512f"))) static void scan_row_avx512(const float *s, c
     b2 = _mm512_permute_ps(a2, 0xB1);
     MERGE16(a1, a2, b1, b2);
     float v1 = _mm512_cvtss_f32(a1), v2 = _mm512_cvtss_f32(a2);
-    int64_t i1 = find16(s, bias, cols, 0, v1);
-    if (i1 < 0) { /* NaN: the caller rejects what follows from it */
-        *out = (Best){v1, v2, 0, 0};
-        return;
-    }
-    if (!want_i2) {
-        *out = (Best){v1, v2, i1, 0};
-        return;
-    }
-    int64_t i2;
-    if (v2 == INFINITY) { /* as numpy: the first column holding inf once the best is hidden (inf itself) */
-        int64_t f = find16(s, bias, cols, 0, INFINITY);
-        i2 = (f < 0 || i1 < f) ? i1 : f;
-    } else {
-        i2 = find16(s, bias, cols, v2 == v1 ? i1 + 1 : 0, v2);
-        if (i2 < 0) i2 = 0;
-    }
-    *out = (Best){v1, v2, i1, i2};
+    locate(s, bias, cols, v1, v2, want_i2, find16, out);
 }
 #endif
 

@@ -55,29 +55,6 @@ def _f32(t: torch.Tensor, name: str, any_device: bool = False) -> None:
         raise ValueError(f"{name} must be a float32 {'' if any_device else 'CPU '}tensor, got {t.dtype} on {t.device}")
 
 
-def _check_best_two(
-    scores: torch.Tensor,
-    bias: torch.Tensor | None,
-    first: torch.Tensor,
-    first_at: torch.Tensor,
-    second: torch.Tensor,
-    second_at: torch.Tensor | None,
-) -> None:
-    rows, cols = scores.shape
-    for name, t in (("first", first), ("second", second)):
-        _f32(t, name)
-    _f32(scores, "scores")
-    outputs = (first, second, first_at) + ((second_at,) if second_at is not None else ())
-    if scores.stride(1) != 1 or min(len(t) for t in outputs) < rows:
-        raise ValueError(f"best_two needs row-major scores and outputs of at least {rows} rows")
-    if first_at.dtype != torch.long or (second_at is not None and second_at.dtype != torch.long):
-        raise ValueError("first_at and second_at must be int64 tensors")
-    if bias is not None:
-        _f32(bias, "bias")
-        if bias.numel() != cols or bias.stride(-1) != 1:
-            raise ValueError(f"bias must be {cols} contiguous floats, got shape {tuple(bias.shape)}")
-
-
 def best_two(
     scores: torch.Tensor,
     bias: torch.Tensor | None,
@@ -103,7 +80,18 @@ def best_two(
     """
     rows, cols = scores.shape
     if checked:
-        _check_best_two(scores, bias, first, first_at, second, second_at)
+        for name, t in (("first", first), ("second", second)):
+            _f32(t, name)
+        _f32(scores, "scores")
+        outputs = (first, second, first_at) + ((second_at,) if second_at is not None else ())
+        if scores.stride(1) != 1 or min(len(t) for t in outputs) < rows:
+            raise ValueError(f"best_two needs row-major scores and outputs of at least {rows} rows")
+        if first_at.dtype != torch.long or (second_at is not None and second_at.dtype != torch.long):
+            raise ValueError("first_at and second_at must be int64 tensors")
+        if bias is not None:
+            _f32(bias, "bias")
+            if bias.numel() != cols or bias.stride(-1) != 1:
+                raise ValueError(f"bias must be {cols} contiguous floats, got shape {tuple(bias.shape)}")
     if native_scan():
         outputs = (first, second, first_at) + ((second_at,) if second_at is not None else ())
         if not checked or all(t.is_contiguous() for t in outputs):
