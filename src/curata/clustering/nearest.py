@@ -101,9 +101,11 @@ class _Centroids:
 
 
 class _ScratchPool:
-    """CPU buffers kept from one pass to the next: fresh pages cost 0.8 ms per 3.2 MB score buffer here (the kernel
-    maps and zeroes them), a tenth of a pass over 10,000 rows. Each pass takes what it needs and gives it back;
-    at most ``keep_bytes`` wait between passes."""
+    """CPU buffers kept from one pass to the next. Once ``return_large_buffers_to_the_os`` has lowered glibc's mmap
+    threshold (streamed fits, select and dedup under a budget do), every buffer over 1 MiB is fresh pages that the
+    kernel maps and zeroes: 0.8 ms per 3.2 MB score buffer here, and fits of 10k-100k rows took 4-17 % longer
+    without the pool; with glibc's default threshold the pool changed nothing measurable. Each pass takes what it
+    needs and gives it back; at most ``keep_bytes`` wait between passes."""
 
     def __init__(self, keep_bytes: int = 256 << 20) -> None:
         self.free: list[torch.Tensor] = []
@@ -236,7 +238,7 @@ class _Worker:
             if self.on_cpu:
                 add_rows(self.stage, labels, block, checked=False)
             else:
-                with _deterministic(False):
+                with _deterministic():
                     self.stage.index_add_(0, labels, block)
             self.staged += rows
             if self.staged >= self.flush and e % self.chunk == 0:
@@ -334,10 +336,10 @@ def _tile_best_two(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 @contextlib.contextmanager
-def _deterministic(on_cpu: bool) -> Iterator[None]:
+def _deterministic() -> Iterator[None]:
     """On a GPU, index_add_ adds with atomics in whatever order the threads run, so that the sums (and the
     centroids) change from run to run in their last bits; torch's deterministic mode sorts first."""
-    if on_cpu or torch.are_deterministic_algorithms_enabled():
+    if torch.are_deterministic_algorithms_enabled():
         yield
         return
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -345,11 +347,6 @@ def _deterministic(on_cpu: bool) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(False)
-
-
-def _squared_distances(scores: torch.Tensor, block_sq: torch.Tensor | None) -> torch.Tensor:
-    """Scores as squared distances: ||x||^2 + (||c||^2 - 2 x.c) for l2, 2 + 2 (-x.c) between unit vectors."""
-    return scores + block_sq if block_sq is not None else scores * 2.0 + 2.0
 
 
 _SMALL_PASS = 1 << 26  # multiply-adds under which one thread beats handing chunks to workers (10k x 32 x 100 here)
