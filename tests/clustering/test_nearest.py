@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from curata.clustering.nearest import CENTROID_TILE, nearest_centroids
+from curata.clustering import score_scan
+from curata.clustering.cpu_gemm import panel_gemm_preferred
+from curata.clustering.nearest import CENTROID_TILE, nearest_centroids, serial_main_thread
 from curata.store.rows import MemoryShard
 
 
@@ -44,6 +46,7 @@ def test_a_pass_under_serial_main_thread_still_uses_every_core(monkeypatch):
     there were threads, and give the same answer as one worker does."""
     import curata.clustering.nearest as nearest
 
+    monkeypatch.setenv("CURATA_NATIVE_SCAN", "0")  # the Python workers (the compiled pass has its own threads)
     monkeypatch.setattr(nearest, "_SMALL_PASS", 0)
     torch.set_num_threads(2)
     x = torch.from_numpy(np.random.default_rng(1).standard_normal((5000, 16)).astype(np.float32))
@@ -67,3 +70,70 @@ def test_a_pass_under_serial_main_thread_still_uses_every_core(monkeypatch):
     assert torch.equal(labels, alone[0]) and torch.equal(d2, alone[1])
     assert sums is not None and alone[2] is not None
     assert torch.allclose(sums, alone[2], rtol=1e-6)  # float32 partial sums differ with the workers' shares
+
+
+needs_native_pass = pytest.mark.skipif(
+    score_scan._score_scan is None or not panel_gemm_preferred(),
+    reason="the compiled pass needs the C extension and a CPU with AVX-512",
+)
+
+
+def _pass(shard, centers, chunk, with_sums, threads):
+    torch.set_num_threads(threads)
+    with serial_main_thread("cpu"):
+        return nearest_centroids(shard, centers, shard.metric, chunk, with_sums)
+
+
+@needs_native_pass
+@pytest.mark.parametrize("k", [2, 100, CENTROID_TILE + 50])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_the_compiled_pass_gives_what_the_python_workers_give(monkeypatch, k, metric):
+    """Labels, distances and sums bit for bit, near-ties included, whatever the chunks and threads."""
+    ties, centers, _ = _near_ties(k)
+    spread = torch.from_numpy(np.random.default_rng(k).normal(size=(1500, ties.shape[1])).astype(np.float32) * 5)
+    x = torch.cat([ties, spread])
+    if metric == "cosine":
+        centers = torch.nn.functional.normalize(centers, dim=1)
+    shard = MemoryShard(x, metric, 0, len(x))
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            for chunk in (64, 1000):
+                for with_sums in (False, True):
+                    monkeypatch.delenv("CURATA_NATIVE_SCAN", raising=False)
+                    native = _pass(shard, centers, chunk, with_sums, threads)
+                    monkeypatch.setenv("CURATA_NATIVE_SCAN", "0")
+                    python = _pass(shard, centers, chunk, with_sums, threads)
+                    for a, b in zip(native, python, strict=True):
+                        assert (a is None and b is None) or torch.equal(a, b), (threads, chunk, with_sums)
+    finally:
+        torch.set_num_threads(before)
+    if metric == "l2":  # the exact ties went to the lower column, the others to the exactly nearer centroid
+        assert np.array_equal(native[0][: len(ties)].numpy(), _near_ties(k)[2])
+
+
+def _child_pass(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    torch.set_num_threads(2)
+    with serial_main_thread("cpu"):  # torch's OpenMP hangs in a forked child whose parent ran parallel ops
+        shard = MemoryShard(torch.from_numpy(x), "l2", 0, len(x))
+        return nearest_centroids(shard, torch.from_numpy(centers), "l2", 256, True)[0].numpy()
+
+
+@needs_native_pass
+def test_a_forked_child_runs_the_compiled_pass():
+    """The child of a fork has none of the parent's helper threads: its passes still run, and give the parent's
+    labels."""
+    import multiprocessing
+    import warnings
+
+    rng = np.random.default_rng(5)
+    x, centers = rng.normal(size=(4000, 16)).astype(np.float32), rng.normal(size=(50, 16)).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        mine = _child_pass(x, centers)  # the parent's helpers are running
+        with warnings.catch_warnings(), multiprocessing.get_context("fork").Pool(1) as pool:
+            warnings.simplefilter("ignore")  # lance warns of forks, and this process holds no dataset
+            theirs = pool.apply_async(_child_pass, (x, centers)).get(timeout=120)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(mine, theirs)

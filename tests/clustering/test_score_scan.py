@@ -7,7 +7,15 @@ import torch
 from curata import KMeans
 from curata.clustering import score_scan
 from curata.clustering.kmeans import assign
-from curata.clustering.score_scan import add_rows, best_two, native_scan, settle_rows
+from curata.clustering.score_scan import (
+    add_rows,
+    best_two,
+    native_scan,
+    pack_panels,
+    scan_pass,
+    settle_rows,
+    sum_pass,
+)
 
 needs_native = pytest.mark.skipif(score_scan._score_scan is None, reason="the C extension is not built")
 
@@ -120,3 +128,77 @@ def test_bad_buffers_are_refused():
         add_rows(torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="close"):
         settle_rows(ok[0], ok[2], None, 1.0, 1e-6, None, None, torch.empty(2, dtype=torch.long))
+
+
+needs_avx512 = pytest.mark.skipif(
+    score_scan._score_scan is None or not score_scan._score_scan.avx512(), reason="the pass needs AVX-512"
+)
+
+
+def _scan_inputs(rows: int, dim: int, k: int):
+    g = torch.Generator().manual_seed(rows + k)
+    x, c = torch.randn(rows, dim, generator=g), torch.randn(k, dim, generator=g)
+    return x, (x * x).sum(1), pack_panels((-2 * c.T).contiguous()), (c * c).sum(1)
+
+
+@needs_avx512
+@pytest.mark.parametrize("k", [1, 7, 100, 3000])
+def test_scan_pass_does_not_depend_on_the_threads(k):
+    x, x_sq, panels, bias = _scan_inputs(2001, 12, k)
+    results = []
+    for threads in (1, 2, 5):
+        out = [torch.empty(2001, dtype=torch.long), torch.empty(2001)]
+        near, near_at = torch.empty(2001, dtype=torch.long), torch.empty(2001, dtype=torch.long)
+        m = scan_pass(x, x_sq, panels, bias, k, *out, near, near_at, threads, 10.0, 2.0**-12)  # wide slack: ties
+        results.append(out + [near[:m], near_at[:m]])
+    for other in results[1:]:
+        _equal(results[0], other)
+    labels, best, near, near_at = results[0]
+    centers = panels.permute(1, 0, 2).reshape(panels.shape[1], -1)[:, :k].T / -2
+    exact = torch.cdist(x.double(), centers.double()).square()
+    clear = torch.ones(2001, dtype=torch.bool)
+    clear[near] = False  # rows whose two best scores are within the slack are settled by the caller
+    assert torch.equal(labels[clear], exact.argmin(dim=1)[clear])
+    torch.testing.assert_close(best.double(), exact.min(dim=1).values, rtol=1e-4, atol=1e-3)
+    if k > 1:
+        assert len(near) and torch.all(near[1:] > near[:-1])  # listed once, in row order
+        assert not torch.any(near_at == labels[near])  # the runner-up is another column
+
+
+@needs_native
+def test_sum_pass_matches_the_workers_sums():
+    """Worker w adds chunks w, w + workers, ... in float32, flushed into float64: what nearest.py's workers do."""
+    g = torch.Generator().manual_seed(4)
+    x, labels = torch.randn(5000, 9, generator=g) * 100, torch.randint(0, 13, (5000,), generator=g)
+    chunk, workers, flush = 300, 3, 600
+    expected = torch.zeros(13, 9, dtype=torch.float64)
+    for w in range(workers):
+        stage, sums, staged = torch.zeros(13, 9), torch.zeros(13, 9, dtype=torch.float64), 0
+        for s in range(w * chunk, 5000, workers * chunk):
+            e = min(s + chunk, 5000)
+            stage.index_add_(0, labels[s:e], x[s:e])
+            staged += e - s
+            if staged >= flush and e % chunk == 0:
+                sums += stage
+                stage.zero_()
+                staged = 0
+        expected += sums + stage
+    for threads in (1, 2, 4):
+        out = sum_pass(x, labels, 13, chunk, flush, workers, threads)
+        assert torch.equal(out[:, :9], expected)
+        assert torch.equal(out[:, 9], torch.bincount(labels, minlength=13).double())
+
+
+def test_bad_pass_arguments_are_refused():
+    x, x_sq, panels, bias = _scan_inputs(10, 4, 5)
+    out = [torch.empty(10, dtype=torch.long), torch.empty(10), torch.empty(10, dtype=torch.long)]
+    with pytest.raises(ValueError, match="panels"):
+        scan_pass(x, x_sq, panels, bias, 40, *out, out[2].clone(), 1, 1.0, 1e-6)
+    with pytest.raises(ValueError, match="best"):
+        scan_pass(x, x_sq, panels, bias, 5, out[0], out[0], out[2], out[2].clone(), 1, 1.0, 1e-6)
+    with pytest.raises(ValueError, match="x_sq and bias"):
+        scan_pass(x, None, panels, bias, 5, *out, out[2].clone(), 1, 1.0, 1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        sum_pass(x, torch.full((10,), 5), 5, 4, 4, 1, 1)
+    with pytest.raises(ValueError, match="workers"):
+        sum_pass(x, torch.zeros(10, dtype=torch.long), 5, 4, 4, 0, 1)

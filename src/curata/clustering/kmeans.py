@@ -217,6 +217,12 @@ class KMeans(*cluster_bases()):
         self._validate(n, dim)
         if self.metric == "cosine" and not getattr(self, "_cosine_checked", False):
             warn_if_degenerate(X, "KMeans(metric='cosine')", self.seed)
+        # torch's own ops run on one thread from here on (see serial_main_thread): after a parallel op its OpenMP
+        # threads spin for milliseconds on the cores the passes' workers need
+        with serial_main_thread(self.device):
+            return self._fit(X, n)
+
+    def _fit(self, X: Any, n: int) -> KMeans:
         rank, world = _rank_world()
         start, stop = shard_range(n, rank, world)
         data = load_shard(X, start, stop, self.metric, self.device, self.memory_budget, self._chunk)
@@ -230,11 +236,10 @@ class KMeans(*cluster_bases()):
         for _ in range(self.n_init):
             centers = self._initial_centers(fit_set, generator, world)
             bounds = RowBounds(fit_set.rows, fit_set.device) if self._uses_bounds() else None
-            with serial_main_thread(data.device):
-                centers, iterations = self._lloyd(fit_set, centers, bounds)
-                if fit_set is not data:
-                    bounds = None
-                labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False, bounds=bounds)
+            centers, iterations = self._lloyd(fit_set, centers, bounds)
+            if fit_set is not data:
+                bounds = None
+            labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False, bounds=bounds)
             labels = labels.clone()  # bounds.labels when bounded: not to be shared with the next init
             inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1)).item()
             if best is None or inertia < best[0]:

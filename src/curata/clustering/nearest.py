@@ -27,10 +27,13 @@ from curata.clustering.score_scan import (
     PANEL,
     add_rows,
     best_two,
+    native_scan,
     pack_panels,
     panel_scores,
     runner_up_columns,
+    scan_pass,
     settle_rows,
+    sum_pass,
 )
 from curata.store.rows import MemoryShard, StreamedShard
 
@@ -77,8 +80,7 @@ class _Centroids:
         self.t = (centers.T * (-2.0 if metric == "l2" else -1.0)).contiguous()  # scaling by -2 is exact in float32
         self.sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
         self.t_np = self.t.numpy() if numpy_gemm else None
-        # under 32 centroids a panel is mostly padding, and the BLAS was as fast (65,536 x 64 rows, k = 10)
-        self.panels = pack_panels(self.t) if panel_gemm and self.k >= PANEL else None
+        self.panels = pack_panels(self.t) if panel_gemm else None
         # a score sums `dim` float32 products of rows of norm |x| and centroids of norm at most this
         self.largest_norm = 1.0 if metric == "cosine" else float(torch.linalg.vector_norm(centers, dim=1).max())
         self.unit_slack = sum_rounding(self.dim)
@@ -98,6 +100,18 @@ class _Centroids:
             torch.index_select(self.rows, 0, labels[a:b], out=diff)
             diff.sub_(block[a:b]).square_()
             torch.sum(diff, dim=1, out=out[a:b])
+
+    def settle_near_ties(
+        self, rows: torch.Tensor, near_at: torch.Tensor, other_at: torch.Tensor, work: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For rows whose two best scores lie within the scores' rounding (columns ``near_at`` and ``other_at``):
+        the label and squared distance decided by the sums of squares (see ``distances``), lower column on a tie."""
+        near = torch.empty(len(rows), dtype=torch.float32, device=rows.device)
+        other = torch.empty_like(near)
+        self.distances(rows, near_at, near, work)
+        self.distances(rows, other_at, other, work)
+        swap = (other < near) | ((other == near) & (other_at < near_at))
+        return torch.where(swap, other_at, near_at), torch.minimum(near, other)
 
 
 class _ScratchPool:
@@ -303,19 +317,14 @@ class _Worker:
             first, second, block_sq, shared.largest_norm, shared.unit_slack,
             None if self.exact_distances else best, bound, self.close, checked=False,
         )  # fmt: skip
-        if m:  # see _Centroids.distances: near-ties are decided by the sums, which follow the row alone
+        if m:
             close = self.close[:m]
             if one_tile:  # the scores are still in the buffer (with the bias when the panel kernel added it)
                 scores = self.scores[: rows * self.k].view(rows, self.k)[close]
                 second_at[close] = runner_up_columns(scores, self.c_sq if self.panels is None else None, labels[close])
-            rows_close, near_at, other_at = block[close], labels[close], second_at[close]
-            near = torch.empty(m, dtype=torch.float32, device=block.device)
-            other = torch.empty_like(near)
-            shared.distances(rows_close, near_at, near, self.work)
-            shared.distances(rows_close, other_at, other, self.work)
-            swap = (other < near) | ((other == near) & (other_at < near_at))
-            labels[close] = torch.where(swap, other_at, near_at)
-            best[close] = torch.minimum(near, other)
+            labels[close], best[close] = shared.settle_near_ties(
+                block[close], labels[close], second_at[close], self.work
+            )
         return bound
 
     def flush_sums(self) -> None:
@@ -382,11 +391,20 @@ def serial_main_thread(device: str | torch.device) -> Iterator[None]:
         _cores.reset(token)
 
 
-def _threads_for(shard: MemoryShard | StreamedShard, chunk: int, k: int, dim: int) -> int:
-    if shard.device.type != "cpu" or shard.rows * k * dim < _SMALL_PASS:
+def _threads_for(shard: MemoryShard | StreamedShard, chunk: int) -> int:
+    """The workers a pass deals its chunks to: as many as there are cores (and chunks). They decide the float32
+    partial sums, so a pass gives the same sums whether its workers run in parallel or one after the other, in C or
+    in Python."""
+    if shard.device.type != "cpu":
         return 1
     cores = _cores.get() or torch.get_num_threads()
     return max(1, min(cores, -(-shard.rows // chunk)))
+
+
+def _in_parallel(shard: MemoryShard | StreamedShard, k: int, dim: int) -> bool:
+    """Whether Python worker threads run a pass's workers at the same time (else the calling thread runs them one
+    after the other): below _SMALL_PASS the hand-over costs more than it saves."""
+    return shard.rows * k * dim >= _SMALL_PASS
 
 
 def _balanced_chunk(rows: int, chunk: int, threads: int) -> int:
@@ -418,11 +436,11 @@ def _workers_pool(threads: int) -> ThreadPoolExecutor:
         return _pool[2]
 
 
-def _score_blocks(shard: MemoryShard | StreamedShard, chunk: int, workers: list[_Worker]) -> None:
+def _score_blocks(shard: MemoryShard | StreamedShard, chunk: int, workers: list[_Worker], parallel: bool) -> None:
     threads = len(workers)
-    if threads == 1:
+    if threads == 1 or not parallel:
         for s, block, block_sq in shard.blocks(chunk):
-            workers[0].score(s, block, block_sq)
+            workers[(s // chunk) % threads].score(s, block, block_sq)
         return
     pool = _workers_pool(threads)
     if isinstance(shard, MemoryShard):  # each worker takes its own chunks: one hand-over per worker and pass
@@ -449,6 +467,68 @@ def _score_blocks(shard: MemoryShard | StreamedShard, chunk: int, workers: list[
             if future is not None and not future.cancel():
                 with contextlib.suppress(Exception):
                     future.result()
+
+
+def _native_pass(
+    shard: MemoryShard,
+    shared: _Centroids,
+    chunk: int,
+    threads: int,
+    with_sums: bool,
+    labels: torch.Tensor,
+    best: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A pass over rows in memory on the compiled thread team (score_scan.scan_pass and sum_pass): the same
+    chunks, workers and operations as the Python workers, the same results bit for bit, without a Python call per
+    block or a hand-over to Python threads (about 0.3 ms a pass, as long as the whole arithmetic of 10,000 rows)."""
+    x, x_sq, n = shard.x, shard.x_sq, shard.rows
+    if n and x.stride(1) != 1:
+        x = x.contiguous()
+    near = _scratch.take(2 * n, torch.long)
+    try:
+        bias = shared.sq.reshape(-1) if shared.sq is not None else None
+        m = scan_pass(
+            x, x_sq, shared.panels, bias, shared.k, labels, best, near[:n], near[n : 2 * n], threads,
+            shared.largest_norm, shared.unit_slack, checked=False,
+        )  # fmt: skip
+        if m:
+            close, other_at = near[:m].clone(), near[n : n + m].clone()
+            work = torch.empty((min(m, max(_DISTANCE_ROWS, _DISTANCE_FLOATS_CPU // max(shared.dim, 1))), shared.dim))
+            labels[close], best[close] = shared.settle_near_ties(x[close], labels[close], other_at, work)
+    finally:
+        _scratch.give_back([near])
+    if not with_sums:  # the sums of squares (see _Centroids.distances), by the workers in turn
+        _exact_distances(x, shared, labels, best, threads)
+        return labels, best, None
+    sums = sum_pass(x, labels, shared.k, chunk, max(chunk, 4 * shared.k), threads, threads, checked=False)
+    return labels, best, sums
+
+
+def _exact_distances(
+    x: torch.Tensor, shared: _Centroids, labels: torch.Tensor, best: torch.Tensor, threads: int
+) -> None:
+    """best[i] = the sum of squares of x[i] - centroid labels[i], on ``threads`` Python threads where it pays."""
+    n = len(x)
+    work_rows = max(_DISTANCE_ROWS, _DISTANCE_FLOATS_CPU // max(shared.dim, 1))
+    parts = threads if n * shared.dim >= _SMALL_PASS // 64 else 1
+    edges = [n * p // parts for p in range(parts + 1)]
+
+    def part(p: int) -> None:
+        a, b = edges[p], edges[p + 1]
+        rows = min(max(b - a, 1), work_rows)
+        work = _scratch.take(rows * shared.dim, torch.float32)
+        try:
+            shared.distances(x[a:b], labels[a:b], best[a:b], work[: rows * shared.dim].view(rows, shared.dim))
+        finally:
+            _scratch.give_back([work])
+
+    if parts == 1:
+        part(0)
+        return
+    futures = [_workers_pool(parts).submit(part, p) for p in range(parts)]
+    wait(futures)
+    for future in futures:
+        future.result()
 
 
 def nearest_centroids(
@@ -484,15 +564,21 @@ def nearest_centroids(
     else:
         labels = torch.empty(n, dtype=torch.long, device=device)
     best = torch.empty(n, dtype=torch.float32, device=device)
-    threads = _threads_for(shard, chunk, len(centers), centers.shape[1])
+    threads = _threads_for(shard, chunk)
     chunk = _balanced_chunk(n, chunk, threads)
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
-    shared = _Centroids(centers, metric, numpy_gemm, device.type == "cpu" and panel_gemm_preferred())
+    whole_pass = bounds is None and isinstance(shard, MemoryShard)
+    # under 32 centroids a panel is mostly padding, and the BLAS was as fast block by block (65,536 x 64 rows,
+    # k = 10); a whole pass in C (below) gains more than that
+    panel_gemm = device.type == "cpu" and panel_gemm_preferred() and (len(centers) >= PANEL or whole_pass)
+    shared = _Centroids(centers, metric, numpy_gemm, panel_gemm)
+    if whole_pass and panel_gemm and native_scan():
+        return _native_pass(shard, shared, chunk, threads, with_sums, labels, best)
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
     try:
         # threadpoolctl takes ~60 us a pass: only when numpy's BLAS runs the GEMMs
         with single_threaded_blas() if numpy_gemm and shared.panels is None else contextlib.nullcontext():
-            _score_blocks(shard, chunk, workers)
+            _score_blocks(shard, chunk, workers, _in_parallel(shard, len(centers), centers.shape[1]))
         if bounds is not None:
             bounds.filled = True
             bounds.scored = sum(worker.scored for worker in workers)

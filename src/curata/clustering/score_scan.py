@@ -28,7 +28,9 @@ __all__ = [
     "pack_panels",
     "panel_scores",
     "runner_up_columns",
+    "scan_pass",
     "settle_rows",
+    "sum_pass",
 ]
 
 _ENV = "CURATA_NATIVE_SCAN"
@@ -305,3 +307,147 @@ def panel_scores(
     )
     if not ran:
         raise RuntimeError("the panel kernel needs a CPU with AVX-512")
+
+
+def _rows_in_memory(x: torch.Tensor, name: str) -> None:
+    _f32(x, name)
+    if x.dim() != 2 or (len(x) > 1 and x.stride(1) != 1) or (len(x) and x.stride(0) < x.shape[1]):
+        raise ValueError(f"{name} must be (rows, dim) float32 rows with unit column stride")
+
+
+def scan_pass(
+    x: torch.Tensor,
+    x_sq: torch.Tensor | None,
+    panels: torch.Tensor,
+    bias: torch.Tensor | None,
+    k: int,
+    labels: torch.Tensor,
+    best: torch.Tensor,
+    near: torch.Tensor,
+    near_at: torch.Tensor,
+    threads: int,
+    largest_norm: float,
+    unit_slack: float,
+    *,
+    checked: bool = True,
+) -> int:
+    """``panel_scores``, ``best_two`` and ``settle_rows`` for every row of ``x`` (l2: ``x_sq`` the squared norms and
+    ``bias`` the centroids' squared norms; cosine: both None), on up to ``threads`` threads in C, each block's scores
+    scanned while in cache (the result does not depend on the threads). Writes each row's best column into
+    ``labels`` and its squared distance from the score into ``best``, lists the near-ties (rows whose two best
+    scores are within the scores' rounding) in increasing order in ``near`` with the runner-up's column in
+    ``near_at``, and returns their count. Needs the compiled extension and AVX-512 (``panel_gemm_preferred``);
+    ``checked=False`` as for ``best_two``.
+
+    Example:
+        >>> from curata.clustering.cpu_gemm import panel_gemm_preferred
+        >>> x, c = torch.tensor([[0.0, 0.0], [5.0, 5.0]]), torch.tensor([[4.0, 4.0], [0.0, 1.0]])
+        >>> labels, best, near = torch.empty(2, dtype=torch.long), torch.empty(2), torch.empty(2, dtype=torch.long)
+        >>> if panel_gemm_preferred():
+        ...     _ = scan_pass(x, (x * x).sum(1), pack_panels(-2 * c.T), (c * c).sum(1), 2, labels, best, near,
+        ...                   near.clone(), 2, 5.7, 2.0**-20)
+        ...     print(labels.tolist(), best.tolist())
+        ... else:
+        ...     print([1, 0], [1.0, 2.0])
+        [1, 0] [1.0, 2.0]
+    """
+    rows, dim = x.shape
+    if checked:
+        _check_scan_pass(x, x_sq, panels, bias, k, labels, best, near, near_at, threads)
+    return _score_scan.scan_pass(
+        x.data_ptr(),
+        0 if x_sq is None else x_sq.data_ptr(),
+        panels.data_ptr(),
+        0 if bias is None else bias.data_ptr(),
+        labels.data_ptr(),
+        best.data_ptr(),
+        near.data_ptr(),
+        near_at.data_ptr(),
+        rows,
+        dim,
+        k,
+        x.stride(0) if rows else dim,
+        threads,
+        float(largest_norm),
+        float(unit_slack),
+    )
+
+
+def _check_scan_pass(
+    x: torch.Tensor,
+    x_sq: torch.Tensor | None,
+    panels: torch.Tensor,
+    bias: torch.Tensor | None,
+    k: int,
+    labels: torch.Tensor,
+    best: torch.Tensor,
+    near: torch.Tensor,
+    near_at: torch.Tensor,
+    threads: int,
+) -> None:
+    _rows_in_memory(x, "x")
+    rows, dim = x.shape
+    _f32(panels, "panels")
+    if panels.dim() != 3 or panels.shape[1:] != (dim, PANEL) or panels.shape[0] * PANEL < k or k < 1:
+        raise ValueError(f"panels must pack at least k = {k} centroids of {dim} floats ({PANEL} per panel)")
+    if not panels.is_contiguous():
+        raise ValueError("panels must be contiguous")
+    for name, t, dtype, size in (
+        ("x_sq", x_sq, torch.float32, rows),
+        ("bias", bias, torch.float32, k),
+        ("labels", labels, torch.long, rows),
+        ("best", best, torch.float32, rows),
+        ("near", near, torch.long, rows),
+        ("near_at", near_at, torch.long, rows),
+    ):
+        if t is not None and (t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or t.numel() < size):
+            raise ValueError(f"{name} must be a contiguous {dtype} CPU tensor of at least {size} values")
+    if (x_sq is None) != (bias is None):
+        raise ValueError("x_sq and bias go together (l2) or are both None (cosine)")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if _score_scan is None or not _score_scan.avx512():
+        raise RuntimeError("scan_pass needs the compiled curata.clustering._score_scan and a CPU with AVX-512")
+
+
+def sum_pass(
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    k: int,
+    chunk: int,
+    flush: int,
+    workers: int,
+    threads: int,
+    *,
+    checked: bool = True,
+) -> torch.Tensor:
+    """Per-cluster sums and counts of the rows of ``x`` as a (k, dim + 1) float64 tensor (counts last), on up to
+    ``threads`` threads in C: worker w (of ``workers``) adds its chunks of ``chunk`` rows (w, w + workers, ...) into
+    float32 partial sums in row order, flushed into float64 once ``flush`` rows are staged at a chunk's end; the
+    workers' sums are added in worker order. What nearest.py's Python workers give for the same chunks, bit for
+    bit, whatever the threads. ``checked=False`` as for ``best_two``.
+
+    Example:
+        >>> sum_pass(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([1, 1]), 2, 1, 1, 2, 2).tolist()
+        [[0.0, 0.0, 0.0], [4.0, 6.0, 2.0]]
+    """
+    rows, dim = x.shape
+    if checked:
+        _rows_in_memory(x, "x")
+        if labels.dtype != torch.long or not labels.is_contiguous() or len(labels) != rows:
+            raise ValueError(f"labels must be {rows} contiguous int64 values")
+        if rows and (int(labels.min()) < 0 or int(labels.max()) >= k):
+            raise ValueError(f"labels must lie in [0, {k})")
+        if chunk < 1 or not 1 <= workers <= 256 or threads < 1 or flush < 0:
+            raise ValueError(
+                f"chunk and threads must be >= 1, workers in [1, 256] and flush >= 0, got {chunk}, {threads}, "
+                f"{workers} and {flush}"
+            )
+        if _score_scan is None:
+            raise RuntimeError("sum_pass needs the compiled curata.clustering._score_scan")
+    out = torch.empty((k, dim + 1), dtype=torch.float64)
+    _score_scan.sum_pass(
+        x.data_ptr(), labels.data_ptr(), out.data_ptr(), rows, dim, k, x.stride(0) if rows else dim, chunk, flush,
+        workers, threads,
+    )  # fmt: skip
+    return out

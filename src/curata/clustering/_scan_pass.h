@@ -1,0 +1,22 @@
+/* A whole k-means pass over rows in memory, on the thread team (see _scan_pass.c). */
+#ifndef CURATA_SCAN_PASS_H
+#define CURATA_SCAN_PASS_H
+
+#include <stdint.h>
+
+/* Nearest centroid of every row, on up to `threads` threads: labels, and best (the squared distance from the best
+ * score, clamped at 0). Near-ties (rows whose two best scores lie within the scores' rounding) are listed in
+ * increasing row order in near[0 .. count) with the runner-up's column in near_at. Returns their count, or -1 when
+ * out of memory. x_sq NULL: cosine. */
+int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, int64_t dim, const float *panels,
+                  const float *bias, int64_t k, int64_t threads, float largest, float unit, int64_t *labels,
+                  float *best, int64_t *near, int64_t *near_at);
+
+/* Per-cluster sums of the rows and counts into out (k, dim + 1) float64, counts in the last column, on up to
+ * `threads` threads. Worker w (of `workers`) adds its chunks (w, w + workers, ...) in row order into float32
+ * partial sums, flushed into its float64 sums once `flush` rows are staged at a chunk's end; the workers' sums are
+ * added in worker order. Returns 0, -1 when out of memory, -2 for a worker count outside [1, TEAM_MAX]. */
+int sum_pass(const float *x, int64_t ldx, const int64_t *labels, int64_t rows, int64_t dim, int64_t k,
+             int64_t chunk, int64_t flush, int64_t workers, int64_t threads, double *out);
+
+#endif
