@@ -3,7 +3,9 @@
 A grid over N (rows), d (dimension) and k (clusters, where N >= 20 k): for each cell the same float32 rows (a
 Gaussian mixture of max(k, 64) components, or real EfficientNet-Lite0 features with --real) and the same initial
 centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no early stop, empty clusters split as
-faiss does), interleaved, best of --repeats. Time per iteration: curata's fit is its Lloyd passes (fewer than
+faiss does), interleaved, best of --repeats, with a --pause before each timed run: the idle threads of
+whatever ran last (OpenMP's spin for several milliseconds after faiss's parallel loops and torch's, our pass threads'
+for one) would otherwise run on the cores the next contender needs. Time per iteration: curata's fit is its Lloyd passes (fewer than
 `iters` when it reaches a fixed point) plus the final assignment that gives labels_, so its time is divided by
 n_iter_ + 1; faiss's by its iterations. The inertia of each
 final model is computed the same way (float64 distances to the nearest centre) and the relative gap printed. Cells whose
@@ -17,7 +19,8 @@ card's fp32 and tf32 matrix peak, measured in the same run.
 Goal (issue 16): worst ratio <= 1.0, median <= 0.8, same inertia within 1 %.
 
     python bench/kmeans_grid.py [--rows 10000 100000 1000000 --dims 32 64 128 256 384 768 1024
-                                 --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --real]
+                                 --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --pause 0.1
+                                 --real]
 """
 
 from __future__ import annotations
@@ -104,11 +107,13 @@ def run_cell(X: np.ndarray, k: int, args: argparse.Namespace, competitor: str) -
         ours = KMeans(k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
         data = X_device if X_device is not None else X
         sync(args.device)
+        time.sleep(args.pause)
         start = time.perf_counter()
         ours.fit(data)
         sync(args.device)
         times["curata"].append((time.perf_counter() - start) / (ours.n_iter_ + 1))  # passes run
         inertia["curata"] = inertia_of(X, ours.cluster_centers_, args.device)
+        time.sleep(args.pause)
         if competitor == "torch Lloyd":
             assert X_device is not None
             sync(args.device)
@@ -137,6 +142,7 @@ def run_cell(X: np.ndarray, k: int, args: argparse.Namespace, competitor: str) -
             from sklearn.cluster import KMeans as SklearnKMeans
 
             sk = SklearnKMeans(k, init=init, n_init=1, max_iter=args.iters, tol=0.0, algorithm="lloyd")
+            time.sleep(args.pause)
             start = time.perf_counter()
             sk.fit(X)
             times["sklearn"].append((time.perf_counter() - start) / sk.n_iter_)
@@ -153,6 +159,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cell-seconds", type=float, default=60.0, help="skip cells estimated to take longer")
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds of idle before each timed run")
     parser.add_argument("--sklearn-max", type=float, default=2e10, help="run scikit-learn where N * d * k <= this")
     parser.add_argument("--real", action="store_true", help="also EfficientNet-Lite0 features (runs/evidence/train)")
     parser.add_argument("--real-path", type=Path, default=Path("runs/evidence/train"))
