@@ -4,8 +4,9 @@ A grid over N (rows), d (dimension) and k (clusters, where N >= 20 k): for each 
 Gaussian mixture of max(k, 64) components, or real EfficientNet-Lite0 features with --real) and the same initial
 centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no early stop, empty clusters split as
 faiss does), interleaved, best of --repeats, with a --pause before each timed run: the idle threads of
-whatever ran last (OpenMP's spin for several milliseconds after faiss's parallel loops and torch's, our pass threads'
-for one) would otherwise run on the cores the next contender needs. Time per iteration: curata's fit is its Lloyd passes (fewer than
+whatever ran last would otherwise spin on the cores the next contender needs (OpenBLAS's, under scikit-learn, for
+2^28 cycles, about 0.1 s; OpenMP's after faiss's and torch's parallel loops for milliseconds; our pass threads' for
+one): 10,000 x 32 rows at k = 100 took 1.2 ms a pass 0.1 s after scikit-learn's fit, 0.8 ms 0.3 s after it. Time per iteration: curata's fit is its Lloyd passes (fewer than
 `iters` when it reaches a fixed point) plus the final assignment that gives labels_, so its time is divided by
 n_iter_ + 1; faiss's by its iterations. The inertia of each
 final model is computed the same way (float64 distances to the nearest centre) and the relative gap printed. Cells whose
@@ -19,7 +20,7 @@ card's fp32 and tf32 matrix peak, measured in the same run.
 Goal (issue 16): worst ratio <= 1.0, median <= 0.8, same inertia within 1 %.
 
     python bench/kmeans_grid.py [--rows 10000 100000 1000000 --dims 32 64 128 256 384 768 1024
-                                 --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --pause 0.1
+                                 --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --pause 0.3
                                  --real]
 """
 
@@ -159,7 +160,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cell-seconds", type=float, default=60.0, help="skip cells estimated to take longer")
-    parser.add_argument("--pause", type=float, default=0.1, help="seconds of idle before each timed run")
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds of idle before each timed run")
     parser.add_argument("--sklearn-max", type=float, default=2e10, help="run scikit-learn where N * d * k <= this")
     parser.add_argument("--real", action="store_true", help="also EfficientNet-Lite0 features (runs/evidence/train)")
     parser.add_argument("--real-path", type=Path, default=Path("runs/evidence/train"))
