@@ -12,6 +12,7 @@ from curata.clustering.score_scan import (
     best_two,
     native_scan,
     pack_panels,
+    row_distances,
     scan_pass,
     settle_rows,
     sum_pass,
@@ -145,24 +146,43 @@ def _scan_inputs(rows: int, dim: int, k: int):
 @pytest.mark.parametrize("k", [1, 7, 100, 3000])
 def test_scan_pass_does_not_depend_on_the_threads(k):
     x, x_sq, panels, bias = _scan_inputs(2001, 12, k)
+    centers = (panels.permute(1, 0, 2).reshape(12, -1)[:, :k].T / -2).contiguous()
     results = []
     for threads in (1, 2, 5):
-        out = [torch.empty(2001, dtype=torch.long), torch.empty(2001)]
-        near, near_at = torch.empty(2001, dtype=torch.long), torch.empty(2001, dtype=torch.long)
-        m = scan_pass(x, x_sq, panels, bias, k, *out, near, near_at, threads, 10.0, 2.0**-12)  # wide slack: ties
-        results.append(out + [near[:m], near_at[:m]])
-    for other in results[1:]:
+        for exact in (False, True):
+            out = [torch.empty(2001, dtype=torch.long), torch.empty(2001)]
+            m = scan_pass(x, x_sq, panels, bias, centers, *out, threads, 10.0, 2.0**-12, exact=exact)  # wide slack
+            results.append(out + [m])
+    for other in results[2::2]:
         _equal(results[0], other)
-    labels, best, near, near_at = results[0]
-    centers = panels.permute(1, 0, 2).reshape(panels.shape[1], -1)[:, :k].T / -2
+    for other in results[3::2]:
+        _equal(results[1], other)
+    labels, best, m = results[1]
     exact = torch.cdist(x.double(), centers.double()).square()
-    clear = torch.ones(2001, dtype=torch.bool)
-    clear[near] = False  # rows whose two best scores are within the slack are settled by the caller
-    assert torch.equal(labels[clear], exact.argmin(dim=1)[clear])
-    torch.testing.assert_close(best.double(), exact.min(dim=1).values, rtol=1e-4, atol=1e-3)
-    if k > 1:
-        assert len(near) and torch.all(near[1:] > near[:-1])  # listed once, in row order
-        assert not torch.any(near_at == labels[near])  # the runner-up is another column
+    assert torch.equal(labels, exact.argmin(dim=1))  # near-ties settled by the sums of squares
+    assert m > 0 or k == 1
+    expected = torch.empty(2001)
+    row_distances(x, centers, labels, expected)
+    assert torch.equal(best, expected)
+    torch.testing.assert_close(results[0][1].double(), exact.min(dim=1).values, rtol=1e-4, atol=1e-3)
+
+
+@needs_native
+@pytest.mark.parametrize("dim", [1, 15, 16, 17, 100])
+def test_row_distances_match_numpy(monkeypatch, dim):
+    g = torch.Generator().manual_seed(dim)
+    x, centers = torch.randn(500, dim, generator=g) * 30, torch.randn(9, dim, generator=g)
+    labels = torch.randint(0, 9, (500,), generator=g)
+
+    def run():
+        out = torch.empty(500)
+        row_distances(x, centers, labels, out)
+        return [out]
+
+    native, fallback = _both(monkeypatch, run)
+    _equal(native, fallback)
+    truth = ((x.double() - centers.double()[labels]) ** 2).sum(dim=1)
+    torch.testing.assert_close(native[0].double(), truth, rtol=1e-5, atol=0)
 
 
 @needs_native
@@ -191,14 +211,19 @@ def test_sum_pass_matches_the_workers_sums():
 
 def test_bad_pass_arguments_are_refused():
     x, x_sq, panels, bias = _scan_inputs(10, 4, 5)
-    out = [torch.empty(10, dtype=torch.long), torch.empty(10), torch.empty(10, dtype=torch.long)]
+    centers = torch.zeros(5, 4)
+    out = [torch.empty(10, dtype=torch.long), torch.empty(10)]
     with pytest.raises(ValueError, match="panels"):
-        scan_pass(x, x_sq, panels, bias, 40, *out, out[2].clone(), 1, 1.0, 1e-6)
+        scan_pass(x, x_sq, panels, bias, torch.zeros(40, 4), *out, 1, 1.0, 1e-6)
     with pytest.raises(ValueError, match="best"):
-        scan_pass(x, x_sq, panels, bias, 5, out[0], out[0], out[2], out[2].clone(), 1, 1.0, 1e-6)
+        scan_pass(x, x_sq, panels, bias, centers, out[0], out[0], 1, 1.0, 1e-6)
     with pytest.raises(ValueError, match="x_sq and bias"):
-        scan_pass(x, None, panels, bias, 5, *out, out[2].clone(), 1, 1.0, 1e-6)
+        scan_pass(x, None, panels, bias, centers, *out, 1, 1.0, 1e-6)
+    with pytest.raises(ValueError, match="centers"):
+        scan_pass(x, x_sq, panels, bias, torch.zeros(5, 3), *out, 1, 1.0, 1e-6)
     with pytest.raises(ValueError, match="labels"):
         sum_pass(x, torch.full((10,), 5), 5, 4, 4, 1, 1)
     with pytest.raises(ValueError, match="workers"):
         sum_pass(x, torch.zeros(10, dtype=torch.long), 5, 4, 4, 0, 1)
+    with pytest.raises(ValueError, match="labels"):
+        row_distances(x, centers, torch.full((10,), 7), torch.empty(10))

@@ -94,8 +94,10 @@ _FINITE_VALUES = 1 << 20  # a block's float64 sum converts it: 8 MB at a time
 def first_nonfinite_row(x: Any) -> int | None:
     """The first row of the array or tensor ``x`` that holds NaN or inf, else None.
 
-    NaN and inf survive a row sum, so rows are checked by their float64 sums in blocks: no (rows, dim) boolean
-    temporary and no float64 copy of X (one pass over 5M x 128 rows once held a 5 GB copy).
+    NaN and inf survive a sum: one sum of all the values, in their own precision, clears X at memory speed; where
+    it is not finite (a bad value, or an overflow), rows are checked by their float64 sums in blocks: no (rows, dim)
+    boolean temporary and no float64 copy of X (one pass over 5M x 128 rows once held a 5 GB copy; the blocks' float64
+    copies alone cost 0.7-3 ms on 10,000 x 128 rows, a fifth of a k-means fit).
 
     Example:
         >>> first_nonfinite_row(np.array([[1.0, 2.0], [np.inf, 0.0]])), first_nonfinite_row(np.ones((3, 2)))
@@ -105,6 +107,8 @@ def first_nonfinite_row(x: Any) -> int | None:
 
     values = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     values = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
+    if not values.is_floating_point() or bool(torch.isfinite(values.sum())):
+        return None
     step = max(1, _FINITE_VALUES // max(values.shape[1], 1))
     for start in range(0, len(values), step):
         block = values[start : start + step]

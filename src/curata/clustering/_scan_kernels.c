@@ -290,6 +290,45 @@ __attribute__((target("avx512f"))) void panel_gemm(const float *x, int64_t ldx, 
 int has_avx512(void) { return 0; }
 #endif
 
+/* The squared distance of two rows as sixteen lanes: lane l sums (x[j] - c[j])^2 over j = l, l + 16, ... in order,
+ * then lanes l and l + 8, l and l + 4, l and l + 2, l and l + 1 are added. The same order in both versions and in
+ * the numpy fallback (score_scan.row_distances), one float32 operation at a time. */
+static float distance_portable(const float *x, const float *c, int64_t dim) {
+    float acc[16] = {0.0f};
+    for (int64_t j = 0; j < dim; j++) {
+        float d = x[j] - c[j];
+        d = d * d;
+        acc[j & 15] = acc[j & 15] + d;
+    }
+    for (int h = 8; h >= 1; h /= 2)
+        for (int l = 0; l < h; l++) acc[l] = acc[l] + acc[l + h];
+    return acc[0];
+}
+
+#ifdef SCAN_AVX512
+__attribute__((target("avx512f"))) static float distance16(const float *x, const float *c, int64_t dim) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < dim; j += 16) {
+        __mmask16 m = lanes(j, dim);
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, c + j));
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(d, d));
+    }
+    __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
+    __m128 a2 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
+    __m128 a1 = _mm_add_ss(a2, _mm_shuffle_ps(a2, a2, 1));
+    return _mm_cvtss_f32(a1);
+}
+#endif
+
+float row_distance(const float *x, const float *c, int64_t dim) {
+#ifdef SCAN_AVX512
+    if (has_avx512()) return distance16(x, c, dim);
+#endif
+    return distance_portable(x, c, dim);
+}
+
 void scan_row(const float *s, const float *bias, int64_t cols, Best *out, int want_i2) {
 #ifdef SCAN_AVX512
     if (cols >= SCAN512_FROM && has_avx512()) {

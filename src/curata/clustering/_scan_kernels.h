@@ -30,6 +30,9 @@ void scan_row(const float *s, const float *bias, int64_t cols, Best *out, int wa
 void panel_gemm(const float *x, int64_t ldx, int64_t rows, int64_t dim, const float *panels, const float *bias,
                 int64_t cols, float *out, int64_t ldo);
 
+/* sum((x - c)^2) over dim floats in a fixed order (sixteen lanes, then halves: see _scan_kernels.c) */
+float row_distance(const float *x, const float *c, int64_t dim);
+
 /* stage[labels[i], :] += x[i, :] in row order, one float32 add per element */
 void add_rows_f32(float *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld);
 

@@ -1,7 +1,7 @@
 /* A k-means pass over rows in memory in two team jobs: first the scores, their scan and what follows it (labels,
- * distances, near-ties), block after block while each block's scores are still in cache; then, once the caller has
- * settled the near-ties, the per-cluster sums, by the same workers over the same chunks in the same order as the
- * Python workers of nearest.py, so that the results are the same bit for bit. */
+ * distances, near-ties settled by the sums of squares), block after block while each block's scores are still in
+ * cache; then the per-cluster sums, by the same workers over the same chunks in the same order as the Python workers
+ * of nearest.py, so that the results are the same bit for bit. */
 #include "_scan_pass.h"
 
 #include <stdatomic.h>
@@ -17,62 +17,62 @@
 enum { SCORES, STAGE, SUMS, COUNTS }; /* team_scratch slots */
 
 typedef struct {
-    const float *x, *x_sq, *panels, *bias;
+    const float *x, *x_sq, *panels, *bias, *centers;
     int64_t ldx, rows, dim, k, step;
     float largest, unit;
-    int64_t *labels, *near, *near_at, *near_count;
+    int exact;
+    int64_t *labels, *near_count;
     float *best;
     atomic_int failed;
 } ScanJob;
 
 static void scan_unit(void *arg, int64_t u, int thread) {
     ScanJob *j = arg;
-    int64_t k = j->k, a = u * j->step, b = a + j->step < j->rows ? a + j->step : j->rows, count = 0;
+    int64_t k = j->k, dim = j->dim, a = u * j->step, b = a + j->step < j->rows ? a + j->step : j->rows, count = 0;
     float *scores = team_scratch(thread, SCORES, (size_t)(j->step * k) * sizeof(float));
     if (!scores) {
         atomic_store(&j->failed, 1);
         return;
     }
-    panel_gemm(j->x + a * j->ldx, j->ldx, b - a, j->dim, j->panels, j->bias, k, scores, k);
+    panel_gemm(j->x + a * j->ldx, j->ldx, b - a, dim, j->panels, j->bias, k, scores, k);
     for (int64_t i = a; i < b; i++) {
-        const float *row = scores + (i - a) * k;
+        const float *row = scores + (i - a) * k, *xi = j->x + i * j->ldx;
         Best found;
         scan_row(row, NULL, k, &found, 0);
-        j->labels[i] = found.i1;
+        int64_t label = found.i1;
         float sq = j->x_sq ? j->x_sq[i] : 0.0f;
         if (settle_row(found.v1, found.v2, sq, j->x_sq != NULL, j->largest, j->unit, j->best + i, NULL)) {
-            scan_row(row, NULL, k, &found, 1); /* the runner-up's column, for the few near-ties */
-            j->near[a + count] = i;            /* at the unit's own rows: packed in order afterwards */
-            j->near_at[a + count] = found.i2;
+            /* a near-tie: the scores cannot tell the two best apart, the sums of squares (which follow the row
+             * alone) do; the lower column on a tie */
+            scan_row(row, NULL, k, &found, 1);
+            int64_t other_at = found.i2;
+            float near = row_distance(xi, j->centers + label * dim, dim);
+            float other = row_distance(xi, j->centers + other_at * dim, dim);
+            if (other < near || (other == near && other_at < label)) label = other_at;
+            j->best[i] = other < near ? other : near;
             count++;
+        } else if (j->exact) {
+            j->best[i] = row_distance(xi, j->centers + label * dim, dim);
         }
+        j->labels[i] = label;
     }
     j->near_count[u] = count;
 }
 
 int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, int64_t dim, const float *panels,
-                  const float *bias, int64_t k, int64_t threads, float largest, float unit, int64_t *labels,
-                  float *best, int64_t *near, int64_t *near_at) {
+                  const float *bias, const float *centers, int64_t k, int64_t threads, float largest, float unit,
+                  int exact, int64_t *labels, float *best) {
     if (rows == 0) return 0;
     int64_t step = SCORE_BYTES / (4 * k);
     step = step < 8 ? 8 : step / 8 * 8;
     int64_t units = (rows + step - 1) / step;
     int64_t *counts = malloc((size_t)units * sizeof(int64_t));
     if (!counts) return -1;
-    ScanJob job = {x, x_sq, panels, bias, ldx, rows, dim, k, step, largest, unit, labels, near, near_at, counts,
+    ScanJob job = {x, x_sq, panels, bias, centers, ldx, rows, dim, k, step, largest, unit, exact, labels, counts,
                    best, 0};
     team_run((int)threads, units, scan_unit, &job);
     int64_t total = 0;
-    if (!atomic_load(&job.failed)) {
-        for (int64_t u = 0; u < units; u++) {
-            int64_t from = u * step;
-            if (from != total) {
-                memmove(near + total, near + from, (size_t)counts[u] * sizeof(int64_t));
-                memmove(near_at + total, near_at + from, (size_t)counts[u] * sizeof(int64_t));
-            }
-            total += counts[u];
-        }
-    }
+    for (int64_t v = 0; v < units; v++) total += counts[v];
     free(counts);
     return atomic_load(&job.failed) ? -1 : total;
 }

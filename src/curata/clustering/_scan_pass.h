@@ -4,13 +4,14 @@
 
 #include <stdint.h>
 
-/* Nearest centroid of every row, on up to `threads` threads: labels, and best (the squared distance from the best
- * score, clamped at 0). Near-ties (rows whose two best scores lie within the scores' rounding) are listed in
- * increasing row order in near[0 .. count) with the runner-up's column in near_at. Returns their count, or -1 when
- * out of memory. x_sq NULL: cosine. */
+/* Nearest centroid of every row, on up to `threads` threads: labels, and best, the squared distance: from the best
+ * score, clamped at 0, or with `exact` the sum of squares (row_distance) to the centroid. Near-ties (rows whose two
+ * best scores lie within the scores' rounding) are decided by the sums of squares to the two centroids (`centers`,
+ * k rows of dim floats), the lower column on a tie, and get that sum as their distance. Returns their count, or -1
+ * when out of memory. x_sq NULL: cosine. */
 int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, int64_t dim, const float *panels,
-                  const float *bias, int64_t k, int64_t threads, float largest, float unit, int64_t *labels,
-                  float *best, int64_t *near, int64_t *near_at);
+                  const float *bias, const float *centers, int64_t k, int64_t threads, float largest, float unit,
+                  int exact, int64_t *labels, float *best);
 
 /* Per-cluster sums of the rows and counts into out (k, dim + 1) float64, counts in the last column, on up to
  * `threads` threads. Worker w (of `workers`) adds its chunks (w, w + workers, ...) in row order into float32

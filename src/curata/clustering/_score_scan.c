@@ -115,20 +115,20 @@ static PyObject *settle_rows(PyObject *self, PyObject *const *args, Py_ssize_t n
     return PyLong_FromLongLong(count);
 }
 
-/* scan_pass(x, x_sq or 0, panels, bias or 0, labels, best, near, near_at, rows, dim, k, ldx, threads,
+/* scan_pass(x, x_sq or 0, panels, bias or 0, centers, labels, best, rows, dim, k, ldx, threads, exact,
  *           largest_norm, unit_slack) -> the count of near-ties */
 static PyObject *py_scan_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 15) {
         PyErr_Format(PyExc_TypeError, "scan_pass takes 15 arguments, got %zd", nargs);
         return NULL;
     }
-    void *p[8];
-    int64_t n[5];
+    void *p[7];
+    int64_t n[6];
     for (int a = 0; a < 13; a++) {
-        if (a < 8)
+        if (a < 7)
             p[a] = PyLong_AsVoidPtr(args[a]);
         else
-            n[a - 8] = PyLong_AsLongLong(args[a]);
+            n[a - 7] = PyLong_AsLongLong(args[a]);
         if (PyErr_Occurred()) return NULL;
     }
     double largest = PyFloat_AsDouble(args[13]), unit = PyFloat_AsDouble(args[14]);
@@ -139,11 +139,25 @@ static PyObject *py_scan_pass(PyObject *self, PyObject *const *args, Py_ssize_t 
     }
     int64_t count;
     Py_BEGIN_ALLOW_THREADS;
-    count = scan_pass(p[0], n[3], p[1], n[0], n[1], p[2], p[3], n[2], n[4], (float)largest, (float)unit, p[4], p[5],
-                      p[6], p[7]);
+    count = scan_pass(p[0], n[3], p[1], n[0], n[1], p[2], p[3], p[4], n[2], n[4], (float)largest, (float)unit,
+                      (int)n[5], p[5], p[6]);
     Py_END_ALLOW_THREADS;
     if (count < 0) return PyErr_NoMemory();
     return PyLong_FromLongLong(count);
+}
+
+/* row_distances(x, centers, labels, out, rows, dim, ldx): out[i] = row_distance(x[i], centers[labels[i]]) */
+static PyObject *py_row_distances(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    void *p[4];
+    int64_t n[3];
+    if (parse(args, nargs, 7, p, n, 4, "row_distances") < 0) return NULL;
+    const float *x = p[0], *centers = p[1];
+    const int64_t *labels = p[2];
+    float *out = p[3];
+    Py_BEGIN_ALLOW_THREADS;
+    for (int64_t i = 0; i < n[0]; i++) out[i] = row_distance(x + i * n[2], centers + labels[i] * n[1], n[1]);
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
 }
 
 /* sum_pass(x, labels, out, rows, dim, k, ldx, chunk, flush, workers, threads) */
@@ -183,6 +197,7 @@ static PyMethodDef methods[] = {
     {"settle_rows", (PyCFunction)(void (*)(void))settle_rows, METH_FASTCALL, "distances, near-ties, bounds (see score_scan.py)"},
     {"panel_scores", (PyCFunction)(void (*)(void))panel_scores, METH_FASTCALL, "x @ packed centroids + bias (AVX-512)"},
     {"scan_pass", (PyCFunction)(void (*)(void))py_scan_pass, METH_FASTCALL, "labels and near-ties of a shard (see score_scan.py)"},
+    {"row_distances", (PyCFunction)(void (*)(void))py_row_distances, METH_FASTCALL, "sums of squares to given centroids"},
     {"sum_pass", (PyCFunction)(void (*)(void))py_sum_pass, METH_FASTCALL, "per-cluster sums of a shard (see score_scan.py)"},
     {"team_spin", team_spin, METH_O, "how long idle pass threads spin, in microseconds"},
     {"avx512", avx512, METH_NOARGS, "whether panel_scores runs on this CPU"},

@@ -30,6 +30,7 @@ from curata.clustering.score_scan import (
     native_scan,
     pack_panels,
     panel_scores,
+    row_distances,
     runner_up_columns,
     scan_pass,
     settle_rows,
@@ -40,7 +41,6 @@ from curata.store.rows import MemoryShard, StreamedShard
 __all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread"]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once, at least
-_DISTANCE_FLOATS_CPU = 1 << 14
 _DISTANCE_FLOATS_GPU = 1 << 24
 CENTROID_TILE = 2048  # centroids scored at once: a (rows, tile) block of scores stays in cache
 
@@ -76,7 +76,7 @@ class _Centroids:
 
     def __init__(self, centers: torch.Tensor, metric: str, numpy_gemm: bool, panel_gemm: bool = False) -> None:
         self.k, self.dim = centers.shape
-        self.rows = centers
+        self.rows = centers.contiguous()
         self.t = (centers.T * (-2.0 if metric == "l2" else -1.0)).contiguous()  # scaling by -2 is exact in float32
         self.sq = (centers * centers).sum(dim=1).unsqueeze(0) if metric == "l2" else None
         self.t_np = self.t.numpy() if numpy_gemm else None
@@ -91,8 +91,14 @@ class _Centroids:
 
         The scores pick the labels, but a score ||c||^2 - 2 x.c rounds differently with the GEMM's blocking (the
         rows around it, the BLAS) and loses digits to cancellation; this sum depends on the row alone, so the
-        distances (and whatever is ranked by them) are the same whatever the chunking, ranks or threads.
+        distances (and whatever is ranked by them) are the same whatever the chunking, ranks or threads. On CPU
+        the sum runs in score_scan.row_distances' order (the compiled pass's), in one call.
         """
+        if block.device.type == "cpu":
+            if len(block) and block.stride(1) != 1:
+                block = block.contiguous()
+            row_distances(block, self.rows, labels, out, checked=False)
+            return
         step = len(work)
         for a in range(0, len(block), step):
             b = min(a + step, len(block))
@@ -182,9 +188,8 @@ class _Worker:
         self.tile_second = self._buffer(len(self.tile_first), torch.float32)
         self.tile_first_at = self._buffer(chunk if many_tiles else 0, torch.long)
         self.tile_second_at = self._buffer(len(self.tile_first_at), torch.long)
-        # on CPU about 64 KB of differences (256 rows at d = 64, more at small d), on a GPU 64 MB
-        work_floats = _DISTANCE_FLOATS_CPU if device.type == "cpu" else _DISTANCE_FLOATS_GPU
-        work_rows = max(_DISTANCE_ROWS, work_floats // max(dim, 1))
+        # differences for the distances on a GPU, 64 MB (on CPU they are summed as they are formed)
+        work_rows = 0 if self.on_cpu else max(_DISTANCE_ROWS, _DISTANCE_FLOATS_GPU // max(dim, 1))
         self.work = self._buffer(min(chunk, work_rows) * dim, torch.float32).view(-1, dim)
         # outputs for the rows a bounded pass scores
         self.some_best = self._buffer(chunk, torch.float32)
@@ -481,54 +486,16 @@ def _native_pass(
     """A pass over rows in memory on the compiled thread team (score_scan.scan_pass and sum_pass): the same
     chunks, workers and operations as the Python workers, the same results bit for bit, without a Python call per
     block or a hand-over to Python threads (about 0.3 ms a pass, as long as the whole arithmetic of 10,000 rows)."""
-    x, x_sq, n = shard.x, shard.x_sq, shard.rows
-    if n and x.stride(1) != 1:
-        x = x.contiguous()
-    near = _scratch.take(2 * n, torch.long)
-    try:
-        bias = shared.sq.reshape(-1) if shared.sq is not None else None
-        m = scan_pass(
-            x, x_sq, shared.panels, bias, shared.k, labels, best, near[:n], near[n : 2 * n], threads,
-            shared.largest_norm, shared.unit_slack, checked=False,
-        )  # fmt: skip
-        if m:
-            close, other_at = near[:m].clone(), near[n : n + m].clone()
-            work = torch.empty((min(m, max(_DISTANCE_ROWS, _DISTANCE_FLOATS_CPU // max(shared.dim, 1))), shared.dim))
-            labels[close], best[close] = shared.settle_near_ties(x[close], labels[close], other_at, work)
-    finally:
-        _scratch.give_back([near])
-    if not with_sums:  # the sums of squares (see _Centroids.distances), by the workers in turn
-        _exact_distances(x, shared, labels, best, threads)
+    x = shard.x if shard.rows == 0 or shard.x.stride(1) == 1 else shard.x.contiguous()
+    bias = shared.sq.reshape(-1) if shared.sq is not None else None
+    scan_pass(
+        x, shard.x_sq, shared.panels, bias, shared.rows, labels, best, threads, shared.largest_norm,
+        shared.unit_slack, exact=not with_sums, checked=False,
+    )  # fmt: skip
+    if not with_sums:
         return labels, best, None
     sums = sum_pass(x, labels, shared.k, chunk, max(chunk, 4 * shared.k), threads, threads, checked=False)
     return labels, best, sums
-
-
-def _exact_distances(
-    x: torch.Tensor, shared: _Centroids, labels: torch.Tensor, best: torch.Tensor, threads: int
-) -> None:
-    """best[i] = the sum of squares of x[i] - centroid labels[i], on ``threads`` Python threads where it pays."""
-    n = len(x)
-    work_rows = max(_DISTANCE_ROWS, _DISTANCE_FLOATS_CPU // max(shared.dim, 1))
-    parts = threads if n * shared.dim >= _SMALL_PASS // 64 else 1
-    edges = [n * p // parts for p in range(parts + 1)]
-
-    def part(p: int) -> None:
-        a, b = edges[p], edges[p + 1]
-        rows = min(max(b - a, 1), work_rows)
-        work = _scratch.take(rows * shared.dim, torch.float32)
-        try:
-            shared.distances(x[a:b], labels[a:b], best[a:b], work[: rows * shared.dim].view(rows, shared.dim))
-        finally:
-            _scratch.give_back([work])
-
-    if parts == 1:
-        part(0)
-        return
-    futures = [_workers_pool(parts).submit(part, p) for p in range(parts)]
-    wait(futures)
-    for future in futures:
-        future.result()
 
 
 def nearest_centroids(

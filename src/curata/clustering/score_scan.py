@@ -27,6 +27,7 @@ __all__ = [
     "native_scan",
     "pack_panels",
     "panel_scores",
+    "row_distances",
     "runner_up_columns",
     "scan_pass",
     "settle_rows",
@@ -320,32 +321,31 @@ def scan_pass(
     x_sq: torch.Tensor | None,
     panels: torch.Tensor,
     bias: torch.Tensor | None,
-    k: int,
+    centers: torch.Tensor,
     labels: torch.Tensor,
     best: torch.Tensor,
-    near: torch.Tensor,
-    near_at: torch.Tensor,
     threads: int,
     largest_norm: float,
     unit_slack: float,
     *,
+    exact: bool = False,
     checked: bool = True,
 ) -> int:
-    """``panel_scores``, ``best_two`` and ``settle_rows`` for every row of ``x`` (l2: ``x_sq`` the squared norms and
-    ``bias`` the centroids' squared norms; cosine: both None), on up to ``threads`` threads in C, each block's scores
-    scanned while in cache (the result does not depend on the threads). Writes each row's best column into
-    ``labels`` and its squared distance from the score into ``best``, lists the near-ties (rows whose two best
-    scores are within the scores' rounding) in increasing order in ``near`` with the runner-up's column in
-    ``near_at``, and returns their count. Needs the compiled extension and AVX-512 (``panel_gemm_preferred``);
-    ``checked=False`` as for ``best_two``.
+    """The nearest of the k ``centers`` for every row of ``x``, on up to ``threads`` threads in C (the result does not
+    depend on them): ``panel_scores`` (l2: ``x_sq`` the rows' squared norms, ``bias`` the centroids'; cosine: both
+    None), ``best_two`` and ``settle_rows`` block after block while the scores are in cache. Writes each row's
+    centroid into ``labels`` and its squared distance into ``best``: from the score, or with ``exact`` the sum of
+    squares (``row_distances``). Near-ties (two best scores within the scores' rounding) are decided by the sums of
+    squares, the lower column on a tie, and get that sum as their distance; returns their count. Needs the compiled
+    extension and AVX-512 (``panel_gemm_preferred``); ``checked=False`` as for ``best_two``.
 
     Example:
         >>> from curata.clustering.cpu_gemm import panel_gemm_preferred
         >>> x, c = torch.tensor([[0.0, 0.0], [5.0, 5.0]]), torch.tensor([[4.0, 4.0], [0.0, 1.0]])
-        >>> labels, best, near = torch.empty(2, dtype=torch.long), torch.empty(2), torch.empty(2, dtype=torch.long)
+        >>> labels, best = torch.empty(2, dtype=torch.long), torch.empty(2)
         >>> if panel_gemm_preferred():
-        ...     _ = scan_pass(x, (x * x).sum(1), pack_panels(-2 * c.T), (c * c).sum(1), 2, labels, best, near,
-        ...                   near.clone(), 2, 5.7, 2.0**-20)
+        ...     _ = scan_pass(x, (x * x).sum(1), pack_panels(-2 * c.T), (c * c).sum(1), c, labels, best, 2, 5.7,
+        ...                   2.0**-20, exact=True)
         ...     print(labels.tolist(), best.tolist())
         ... else:
         ...     print([1, 0], [1.0, 2.0])
@@ -353,21 +353,21 @@ def scan_pass(
     """
     rows, dim = x.shape
     if checked:
-        _check_scan_pass(x, x_sq, panels, bias, k, labels, best, near, near_at, threads)
+        _check_scan_pass(x, x_sq, panels, bias, centers, labels, best, threads)
     return _score_scan.scan_pass(
         x.data_ptr(),
         0 if x_sq is None else x_sq.data_ptr(),
         panels.data_ptr(),
         0 if bias is None else bias.data_ptr(),
+        centers.data_ptr(),
         labels.data_ptr(),
         best.data_ptr(),
-        near.data_ptr(),
-        near_at.data_ptr(),
         rows,
         dim,
-        k,
+        len(centers),
         x.stride(0) if rows else dim,
         threads,
+        int(exact),
         float(largest_norm),
         float(unit_slack),
     )
@@ -378,18 +378,20 @@ def _check_scan_pass(
     x_sq: torch.Tensor | None,
     panels: torch.Tensor,
     bias: torch.Tensor | None,
-    k: int,
+    centers: torch.Tensor,
     labels: torch.Tensor,
     best: torch.Tensor,
-    near: torch.Tensor,
-    near_at: torch.Tensor,
     threads: int,
 ) -> None:
     _rows_in_memory(x, "x")
     rows, dim = x.shape
+    _f32(centers, "centers")
+    k = len(centers)
+    if centers.shape != (k, dim) or not centers.is_contiguous() or k < 1:
+        raise ValueError(f"centers must be contiguous (k >= 1, {dim}) floats, got shape {tuple(centers.shape)}")
     _f32(panels, "panels")
-    if panels.dim() != 3 or panels.shape[1:] != (dim, PANEL) or panels.shape[0] * PANEL < k or k < 1:
-        raise ValueError(f"panels must pack at least k = {k} centroids of {dim} floats ({PANEL} per panel)")
+    if panels.dim() != 3 or panels.shape[1:] != (dim, PANEL) or panels.shape[0] * PANEL < k:
+        raise ValueError(f"panels must pack the k = {k} centroids of {dim} floats ({PANEL} per panel)")
     if not panels.is_contiguous():
         raise ValueError("panels must be contiguous")
     for name, t, dtype, size in (
@@ -397,8 +399,6 @@ def _check_scan_pass(
         ("bias", bias, torch.float32, k),
         ("labels", labels, torch.long, rows),
         ("best", best, torch.float32, rows),
-        ("near", near, torch.long, rows),
-        ("near_at", near_at, torch.long, rows),
     ):
         if t is not None and (t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or t.numel() < size):
             raise ValueError(f"{name} must be a contiguous {dtype} CPU tensor of at least {size} values")
@@ -408,6 +408,52 @@ def _check_scan_pass(
         raise ValueError(f"threads must be >= 1, got {threads}")
     if _score_scan is None or not _score_scan.avx512():
         raise RuntimeError("scan_pass needs the compiled curata.clustering._score_scan and a CPU with AVX-512")
+
+
+def row_distances(
+    x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, out: torch.Tensor, *, checked: bool = True
+) -> None:
+    """``out[i]`` = the squared distance from row i of ``x`` to centroid ``labels[i]``, summed in an order that
+    depends on the row alone (sixteen lanes: lane l adds the squared differences of columns l, l + 16, ... in
+    turn, then lanes l and l + 8, l + 4, l + 2, l + 1 are added), in C or, without it, in numpy in the same order:
+    the same float32 result either way. ``checked=False`` as for ``best_two``.
+
+    Example:
+        >>> out = torch.empty(2)
+        >>> row_distances(torch.tensor([[0.0, 0.0], [5.0, 5.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([0, 0]), out)
+        >>> out.tolist()
+        [25.0, 5.0]
+    """
+    rows, dim = x.shape
+    if checked:
+        _rows_in_memory(x, "x")
+        _f32(centers, "centers")
+        _f32(out, "out")
+        if centers.dim() != 2 or centers.shape[1] != dim or not centers.is_contiguous():
+            raise ValueError(f"centers must be contiguous rows of {dim} floats, got shape {tuple(centers.shape)}")
+        if labels.dtype != torch.long or not labels.is_contiguous() or len(labels) != rows:
+            raise ValueError(f"labels must be {rows} contiguous int64 values")
+        if rows and (int(labels.min()) < 0 or int(labels.max()) >= len(centers)):
+            raise ValueError(f"labels must lie in [0, {len(centers)})")
+        if not out.is_contiguous() or len(out) < rows:
+            raise ValueError(f"out must hold at least {rows} contiguous floats")
+    if native_scan():
+        _score_scan.row_distances(
+            x.data_ptr(), centers.data_ptr(), labels.data_ptr(), out.data_ptr(), rows, dim, x.stride(0) if rows else dim
+        )
+        return
+    lanes = -(-dim // 16) * 16
+    diff = np.zeros((rows, lanes), dtype=np.float32)
+    diff[:, :dim] = x.numpy()
+    diff[:, :dim] -= centers.numpy()[labels.numpy()]
+    diff *= diff
+    steps = diff.reshape(rows, lanes // 16, 16)
+    acc = np.zeros((rows, 16), dtype=np.float32)
+    for t in range(lanes // 16):
+        acc += steps[:, t]
+    for half in (8, 4, 2, 1):
+        acc = acc[:, :half] + acc[:, half : 2 * half]
+    out[:rows] = torch.from_numpy(acc[:, 0])
 
 
 def sum_pass(
