@@ -6,12 +6,12 @@ centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no ear
 faiss does), interleaved, best of --repeats, with a --pause before each timed run: the idle threads of
 whatever ran last would otherwise spin on the cores the next contender needs (OpenBLAS's, under scikit-learn, for
 2^28 cycles, about 0.1 s; OpenMP's after faiss's and torch's parallel loops for milliseconds; our pass threads' for
-one): 10,000 x 32 rows at k = 100 took 1.2 ms a pass 0.1 s after scikit-learn's fit, 0.8 ms 0.3 s after it. Time per iteration: curata's fit is its Lloyd passes (fewer than
-`iters` when it reaches a fixed point) plus the final assignment that gives labels_, so its time is divided by
-n_iter_ + 1; faiss's by its iterations. The inertia of each
-final model is computed the same way (float64 distances to the nearest centre) and the relative gap printed. Cells whose
-estimated time exceeds --cell-seconds are skipped and listed. scikit-learn's Lloyd runs where --sklearn-max cells
-allow.
+one): 10,000 x 32 rows at k = 100 took 1.2 ms a pass 0.1 s after scikit-learn's fit, 0.8 ms 0.3 s after it.
+Time per iteration: curata's fit is its Lloyd passes (fewer than `iters` when it reaches a fixed point) plus the
+final assignment that gives labels_, so its time is divided by n_iter_ + 1; faiss's by its iterations. The
+inertia of each final model is computed the same way (float64 distances to the nearest centre) and the relative gap
+printed. Cells whose estimated time exceeds --cell-seconds are skipped and listed. scikit-learn's Lloyd runs where
+--sklearn-max cells allow.
 
 On a GPU (--device cuda) the competitor is faiss's GPU k-means when faiss sees a GPU, else a plain torch Lloyd on the
 same GPU (one GEMM per chunk, argmin, index_add: the reference code's approach); the table adds the share of the

@@ -137,3 +137,37 @@ def test_a_forked_child_runs_the_compiled_pass():
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(mine, theirs)
+
+
+@needs_native_pass
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_the_compiled_bounded_pass_gives_what_the_python_workers_give(monkeypatch, metric):
+    """Over passes that move the centroids a little, then a lot: the same labels, distances, sums, bounds and count
+    of rows scored, with and without the compiled pass."""
+    from curata.clustering.row_bounds import RowBounds
+
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy((rng.normal(size=(3000, 20)) + rng.integers(0, 6, (3000, 1)) * 3).astype(np.float32))
+    start = x[rng.choice(3000, 300, replace=False)].clone()
+    moves = [start + 0.01 * k * torch.from_numpy(rng.normal(size=start.shape).astype(np.float32)) for k in range(4)]
+    moves.append(moves[-1] + 2.0)
+    if metric == "cosine":
+        moves = [torch.nn.functional.normalize(c, dim=1) for c in moves]
+    shard = MemoryShard(x, metric, 0, len(x))
+    runs = {}
+    before = torch.get_num_threads()
+    try:
+        for flag in ("1", "0"):
+            monkeypatch.setenv("CURATA_NATIVE_SCAN", flag)
+            bounds, seen = RowBounds(len(x), torch.device("cpu")), []
+            for i, centers in enumerate(moves):
+                labels, d2, sums = _pass(shard, centers, 256, i % 2 == 0, 2)
+                seen += [labels.clone(), d2.clone(), sums, bounds.lower.clone(), bounds.scored]
+                labels2, *_ = nearest_centroids(shard, centers, metric, 256, False, bounds=bounds)
+                seen += [labels2.clone(), bounds.lower.clone(), bounds.scored]
+            runs[flag] = seen
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(runs["1"], runs["0"], strict=True):
+        assert (a is None and b is None) or (torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b)
+    assert runs["1"][7] == len(x) and 0 < runs["1"][15] < len(x)  # then the second bounded pass scored a few

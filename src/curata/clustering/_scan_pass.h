@@ -7,11 +7,15 @@
 /* Nearest centroid of every row, on up to `threads` threads: labels, and best, the squared distance: from the best
  * score, clamped at 0, or with `exact` the sum of squares (row_distance) to the centroid. Near-ties (rows whose two
  * best scores lie within the scores' rounding) are decided by the sums of squares to the two centroids (`centers`,
- * k rows of dim floats), the lower column on a tie, and get that sum as their distance. Returns their count, or -1
- * when out of memory. x_sq NULL: cosine. */
+ * k rows of dim floats), the lower column on a tie, and get that sum as their distance. x_sq NULL: cosine.
+ *
+ * With `lower` (Hamerly's bounds, see row_bounds.py), once `filled`: a row whose exact distance to its own centroid
+ * (times `grow`) is within lower^2 keeps its label, with that distance; the others are scored; every scored row gets
+ * a new lower bound. `scored` gets the count of scored rows. Returns the count of near-ties, or -1 when out of
+ * memory. */
 int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, int64_t dim, const float *panels,
                   const float *bias, const float *centers, int64_t k, int64_t threads, float largest, float unit,
-                  int exact, int64_t *labels, float *best);
+                  int exact, int64_t *labels, float *best, float *lower, int filled, float grow, int64_t *scored);
 
 /* Per-cluster sums of the rows and counts into out (k, dim + 1) float64, counts in the last column, on up to
  * `threads` threads. Worker w (of `workers`) adds its chunks (w, w + workers, ...) in row order into float32

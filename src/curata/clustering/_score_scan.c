@@ -115,35 +115,35 @@ static PyObject *settle_rows(PyObject *self, PyObject *const *args, Py_ssize_t n
     return PyLong_FromLongLong(count);
 }
 
-/* scan_pass(x, x_sq or 0, panels, bias or 0, centers, labels, best, rows, dim, k, ldx, threads, exact,
- *           largest_norm, unit_slack) -> the count of near-ties */
+/* scan_pass(x, x_sq or 0, panels, bias or 0, centers, labels, best, lower or 0, rows, dim, k, ldx, threads, exact,
+ *           filled, largest_norm, unit_slack, grow) -> (near-ties, rows scored) */
 static PyObject *py_scan_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 15) {
-        PyErr_Format(PyExc_TypeError, "scan_pass takes 15 arguments, got %zd", nargs);
+    if (nargs != 18) {
+        PyErr_Format(PyExc_TypeError, "scan_pass takes 18 arguments, got %zd", nargs);
         return NULL;
     }
-    void *p[7];
-    int64_t n[6];
-    for (int a = 0; a < 13; a++) {
-        if (a < 7)
+    void *p[8];
+    int64_t n[7];
+    for (int a = 0; a < 15; a++) {
+        if (a < 8)
             p[a] = PyLong_AsVoidPtr(args[a]);
         else
-            n[a - 7] = PyLong_AsLongLong(args[a]);
+            n[a - 8] = PyLong_AsLongLong(args[a]);
         if (PyErr_Occurred()) return NULL;
     }
-    double largest = PyFloat_AsDouble(args[13]), unit = PyFloat_AsDouble(args[14]);
+    double largest = PyFloat_AsDouble(args[15]), unit = PyFloat_AsDouble(args[16]), grow = PyFloat_AsDouble(args[17]);
     if (PyErr_Occurred()) return NULL;
     if (!has_avx512()) {
         PyErr_SetString(PyExc_RuntimeError, "scan_pass needs a CPU with AVX-512");
         return NULL;
     }
-    int64_t count;
+    int64_t count, scored;
     Py_BEGIN_ALLOW_THREADS;
     count = scan_pass(p[0], n[3], p[1], n[0], n[1], p[2], p[3], p[4], n[2], n[4], (float)largest, (float)unit,
-                      (int)n[5], p[5], p[6]);
+                      (int)n[5], p[5], p[6], p[7], (int)n[6], (float)grow, &scored);
     Py_END_ALLOW_THREADS;
     if (count < 0) return PyErr_NoMemory();
-    return PyLong_FromLongLong(count);
+    return Py_BuildValue("(LL)", (long long)count, (long long)scored);
 }
 
 /* row_distances(x, centers, labels, out, rows, dim, ldx): out[i] = row_distance(x[i], centers[labels[i]]) */

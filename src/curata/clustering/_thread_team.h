@@ -22,7 +22,7 @@ void team_set_spin(long microseconds);
 /* Scratch memory kept between jobs: `slot` (0 .. TEAM_SLOTS - 1) of owner `owner` (0 .. TEAM_MAX - 1: a thread, or
  * whatever the caller indexes by), at least `bytes` long, 64-byte aligned; NULL when out of memory. Its contents are
  * undefined. Only inside a job (which serialises the callers). */
-#define TEAM_SLOTS 4
+#define TEAM_SLOTS 6
 void *team_scratch(int owner, int slot, size_t bytes);
 
 #endif

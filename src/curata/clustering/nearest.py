@@ -482,16 +482,20 @@ def _native_pass(
     with_sums: bool,
     labels: torch.Tensor,
     best: torch.Tensor,
+    bounds: RowBounds | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """A pass over rows in memory on the compiled thread team (score_scan.scan_pass and sum_pass): the same
     chunks, workers and operations as the Python workers, the same results bit for bit, without a Python call per
     block or a hand-over to Python threads (about 0.3 ms a pass, as long as the whole arithmetic of 10,000 rows)."""
     x = shard.x if shard.rows == 0 or shard.x.stride(1) == 1 else shard.x.contiguous()
     bias = shared.sq.reshape(-1) if shared.sq is not None else None
-    scan_pass(
+    _, scored = scan_pass(
         x, shard.x_sq, shared.panels, bias, shared.rows, labels, best, threads, shared.largest_norm,
-        shared.unit_slack, exact=not with_sums, checked=False,
+        shared.unit_slack, exact=not with_sums, checked=False, lower=None if bounds is None else bounds.lower,
+        filled=bounds is not None and bounds.filled, grow=1 + bounds.relative_slack if bounds is not None else 1.0,
     )  # fmt: skip
+    if bounds is not None:
+        bounds.filled, bounds.scored = True, scored
     if not with_sums:
         return labels, best, None
     sums = sum_pass(x, labels, shared.k, chunk, max(chunk, 4 * shared.k), threads, threads, checked=False)
@@ -534,13 +538,13 @@ def nearest_centroids(
     threads = _threads_for(shard, chunk)
     chunk = _balanced_chunk(n, chunk, threads)
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
-    whole_pass = bounds is None and isinstance(shard, MemoryShard)
+    whole_pass = isinstance(shard, MemoryShard)
     # under 32 centroids a panel is mostly padding, and the BLAS was as fast block by block (65,536 x 64 rows,
     # k = 10); a whole pass in C (below) gains more than that
     panel_gemm = device.type == "cpu" and panel_gemm_preferred() and (len(centers) >= PANEL or whole_pass)
     shared = _Centroids(centers, metric, numpy_gemm, panel_gemm)
     if whole_pass and panel_gemm and native_scan():
-        return _native_pass(shard, shared, chunk, threads, with_sums, labels, best)
+        return _native_pass(shard, shared, chunk, threads, with_sums, labels, best, bounds)
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
     try:
         # threadpoolctl takes ~60 us a pass: only when numpy's BLAS runs the GEMMs

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from curata.clustering.score_scan import exact_sqrt
+
 __all__ = ["RowBounds", "sum_rounding"]
 
 
@@ -72,7 +74,7 @@ class RowBounds:
     def record(self, s: int, rows: torch.Tensor | None, others: torch.Tensor) -> None:
         """Set the bounds of rows s + ``rows`` (None: the next ``len(others)`` rows) from squared distances that
         no centroid but the row's own is nearer than."""
-        bound = torch.sqrt(others)
+        bound = exact_sqrt(others)  # as the compiled pass's sqrtf
         if rows is None:
             self.lower[s : s + len(bound)] = bound
         else:

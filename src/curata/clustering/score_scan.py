@@ -24,6 +24,7 @@ __all__ = [
     "PANEL",
     "add_rows",
     "best_two",
+    "exact_sqrt",
     "native_scan",
     "pack_panels",
     "panel_scores",
@@ -221,7 +222,7 @@ def settle_rows(
         slack: torch.Tensor | float = 4.0 * unit_slack
         as_distance = lambda scores: scores * 2.0 + 2.0  # noqa: E731  (between unit vectors)
     else:
-        slack = torch.square(torch.sqrt(block_sq[:rows]) + largest_norm) * unit_slack
+        slack = torch.square(exact_sqrt(block_sq[:rows]) + largest_norm) * unit_slack
         as_distance = lambda scores: scores + block_sq[:rows]  # noqa: E731
     if best is not None:
         best[:rows] = as_distance(first).clamp_(min=0.0)
@@ -231,6 +232,19 @@ def settle_rows(
     if bound is not None:
         bound[:rows] = (as_distance(torch.where(near, first, second)) - slack).clamp_(min=0.0)
     return len(found)
+
+
+def exact_sqrt(t: torch.Tensor) -> torch.Tensor:
+    """The square root of each value, rounded as IEEE 754 says (as C's sqrtf): on CPU through numpy, since torch's
+    vectorised float32 sqrt is off by one unit in the last place for some values (18.13308 here).
+
+    Example:
+        >>> exact_sqrt(torch.tensor([18.133079528808594])).item() == float(np.sqrt(np.float32(18.133079528808594)))
+        True
+    """
+    if t.device.type != "cpu":
+        return torch.sqrt(t)
+    return torch.from_numpy(np.sqrt(t.contiguous().numpy()))
 
 
 def pack_panels(centers_t: torch.Tensor) -> torch.Tensor:
@@ -329,15 +343,24 @@ def scan_pass(
     unit_slack: float,
     *,
     exact: bool = False,
+    lower: torch.Tensor | None = None,
+    filled: bool = False,
+    grow: float = 1.0,
     checked: bool = True,
-) -> int:
+) -> tuple[int, int]:
     """The nearest of the k ``centers`` for every row of ``x``, on up to ``threads`` threads in C (the result does not
     depend on them): ``panel_scores`` (l2: ``x_sq`` the rows' squared norms, ``bias`` the centroids'; cosine: both
     None), ``best_two`` and ``settle_rows`` block after block while the scores are in cache. Writes each row's
     centroid into ``labels`` and its squared distance into ``best``: from the score, or with ``exact`` the sum of
     squares (``row_distances``). Near-ties (two best scores within the scores' rounding) are decided by the sums of
-    squares, the lower column on a tie, and get that sum as their distance; returns their count. Needs the compiled
-    extension and AVX-512 (``panel_gemm_preferred``); ``checked=False`` as for ``best_two``.
+    squares, the lower column on a tie, and get that sum as their distance.
+
+    With ``lower`` (``RowBounds.lower``: per row a bound on the distance to every other centroid) and ``filled`` (it
+    and ``labels`` hold the last pass's), a row whose exact distance to its own centroid, times ``grow``, is within
+    lower^2 keeps its label with that distance, and only the others are scored; every scored row gets its new bound.
+
+    Returns (near-ties, rows scored). Needs the compiled extension and AVX-512 (``panel_gemm_preferred``);
+    ``checked=False`` as for ``best_two``.
 
     Example:
         >>> from curata.clustering.cpu_gemm import panel_gemm_preferred
@@ -353,8 +376,12 @@ def scan_pass(
     """
     rows, dim = x.shape
     if checked:
-        _check_scan_pass(x, x_sq, panels, bias, centers, labels, best, threads)
-    return _score_scan.scan_pass(
+        _check_scan_pass(x, x_sq, panels, bias, centers, labels, best, threads, lower)
+        if filled and lower is None:
+            raise ValueError("filled=True needs the bounds (lower)")
+        if filled and rows and (int(labels[:rows].min()) < 0 or int(labels[:rows].max()) >= len(centers)):
+            raise ValueError(f"filled=True needs the last pass's labels, in [0, {len(centers)})")
+    near_ties, scored = _score_scan.scan_pass(
         x.data_ptr(),
         0 if x_sq is None else x_sq.data_ptr(),
         panels.data_ptr(),
@@ -362,15 +389,19 @@ def scan_pass(
         centers.data_ptr(),
         labels.data_ptr(),
         best.data_ptr(),
+        0 if lower is None else lower.data_ptr(),
         rows,
         dim,
         len(centers),
         x.stride(0) if rows else dim,
         threads,
         int(exact),
+        int(filled),
         float(largest_norm),
         float(unit_slack),
+        float(grow),
     )
+    return near_ties, scored
 
 
 def _check_scan_pass(
@@ -382,6 +413,7 @@ def _check_scan_pass(
     labels: torch.Tensor,
     best: torch.Tensor,
     threads: int,
+    lower: torch.Tensor | None,
 ) -> None:
     _rows_in_memory(x, "x")
     rows, dim = x.shape
@@ -399,6 +431,7 @@ def _check_scan_pass(
         ("bias", bias, torch.float32, k),
         ("labels", labels, torch.long, rows),
         ("best", best, torch.float32, rows),
+        ("lower", lower, torch.float32, rows),
     ):
         if t is not None and (t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or t.numel() < size):
             raise ValueError(f"{name} must be a contiguous {dtype} CPU tensor of at least {size} values")
