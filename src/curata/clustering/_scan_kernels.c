@@ -262,6 +262,35 @@ __attribute__((target("avx512f"))) static void micro_tile(const float *x, int64_
     }
 }
 
+#define FMA_ROW16(r)                                                 \
+    do {                                                             \
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(xr[r][j]), c0, acc[r]); \
+    } while (0)
+
+/* micro_tile for a panel's last nc <= 16 centroids: half the multiply-adds (k = 100 computed 128 columns, now 112) */
+__attribute__((target("avx512f"))) static void micro_tile16(const float *x, int64_t ldx, int nr, const float *panel,
+                                                              int64_t dim, const float *bias, int nc, float *out,
+                                                              int64_t ldo) {
+    const float *xr[GROUP];
+    for (int r = 0; r < GROUP; r++) xr[r] = x + (r < nr ? r : nr - 1) * ldx;
+    __m512 acc[GROUP];
+    for (int a = 0; a < GROUP; a++) acc[a] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < dim; j++) {
+        __m512 c0 = _mm512_loadu_ps(panel + j * PANEL);
+        FMA_ROW16(0);
+        FMA_ROW16(1);
+        FMA_ROW16(2);
+        FMA_ROW16(3);
+        FMA_ROW16(4);
+        FMA_ROW16(5);
+        FMA_ROW16(6);
+        FMA_ROW16(7);
+    }
+    __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    for (int r = 0; r < nr; r++) _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_add_ps(acc[r], b0));
+}
+
 /* scores = x @ centroids + bias for rows x cols, the centroids packed as panels (ceil(cols / PANEL), dim, PANEL),
  * zero-padded; panels are taken in groups of about 256 KB so that a group stays in L2 across the row groups */
 __attribute__((target("avx512f"))) void panel_gemm(const float *x, int64_t ldx, int64_t rows, int64_t dim,
@@ -277,8 +306,8 @@ __attribute__((target("avx512f"))) void panel_gemm(const float *x, int64_t ldx, 
             for (int64_t p = p0; p < p1; p++) {
                 int64_t c = p * PANEL;
                 int nc = cols - c < PANEL ? (int)(cols - c) : PANEL;
-                micro_tile(x + i * ldx, ldx, nr, panels + p * dim * PANEL, dim, bias ? bias + c : NULL, nc,
-                           out + i * ldo + c, ldo);
+                (nc <= 16 ? micro_tile16 : micro_tile)(x + i * ldx, ldx, nr, panels + p * dim * PANEL, dim,
+                                                       bias ? bias + c : NULL, nc, out + i * ldo + c, ldo);
             }
         }
     }
