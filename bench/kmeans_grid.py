@@ -3,7 +3,9 @@
 A grid over N (rows), d (dimension) and k (clusters, where N >= 20 k): for each cell the same float32 rows (a
 Gaussian mixture of max(k, 64) components, or real EfficientNet-Lite0 features with --real) and the same initial
 centroids go to curata.KMeans and faiss.Kmeans, 10 Lloyd iterations each (no early stop, empty clusters split as
-faiss does), interleaved, best of --repeats, with a --pause before each timed run: the idle threads of
+faiss does), interleaved, best of --repeats (at least --small-cell-repeats in cells estimated under
+--small-cell-seconds, those of a few milliseconds, each timed run right after an untimed one of the same
+contender, so that its own threads are awake), with a --pause before each contender: the idle threads of
 whatever ran last would otherwise spin on the cores the next contender needs (OpenBLAS's, under scikit-learn, for
 2^28 cycles, about 0.1 s; OpenMP's after faiss's and torch's parallel loops for milliseconds; our pass threads' for
 one): 10,000 x 32 rows at k = 100 took 1.2 ms a pass 0.1 s after scikit-learn's fit, 0.8 ms 0.3 s after it.
@@ -97,56 +99,68 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_cell(X: np.ndarray, k: int, args: argparse.Namespace, competitor: str) -> dict[str, float]:
-    """Seconds per iteration of curata and the competitor (best of repeats), and the inertia of each."""
+def run_cell(
+    X: np.ndarray, k: int, args: argparse.Namespace, competitor: str, repeats: int, warm: bool
+) -> dict[str, float]:
+    """Seconds per iteration of curata and the competitor (best of repeats), and the inertia of each. Each timed
+    run follows a pause; with ``warm``, also an untimed run of the same contender right before it, so that a run of
+    a few milliseconds finds its own threads awake (faiss's OpenMP threads, asleep after the pause, made its 10k-row
+    passes 1.2-3.5x slower than back to back) and nobody else's spinning."""
     init = X[np.random.default_rng(1).choice(len(X), k, replace=False)]
     times: dict[str, list[float]] = {"curata": [], "competitor": [], "sklearn": []}
     inertia: dict[str, float] = {}
     X_device = torch.from_numpy(X).to(args.device) if args.device != "cpu" else None
     run_sklearn = args.device == "cpu" and X.size * k <= args.sklearn_max
-    for _ in range(args.repeats):
-        ours = KMeans(k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
-        data = X_device if X_device is not None else X
+
+    def ours() -> tuple[float, np.ndarray]:
+        model = KMeans(k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
         sync(args.device)
-        time.sleep(args.pause)
         start = time.perf_counter()
-        ours.fit(data)
+        model.fit(X_device if X_device is not None else X)
         sync(args.device)
-        times["curata"].append((time.perf_counter() - start) / (ours.n_iter_ + 1))  # passes run
-        inertia["curata"] = inertia_of(X, ours.cluster_centers_, args.device)
-        time.sleep(args.pause)
+        return (time.perf_counter() - start) / (model.n_iter_ + 1), model.cluster_centers_  # passes run
+
+    def theirs() -> tuple[float, np.ndarray]:
         if competitor == "torch Lloyd":
             assert X_device is not None
             sync(args.device)
             start = time.perf_counter()
             centers = torch_lloyd(X_device, torch.from_numpy(init).to(args.device), args.iters)
             sync(args.device)
-            times["competitor"].append((time.perf_counter() - start) / args.iters)
-            inertia["competitor"] = inertia_of(X, centers.cpu().numpy(), args.device)
-        else:
-            import faiss
+            return (time.perf_counter() - start) / args.iters, centers.cpu().numpy()
+        import faiss
 
-            theirs = faiss.Kmeans(
-                X.shape[1],
-                k,
-                niter=args.iters,
-                seed=1,
-                max_points_per_centroid=1 << 30,
-                early_stop_threshold=-1.0,
-                gpu=args.device != "cpu",
-            )
-            start = time.perf_counter()
-            theirs.train(X, init_centroids=init)
-            times["competitor"].append((time.perf_counter() - start) / len(theirs.iteration_stats))
-            inertia["competitor"] = inertia_of(X, theirs.centroids, args.device)
-        if run_sklearn:
-            from sklearn.cluster import KMeans as SklearnKMeans
+        model = faiss.Kmeans(
+            X.shape[1],
+            k,
+            niter=args.iters,
+            seed=1,
+            max_points_per_centroid=1 << 30,
+            early_stop_threshold=-1.0,
+            gpu=args.device != "cpu",
+        )
+        start = time.perf_counter()
+        model.train(X, init_centroids=init)
+        return (time.perf_counter() - start) / len(model.iteration_stats), model.centroids
 
-            sk = SklearnKMeans(k, init=init, n_init=1, max_iter=args.iters, tol=0.0, algorithm="lloyd")
+    def sklearn() -> tuple[float, np.ndarray]:
+        from sklearn.cluster import KMeans as SklearnKMeans
+
+        model = SklearnKMeans(k, init=init, n_init=1, max_iter=args.iters, tol=0.0, algorithm="lloyd")
+        start = time.perf_counter()
+        model.fit(X)
+        return (time.perf_counter() - start) / model.n_iter_, model.cluster_centers_
+
+    contenders = {"curata": ours, "competitor": theirs} | ({"sklearn": sklearn} if run_sklearn else {})
+    for _ in range(repeats):
+        for name, run in contenders.items():
             time.sleep(args.pause)
-            start = time.perf_counter()
-            sk.fit(X)
-            times["sklearn"].append((time.perf_counter() - start) / sk.n_iter_)
+            if warm:
+                run()
+            seconds, centers = run()
+            times[name].append(seconds)
+            if name != "sklearn":
+                inertia[name] = inertia_of(X, centers, args.device)
     out = {name: min(values) for name, values in times.items() if values}
     out["inertia_gap"] = inertia["curata"] / inertia["competitor"] - 1
     return out
@@ -160,6 +174,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cell-seconds", type=float, default=60.0, help="skip cells estimated to take longer")
+    parser.add_argument("--small-cell-seconds", type=float, default=1.0, help="cells estimated under this ...")
+    parser.add_argument("--small-cell-repeats", type=int, default=5, help="... get this many repeats, each warmed")
     parser.add_argument("--pause", type=float, default=0.3, help="seconds of idle before each timed run")
     parser.add_argument("--sklearn-max", type=float, default=2e10, help="run scikit-learn where N * d * k <= this")
     parser.add_argument("--real", action="store_true", help="also EfficientNet-Lite0 features (runs/evidence/train)")
@@ -187,7 +203,8 @@ def main() -> None:
     )
     print(
         f"bench/kmeans_grid.py, {date.today()}, {machine}, torch {torch.__version__}, faiss {faiss_version}; "
-        f"competitor {competitor}; {args.iters} iterations, best of {args.repeats}; matrix peak "
+        f"competitor {competitor}; {args.iters} iterations, best of {args.repeats} (of {args.small_cell_repeats}, "
+        f"warmed, in cells estimated under {args.small_cell_seconds:g} s); matrix peak "
         + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peak.items())
     )
     cells: list[tuple[str, int, int, int]] = []  # (data, N, d, k)
@@ -226,7 +243,11 @@ def main() -> None:
         else:
             assert features is not None
             X = features[:n]
-        r = run_cell(X, k, args, competitor)
+        # a cell of a few milliseconds is at the mercy of the machine's noise (faiss's 10k-row passes took 0.7 to
+        # 2.5 ms from one run to the next here): more repeats where they cost little
+        small = estimate < args.small_cell_seconds
+        repeats = max(args.repeats, args.small_cell_repeats) if small else args.repeats
+        r = run_cell(X, k, args, competitor, repeats, warm=small)
         ratio = r["curata"] / r["competitor"]
         ratios.append(ratio)
         gaps.append(r["inertia_gap"])

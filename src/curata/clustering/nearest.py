@@ -6,6 +6,11 @@ On CPU the chunks are dealt round-robin to torch's intra-op threads, each runnin
 numpy's BLAS, see ``curata.clustering.cpu_gemm``) and its own reductions: the two-thread GEMMs of one chunk at a time
 wait on each other at every call, and the reductions between them ran on one core while the other idled (about 5 % of an
 assignment here).
+
+Rows in memory on a CPU with AVX-512 (where the compiled extension is built) go through one compiled pass instead
+(``score_scan.scan_pass`` and ``sum_pass``, on a team of C threads): the same workers, chunks and float operations,
+so the same labels, distances and sums bit for bit, without a Python call per block. The Python workers remain for
+streamed shards, GPUs, and CPUs or installs without the extension.
 """
 
 from __future__ import annotations
