@@ -350,11 +350,10 @@ class KMeans(*cluster_bases()):
         filled = counts > 0
         # one division for every cluster (an empty one's is dropped below): boolean-mask indexing cost ~40 us a pass
         means = sums[:, :-1] / counts.clamp(min=1.0).unsqueeze(1)
-        if bool(filled.all()):
-            out = means.float()
-            return torch.nn.functional.normalize(out, dim=1) if self.metric == "cosine" else out
-        means = torch.where(filled.unsqueeze(1), means, centers.double())
-        if self.empty_clusters == "split":
+        some_empty = not bool(filled.all())
+        if some_empty:
+            means = torch.where(filled.unsqueeze(1), means, centers.double())
+        if some_empty and self.empty_clusters == "split":
             signs = torch.ones(means.shape[1], dtype=torch.float64, device=means.device)
             signs[1::2] = -1.0
             for empty in torch.nonzero(~filled).reshape(-1).tolist():

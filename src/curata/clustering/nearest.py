@@ -543,7 +543,7 @@ def nearest_centroids(
     threads = _threads_for(shard, chunk)
     chunk = _balanced_chunk(n, chunk, threads)
     numpy_gemm = device.type == "cpu" and numpy_gemm_preferred()
-    whole_pass = isinstance(shard, MemoryShard)
+    whole_pass = isinstance(shard, MemoryShard) and shard.x.dtype == centers.dtype == torch.float32
     # under 32 centroids a panel is mostly padding, and the BLAS was as fast block by block (65,536 x 64 rows,
     # k = 10); a whole pass in C (below) gains more than that
     panel_gemm = device.type == "cpu" and panel_gemm_preferred() and (len(centers) >= PANEL or whole_pass)
