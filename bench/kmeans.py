@@ -219,15 +219,11 @@ def main() -> None:
     if args.assign_only:
         print(json.dumps(assign_once(args.assign_only, args.assign_rows, args.dim, args.assign_k, args.device)))
         return
+    panel = "AVX-512 panel kernel (any k in memory, k >= 32 streamed), else " if panel_gemm_preferred() else ""
     print(
         f"# bench/kmeans.py, {date.today()}, {platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, curata on {args.device}"
-        + (
-            f", CPU GEMMs by {'AVX-512 panel kernel (k >= 32), else ' if panel_gemm_preferred() else ''}"
-            f"{'numpy' if numpy_gemm_preferred() else 'torch'}"
-            if args.device == "cpu"
-            else ""
-        )
+        + (f", CPU GEMMs by {panel}{'numpy' if numpy_gemm_preferred() else 'torch'}" if args.device == "cpu" else "")
         + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
     )
     print()

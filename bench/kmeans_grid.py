@@ -198,7 +198,7 @@ def main() -> None:
         torch.cuda.get_device_name()
         if args.device.startswith("cuda")
         else f"{platform.machine()}, {torch.get_num_threads()} threads, CPU GEMMs by "
-        + ("our AVX-512 panel kernel (k >= 32), else " if panel_gemm_preferred() else "")
+        + ("our AVX-512 panel kernel (any k in memory, k >= 32 streamed), else " if panel_gemm_preferred() else "")
         + ("numpy" if numpy_gemm_preferred() else "torch")
     )
     print(

@@ -1,10 +1,11 @@
-"""The scan around each score GEMM of a k-means pass: per row, the best two scores and their columns, and the
-per-cluster sums of the rows.
+"""The scan around each score GEMM of a k-means pass: per row, the best two scores and their columns, the
+distances and near-ties that follow, the sums of squares to given centroids, and the per-cluster sums of the rows.
 
 A small C extension (``_score_scan``, built with the package where a C compiler is present) does each in one pass
 over memory; without it, or with ``CURATA_NATIVE_SCAN=0``, numpy and torch calls give the same results bit for bit
-(only comparisons and float32 adds in the same order), several times more slowly: on 65,536 x 10 scores the numpy
-argmin alone took 1.1 ms where the whole scan takes a fraction of that.
+(only comparisons and float32 operations in the same order), several times more slowly: on 65,536 x 10 scores the
+numpy argmin alone took 1.1 ms where the whole scan takes a fraction of that. ``scan_pass`` and ``sum_pass`` run a
+whole pass over rows in memory on the extension's own threads (``nearest.py`` says when).
 """
 
 from __future__ import annotations
