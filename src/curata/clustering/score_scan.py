@@ -375,13 +375,40 @@ def scan_pass(
         ...     print([1, 0], [1.0, 2.0])
         [1, 0] [1.0, 2.0]
     """
-    rows, dim = x.shape
     if checked:
-        _check_scan_pass(x, x_sq, panels, bias, centers, labels, best, threads, lower)
+        _rows_in_memory(x, "x")
+        rows, dim = x.shape
+        _f32(centers, "centers")
+        k = len(centers)
+        if centers.shape != (k, dim) or not centers.is_contiguous() or k < 1:
+            raise ValueError(f"centers must be contiguous (k >= 1, {dim}) floats, got shape {tuple(centers.shape)}")
+        _f32(panels, "panels")
+        if panels.dim() != 3 or panels.shape[1:] != (dim, PANEL) or panels.shape[0] * PANEL < k:
+            raise ValueError(f"panels must pack the k = {k} centroids of {dim} floats ({PANEL} per panel)")
+        if not panels.is_contiguous():
+            raise ValueError("panels must be contiguous")
+        for name, t, dtype, size in (
+            ("x_sq", x_sq, torch.float32, rows),
+            ("bias", bias, torch.float32, k),
+            ("labels", labels, torch.long, rows),
+            ("best", best, torch.float32, rows),
+            ("lower", lower, torch.float32, rows),
+        ):
+            if t is None:
+                continue
+            if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or t.numel() < size:
+                raise ValueError(f"{name} must be a contiguous {dtype} CPU tensor of at least {size} values")
+        if (x_sq is None) != (bias is None):
+            raise ValueError("x_sq and bias go together (l2) or are both None (cosine)")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if _score_scan is None or not _score_scan.avx512():
+            raise RuntimeError("scan_pass needs the compiled curata.clustering._score_scan and a CPU with AVX-512")
         if filled and lower is None:
             raise ValueError("filled=True needs the bounds (lower)")
         if filled and rows and (int(labels[:rows].min()) < 0 or int(labels[:rows].max()) >= len(centers)):
             raise ValueError(f"filled=True needs the last pass's labels, in [0, {len(centers)})")
+    rows, dim = x.shape
     near_ties, scored = _score_scan.scan_pass(
         x.data_ptr(),
         0 if x_sq is None else x_sq.data_ptr(),
@@ -403,45 +430,6 @@ def scan_pass(
         float(grow),
     )
     return near_ties, scored
-
-
-def _check_scan_pass(
-    x: torch.Tensor,
-    x_sq: torch.Tensor | None,
-    panels: torch.Tensor,
-    bias: torch.Tensor | None,
-    centers: torch.Tensor,
-    labels: torch.Tensor,
-    best: torch.Tensor,
-    threads: int,
-    lower: torch.Tensor | None,
-) -> None:
-    _rows_in_memory(x, "x")
-    rows, dim = x.shape
-    _f32(centers, "centers")
-    k = len(centers)
-    if centers.shape != (k, dim) or not centers.is_contiguous() or k < 1:
-        raise ValueError(f"centers must be contiguous (k >= 1, {dim}) floats, got shape {tuple(centers.shape)}")
-    _f32(panels, "panels")
-    if panels.dim() != 3 or panels.shape[1:] != (dim, PANEL) or panels.shape[0] * PANEL < k:
-        raise ValueError(f"panels must pack the k = {k} centroids of {dim} floats ({PANEL} per panel)")
-    if not panels.is_contiguous():
-        raise ValueError("panels must be contiguous")
-    for name, t, dtype, size in (
-        ("x_sq", x_sq, torch.float32, rows),
-        ("bias", bias, torch.float32, k),
-        ("labels", labels, torch.long, rows),
-        ("best", best, torch.float32, rows),
-        ("lower", lower, torch.float32, rows),
-    ):
-        if t is not None and (t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or t.numel() < size):
-            raise ValueError(f"{name} must be a contiguous {dtype} CPU tensor of at least {size} values")
-    if (x_sq is None) != (bias is None):
-        raise ValueError("x_sq and bias go together (l2) or are both None (cosine)")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    if _score_scan is None or not _score_scan.avx512():
-        raise RuntimeError("scan_pass needs the compiled curata.clustering._score_scan and a CPU with AVX-512")
 
 
 def row_distances(
