@@ -13,9 +13,8 @@
 #include "_thread_team.h"
 
 #define SCORE_BYTES (96 * 1024) /* the scores of one unit of rows: they stay in L2 from the GEMM to the scan */
+#define BOUNDED_ROWS 256        /* rows per unit of a bounded pass, of which only the stale are scored */
 #define COMBINE_CLUSTERS 64     /* clusters per unit of the final addition of the workers' sums */
-
-#define BOUNDED_ROWS 256           /* rows per unit of a bounded pass, of which only the stale are scored */
 
 enum { SCORES, STAGE, SUMS, COUNTS, GATHERED, STALE }; /* team_scratch slots */
 
