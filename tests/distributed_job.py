@@ -16,12 +16,15 @@ def fit_all() -> dict[str, np.ndarray]:
     X = X.astype(np.float32)
     flat = KMeans(15, n_iter=10, seed=0).fit(X)
     sampled = KMeans(15, n_iter=10, seed=0, max_points_per_centroid=50, init="random").fit(X)
+    parallel = KMeans(15, n_iter=10, seed=0, init="k-means||").fit(X)
     tree = HierarchicalKMeans([40, 8], n_resampling_steps=2, n_iter=10, seed=0).fit(X)
     return {
         "flat_centers": flat.cluster_centers_,
         "flat_labels": flat.labels_,
         "flat_inertia": np.array([flat.inertia_]),
         "sampled_labels": sampled.labels_,
+        "parallel_labels": parallel.labels_,
+        "parallel_centers": parallel.cluster_centers_,
         "tree_labels": tree.labels_,
         "tree_centroids_1": tree.centroids_[0],
         "curated": curate(tree, 300, seed=0),

@@ -39,7 +39,8 @@ def test_two_gloo_processes_equal_one(tmp_path):
     two = np.load(out)
     np.testing.assert_allclose(two["flat_centers"], single["flat_centers"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(two["flat_inertia"], single["flat_inertia"], rtol=1e-5)
-    for key in ("flat_labels", "sampled_labels", "tree_labels", "curated"):
+    np.testing.assert_allclose(two["parallel_centers"], single["parallel_centers"], rtol=1e-4, atol=1e-4)
+    for key in ("flat_labels", "sampled_labels", "parallel_labels", "tree_labels", "curated"):
         assert np.array_equal(two[key], single[key]), key
     np.testing.assert_allclose(two["tree_centroids_1"], single["tree_centroids_1"], rtol=1e-4, atol=1e-4)
     # the sampler under a real process group: equal lengths, disjoint samples, the in-process simulation's batches

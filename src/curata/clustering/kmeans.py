@@ -16,6 +16,7 @@ from curata._internal.checks import check_finite, check_int, first_nonfinite_row
 from curata._internal.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
 from curata.clustering.estimator import check_fitted, cluster_bases, validated_rows
 from curata.clustering.nearest import chunk_rows, nearest_centroids, serial_main_thread
+from curata.clustering.parallel_seeding import kmeans_parallel, squared_distances
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
@@ -54,15 +55,6 @@ def _gather_rows(shard: _Shard, ids: torch.Tensor) -> torch.Tensor:
     out = torch.zeros((len(ids), rows.shape[1]), dtype=torch.float32, device=shard.device)
     out[mine] = rows
     return all_reduce_sum(out)
-
-
-def _sq_distances(shard: MemoryShard, centers: torch.Tensor, metric: str) -> torch.Tensor:
-    """(rows, len(centers)) squared distances (cosine: between unit vectors)."""
-    if metric == "cosine":
-        return (2.0 - 2.0 * shard.x @ centers.T).clamp_(min=0.0)
-    assert shard.x_sq is not None
-    scores = torch.addmm((centers * centers).sum(dim=1).unsqueeze(0), shard.x, centers.T, alpha=-2.0)
-    return scores.add_(shard.x_sq.unsqueeze(1)).clamp_(min=0.0)
 
 
 def assign(
@@ -115,12 +107,16 @@ class KMeans(*cluster_bases()):
             the fit stops sooner at a fixed point, when a pass moved no label (the centroids cannot move again).
         tol: stop early when an iteration lowers the inertia by less than ``tol`` times it (0: run all).
         init: "k-means++" (greedy: 2 + ln k candidates per pick, keep the one that lowers the potential most),
-            "random" (k distinct rows) or a (k, dim) array of initial centroids.
+            "k-means||" (Bahmani et al.: 5 rounds drawing about k / 2 rows each in proportion to their squared
+            distance, then greedy k-means++ on those candidates weighted by the rows nearest them; for k in the
+            thousands and beyond, see ``curata.clustering.parallel_seeding``), "random" (k distinct rows) or a
+            (k, dim) array of initial centroids.
         n_init: independent runs; the one with the lowest inertia is kept.
         metric: "l2", or "cosine" for spherical k-means (rows and centroids on the unit sphere).
         max_points_per_centroid: fit on a seeded sample of k * this many rows, then assign all rows.
-        init_size: rows that k-means++ looks at (a seeded sample; default ``max(10000, 8 * k)``): its cost grows
-            as rows * k * log(k) * dim, so for k in the tens of thousands prefer ``init="random"``.
+        init_size: rows that k-means++ or k-means|| look at (a seeded sample; default ``max(10000, 8 * k)``):
+            k-means++ costs rows * k * log(k) * dim in k passes one after the other, so for k in the tens of
+            thousands prefer ``init="k-means||"``.
         empty_clusters: "keep" (an empty cluster keeps its centroid) or "split" (it takes half of the largest one).
         bounds: carry Hamerly's bounds from one Lloyd pass to the next, so that a pass only scores the rows whose
             nearest centroid may have changed (same result up to float32 ties; 4 more bytes per row). "auto": for
@@ -202,8 +198,10 @@ class KMeans(*cluster_bases()):
         if self.n_clusters > n:
             raise ValueError(f"n_clusters ({self.n_clusters}) must be <= the number of rows of X (n_samples={n})")
         if isinstance(self.init, str):
-            if self.init not in ("k-means++", "random"):
-                raise ValueError(f"init must be 'k-means++', 'random' or a (k, dim) array, got {self.init!r}")
+            if self.init not in ("k-means++", "k-means||", "random"):
+                raise ValueError(
+                    f"init must be 'k-means++', 'k-means||', 'random' or a (k, dim) array, got {self.init!r}"
+                )
         elif shape_of(self.init) != (self.n_clusters, dim):
             raise ValueError(f"init centroids must have shape ({self.n_clusters}, {dim}), got {shape_of(self.init)}")
         else:
@@ -279,7 +277,12 @@ class KMeans(*cluster_bases()):
             seeding = data
             if data.total > init_size:
                 seeding = self._subsample(data, init_size, generator, world)
-            centers = self._kmeans_plus_plus(seeding.materialize(), generator)
+            seeding = seeding.materialize()
+            centers = None
+            if self.init == "k-means||":
+                centers = kmeans_parallel(seeding, k, self.metric, generator, self._chunk)
+            if centers is None:  # k-means++, or k-means|| drew fewer than k candidates
+                centers = self._kmeans_plus_plus(seeding, generator)
         if self.metric == "cosine":
             centers = torch.nn.functional.normalize(centers, dim=1)
         return centers
@@ -292,7 +295,7 @@ class KMeans(*cluster_bases()):
         centers = torch.empty((k, x.shape[1]), dtype=torch.float32, device=x.device)
         first = torch.randint(data.total, (1,), generator=generator)
         centers[0] = _gather_rows(data, first)[0]
-        closest = _sq_distances(data, centers[:1], self.metric)[:, 0]
+        closest = squared_distances(data, centers[:1], self.metric)[:, 0]
         for i in range(1, k):
             potentials = torch.zeros(world, dtype=torch.float64)
             potentials[rank] = closest.sum(dtype=torch.float64).item()
@@ -312,7 +315,7 @@ class KMeans(*cluster_bases()):
                     where = torch.searchsorted(cumulative, local[mine].to(x.device), right=True)
                     candidates[mine.to(x.device)] = x[where.clamp_(max=len(x) - 1)]
                 candidates = all_reduce_sum(candidates)
-            to_candidates = _sq_distances(data, candidates, self.metric)
+            to_candidates = squared_distances(data, candidates, self.metric)
             new_potentials = torch.minimum(closest.unsqueeze(1), to_candidates).sum(dim=0, dtype=torch.float64)
             choice = int(torch.argmin(all_reduce_sum(new_potentials.cpu())))
             centers[i] = candidates[choice]
