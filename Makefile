@@ -67,6 +67,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/describe.py
 	$(BIN)/python bench/kmeans.py
 	$(BIN)/python bench/kmeans_grid.py --cell-seconds 20 --real
+	$(BIN)/python bench/kmeans_seeding.py
 	$(BIN)/python bench/hkmeans_reference.py
 	$(BIN)/python bench/fig3.py
 	$(BIN)/python bench/curation_balance.py
