@@ -2,7 +2,7 @@
 
 curata.KMeans with init="k-means++" (greedy, 2 + ln k candidates per pick), "k-means||" (Bahmani et al.: 5 rounds
 of about k / 2 draws, then greedy k-means++ on the weighted candidates) and "random", against scikit-learn's
-`kmeans_plusplus` (greedy, the same number of candidates) on the same seeding rows: seconds to seed (our fit with
+`kmeans_plusplus` (greedy, the same number of candidates) on as many seeding rows: seconds to seed (our fit with
 one Lloyd pass, less that pass, timed alone from the seeds) and the inertia after 10 Lloyd passes from each start
 (float64, the same function for all). Gaussian mixture of k components; the seeding rows are the default sample of
 max(10000, 8 k) rows.
