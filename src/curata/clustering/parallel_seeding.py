@@ -44,10 +44,9 @@ def kmeans_parallel(
         >>> sorted(round(float(c) / 9) for c in centers[:, 0])
         [0, 1, 2, 3]
     """
-    rank, world = rank_and_world() if is_distributed() else (0, 1)
     x = data.x
     first = int(torch.randint(data.total, (1,), generator=generator))
-    candidates = _rows_everywhere(data, torch.tensor([first - data.start]) if _owns(data, first) else None, world)
+    candidates = _rows_everywhere(data, torch.tensor([first - data.start]) if _owns(data, first) else None)
     closest = nearest_centroids(data, candidates, metric, chunk, False)[1]
     for _ in range(rounds):
         # every rank draws the uniforms of every row, in row order, and keeps its own
@@ -56,7 +55,7 @@ def kmeans_parallel(
         if potential <= 0:  # every row already is a candidate
             break
         picked = torch.nonzero(draws.to(x.device) * potential < oversample * k * closest.double()).reshape(-1)
-        new = _rows_everywhere(data, picked, world)
+        new = _rows_everywhere(data, picked)
         if len(new):
             candidates = torch.cat([candidates, new])
             closest = torch.minimum(closest, nearest_centroids(data, new, metric, chunk, False)[1])
@@ -71,12 +70,12 @@ def _owns(data: MemoryShard, row: int) -> bool:
     return data.start <= row < data.start + data.rows
 
 
-def _rows_everywhere(data: MemoryShard, local: torch.Tensor | None, world: int) -> torch.Tensor:
+def _rows_everywhere(data: MemoryShard, local: torch.Tensor | None) -> torch.Tensor:
     """This rank's rows at ``local`` positions, gathered from every rank in rank order (global row order)."""
     rows = data.x[local.to(data.x.device)] if local is not None else data.x[:0]
-    if world == 1:
+    if not is_distributed():
         return rows.clone()
-    rank = rank_and_world()[0]
+    rank, world = rank_and_world()
     counts = torch.zeros(world, dtype=torch.float64)
     counts[rank] = len(rows)
     counts = all_reduce_sum(counts)
