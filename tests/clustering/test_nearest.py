@@ -171,3 +171,16 @@ def test_the_compiled_bounded_pass_gives_what_the_python_workers_give(monkeypatc
     for a, b in zip(runs["1"], runs["0"], strict=True):
         assert (a is None and b is None) or (torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b)
     assert runs["1"][7] == len(x) and 0 < runs["1"][15] < len(x)  # then the second bounded pass scored a few
+
+
+def test_more_workers_than_the_compiled_team_takes(monkeypatch):
+    """A machine with more cores than the C team's 256 threads runs its passes on the Python workers instead."""
+    import curata.clustering.nearest as nearest
+
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((20000, 8)).astype(np.float32))
+    shard = MemoryShard(x, "l2", 0, len(x))
+    centers = x[:50].clone()
+    monkeypatch.setattr(nearest, "_threads_for", lambda *args: 300)
+    labels, d2, sums = nearest_centroids(shard, centers, "l2", 64, True)
+    exact = torch.cdist(x.double(), centers.double()).argmin(dim=1)
+    assert torch.equal(labels, exact) and sums is not None and int(sums[:, -1].sum()) == len(x)

@@ -368,6 +368,7 @@ def _deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(False)
 
 
+_TEAM_MAX = 256  # workers the compiled pass takes at most (TEAM_MAX in _thread_team.h); more go to Python threads
 _SMALL_PASS = 1 << 26  # multiply-adds under which one thread beats handing chunks to workers (10k x 32 x 100 here)
 
 
@@ -548,7 +549,7 @@ def nearest_centroids(
     # k = 10); a whole pass in C (below) gains more than that
     panel_gemm = device.type == "cpu" and panel_gemm_preferred() and (len(centers) >= PANEL or whole_pass)
     shared = _Centroids(centers, metric, numpy_gemm, panel_gemm)
-    if whole_pass and panel_gemm and native_scan():
+    if whole_pass and panel_gemm and threads <= _TEAM_MAX and native_scan():
         return _native_pass(shard, shared, chunk, threads, with_sums, labels, best, bounds)
     workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
     try:
