@@ -6,6 +6,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 from curata import KMeans
+from curata.clustering import kmeans as kmeans_module
 from curata.clustering.parallel_seeding import kmeans_parallel, squared_distances
 from curata.store.rows import MemoryShard
 
@@ -51,3 +52,16 @@ def test_squared_distances():
 def test_bad_init_names_the_choices():
     with pytest.raises(ValueError, match=r"k-means\|\|"):
         KMeans(3, init="kmeans||").fit(_blobs(100, 3))
+
+
+def test_auto_seeds_by_kmeans_parallel_from_the_threshold(monkeypatch):
+    assert KMeans(9_999)._seeding() == "k-means++" and KMeans(10_000)._seeding() == "k-means||"
+    monkeypatch.setattr(kmeans_module, "_PARALLEL_SEEDING_FROM_K", 40)  # the same rule at a k a test can afford
+    X = _blobs()
+    for k, named in ((39, "k-means++"), (40, "k-means||")):
+        auto = KMeans(k, n_iter=3, seed=0).fit(X)
+        np.testing.assert_array_equal(
+            auto.cluster_centers_, KMeans(k, n_iter=3, init=named, seed=0).fit(X).cluster_centers_
+        )
+    other = KMeans(40, n_iter=3, init="k-means++", seed=0).fit(X)
+    assert not np.array_equal(other.cluster_centers_, KMeans(40, n_iter=3, seed=0).fit(X).cluster_centers_)

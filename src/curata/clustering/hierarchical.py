@@ -187,8 +187,8 @@ class HierarchicalKMeans(*estimator_bases()):
         if self.resample not in _RESAMPLE:
             raise ValueError(f"resample must be one of {_RESAMPLE}, got {self.resample!r}")
         check_int(self.n_splits, "n_splits", minimum=2, allow_none=True)
-        if not isinstance(self.kmeans_kwargs.get("init", "k-means++"), str):
-            raise ValueError("init must be 'k-means++' or 'random' here: every level and step starts afresh")
+        if not isinstance(self.kmeans_kwargs.get("init", "auto"), str):
+            raise ValueError("init must be a seeding name here, not centroids: every level and step starts afresh")
         self._sample_sizes(len(levels))
         return levels
 
