@@ -70,6 +70,7 @@ bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/kmeans_seeding.py
 	$(BIN)/python bench/hkmeans_reference.py
 	$(BIN)/python bench/fig3.py
+	$(BIN)/python bench/fig3_independent.py
 	$(BIN)/python bench/curation_balance.py
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/smart_batching_effect.py
