@@ -112,8 +112,8 @@ def plot(results: dict[str, list[float]], centroids: dict[str, np.ndarray], X: n
     ours = [np.mean(results[m]) for m in names]
     spread = [np.std(results[m]) for m in names]
     bars.barh(at - 0.2, ours, xerr=spread, height=0.4, label="curata, mean +- std over seeds")
-    paper = [np.nan if paper_value(m) is None else paper_value(m) for m in names]
-    bars.barh(at + 0.2, paper, height=0.4, label="Vo et al. (their notebook)")
+    paper = [paper_value(m) for m in names]
+    bars.barh(at + 0.2, [np.nan if p is None else p for p in paper], height=0.4, label="Vo et al. (their notebook)")
     bars.set_yticks(at, names, fontsize=9)
     bars.invert_yaxis()
     bars.set_xlabel("KL(KDE of the 300 top centroids || uniform on [-3, 3]^2)")
