@@ -183,7 +183,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
         self._fingerprint = digest.hexdigest()
         self._resume_at = 0
         self._yielded = 0
-        self._cache: tuple[tuple[int, int, int], _Plan] | None = None
+        self._cache: tuple[tuple[Any, ...], _Plan] | None = None
 
     @classmethod
     def from_dataset(
@@ -423,7 +423,20 @@ class ClusterBatchSampler(Sampler[list[int]]):
 
     def _epoch_plan(self, rank: int, world: int) -> _Plan:
         """(full batches as rows, the short last batch or None, this rank's batch numbers) of the current epoch."""
-        key = (self.epoch, rank, world)
+        # everything the plan is a function of: load_state_dict changes the seed and the epoch, and the settings
+        # are plain attributes a user may assign between epochs
+        key = (
+            self.seed,
+            self.epoch,
+            rank,
+            world,
+            self.batch_size,
+            self.strategy,
+            self.pacing,
+            self.shuffle,
+            self.drop_last,
+            self.force_same_size,
+        )
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         rng = np.random.default_rng([self.seed, self.epoch])
