@@ -177,6 +177,9 @@ def describe(
         )
         if rank == 0:
             finish_normalization(table)
+            from curata.sources.locations import record_source
+
+            record_source(table, dataset)  # sample id -> file or record, so that ids lead back to the data
         if world > 1:
             dist.barrier()  # the mean is recorded before any rank reads the vectors
         return VectorTable.open(path)

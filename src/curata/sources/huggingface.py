@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from curata.sources.images import decode_image
 from curata.sources.labels import labelled_item, numbered_labels
+from curata.sources.locations import Locations
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["HuggingFaceDisk"]
@@ -87,6 +88,23 @@ class HuggingFaceDisk(Dataset):
             "size": self.size,
             "rows": len(self.rows),
         }
+
+    def locations(self) -> Locations:
+        """Each sample id's ``row`` in the saved dataset (the id itself) and its label: ``describe`` records this
+        with the table so that ids lead back to rows later.
+
+        Example::
+
+            places = HuggingFaceDisk("saved/cifar", column="img", split="train").locations()
+            places.where(3)  # '/data/saved/cifar[3]'
+        """
+        columns: dict[str, list[Any]] = {"row": list(range(len(self.rows)))}
+        if self.labels is not None:
+            columns["label"] = list(self.labels)
+        named = bool(self.classes) and all(isinstance(c, str) for c in self.classes)
+        settings = {"column": self.column, "label_column": self.label_column, "split": self.split, "size": self.size}
+        root = os.path.abspath(self.path)
+        return Locations("HuggingFaceDisk", root, [], settings, list(self.classes), named, columns)
 
     def __len__(self) -> int:
         return len(self.rows)

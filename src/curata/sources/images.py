@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from curata.sources.labels import labelled_item
+from curata.sources.locations import Locations
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["ImageFolder", "IMAGE_EXTENSIONS", "decode_image"]
@@ -73,6 +74,27 @@ class ImageFolder(Dataset):
         for path in self.files:
             digest.update(f"{path.relative_to(self.root).as_posix()}\0{path.stat().st_size}\n".encode())
         return {"kind": "ImageFolder", "files": digest.hexdigest(), "count": len(self.files), "size": self.size}
+
+    def locations(self) -> Locations:
+        """Each sample id's image file, relative to ``root`` (``where(i)`` gives it whole), and its class:
+        ``describe`` records this with the table so that ids lead back to files later.
+
+        Example:
+            >>> import tempfile, os
+            >>> from PIL import Image
+            >>> root = tempfile.mkdtemp()
+            >>> for name in ("cat/a.png", "dog/b.png"):
+            ...     os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+            ...     Image.new("RGB", (4, 4)).save(os.path.join(root, name))
+            >>> places = ImageFolder(root).locations()
+            >>> places.columns["path"], places.label_name(1)
+            (['cat/a.png', 'dog/b.png'], 'dog')
+        """
+        columns: dict[str, list[Any]] = {"path": [p.relative_to(self.root).as_posix() for p in self.files]}
+        if self.labels is not None:
+            columns["label"] = list(self.labels)
+        root = str(self.root.resolve())
+        return Locations("ImageFolder", root, [], {"size": self.size}, list(self.classes), True, columns)
 
     def __len__(self) -> int:
         return len(self.files)

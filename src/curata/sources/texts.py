@@ -18,6 +18,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from curata.sources.labels import labelled_item, numbered_labels
+from curata.sources.locations import Locations
 
 __all__ = ["TextFiles", "TEXT_SUFFIXES"]
 
@@ -134,6 +135,7 @@ class TextFiles(Dataset):
             if suffix == ".txt" and label_column is not None:
                 raise ValueError(f"{str(path)!r}: .txt files have no label_column; use label_by_file")
         self.texts: list[str] = []
+        self.origins: list[tuple[int, int]] = []  # (position in files, line or record number) of each text
         raw_labels: list[Any] = []
         blank = 0
         for position, path in enumerate(paths):
@@ -144,12 +146,14 @@ class TextFiles(Dataset):
                 if not isinstance(text, str):
                     raise ValueError(f"{str(path)!r} record {number}: the text is {type(text).__name__}, not a string")
                 self.texts.append(text)
+                self.origins.append((position, number))
                 raw_labels.append(position if label_by_file else label)
         if blank:
             warnings.warn(f"TextFiles: skipped {blank} blank texts", RuntimeWarning, stacklevel=2)
         if not self.texts:
             raise ValueError(f"no texts in {[str(p) for p in paths]}")
         self.skipped = blank
+        self.paths = paths
         self._files = [[p.name, p.stat().st_size] for p in paths]
         self._settings = {"column": column, "label_column": label_column, "label_by_file": label_by_file}
         if separator is not None:
@@ -165,6 +169,28 @@ class TextFiles(Dataset):
     def fingerprint(self) -> dict[str, Any]:
         """The files (names and sizes), how they are read, and the number of texts."""
         return {"kind": "TextFiles", "files": self._files, **self._settings, "texts": len(self.texts)}
+
+    def locations(self) -> Locations:
+        """Each sample id's file (``file``, numbering ``files``) and ``record``: the line of a .txt or .jsonl file
+        (from 1), the CSV record (the header is 1), the Parquet row (from 1), or the first line of a text split by
+        ``separator``. ``describe`` records this with the table so that ids lead back to records later.
+
+        Example:
+            >>> import tempfile, os
+            >>> path = os.path.join(tempfile.mkdtemp(), "quotes.txt")
+            >>> _ = open(path, "w").write("first\\nsecond\\n")
+            >>> TextFiles([path]).locations().where(1) == f"{path}:2"
+            True
+        """
+        columns: dict[str, list[Any]] = {
+            "file": [position for position, _ in self.origins],
+            "record": [number for _, number in self.origins],
+        }
+        if self.labels is not None:
+            columns["label"] = list(self.labels)
+        named = bool(self.classes) and all(isinstance(c, str) for c in self.classes)
+        files = [str(p.resolve()) for p in self.paths]
+        return Locations("TextFiles", "", files, dict(self._settings), list(self.classes), named, columns)
 
     def __len__(self) -> int:
         return len(self.texts)

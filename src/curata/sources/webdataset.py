@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from curata.sources.images import decode_image
 from curata.sources.labels import labelled_item, numbered_labels
+from curata.sources.locations import Locations
 from curata.sources.unreadable import Unreadable
 
 __all__ = ["WebDatasetShards", "WEBDATASET_IMAGE_EXTENSIONS"]
@@ -220,6 +221,34 @@ class WebDatasetShards(Dataset):
             "size": self.size,
             "samples": len(self.samples),
         }
+
+    def locations(self) -> Locations:
+        """Each sample id's shard (``file``, numbering ``files``), ``key``, data ``member`` (its image or .txt; ""
+        when it has none) and every member's (offset, size) as JSON: ``describe`` records this with the table so
+        that ids lead back to tar members later.
+
+        Example::
+
+            places = WebDatasetShards("shards/*.tar").locations()
+            places.where(0)  # '/data/shards/shard-000.tar:000000.png'
+        """
+        data: list[str] = []
+        for _, key, parts in self.samples:
+            wanted = WEBDATASET_IMAGE_EXTENSIONS if self.data == "image" else ("txt",)
+            extension = next((e for e in wanted if e in parts), None)
+            data.append("" if extension is None else f"{key}.{extension}")
+        columns: dict[str, list[Any]] = {
+            "file": [number for number, _, _ in self.samples],
+            "key": list(self.keys),
+            "member": data,
+            "members": [json.dumps({e: list(place) for e, place in parts.items()}) for _, _, parts in self.samples],
+        }
+        if self.labels is not None:
+            columns["label"] = list(self.labels)
+        named = bool(self.classes) and all(isinstance(c, str) for c in self.classes)
+        settings = {"data": self.data, "label": self.label, "size": self.size}
+        files = [str(p.resolve()) for p in self.paths]
+        return Locations("WebDatasetShards", "", files, settings, list(self.classes), named, columns)
 
     def __len__(self) -> int:
         return len(self.samples)
