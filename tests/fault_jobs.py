@@ -167,7 +167,7 @@ def cli_job(workdir: str) -> None:
         ["select", "--n", "9"],
         ["split", "--sizes", "train=0.75", "val=0.25"],
         ["dedup", "--threshold", "0.999"],
-        ["report", "--curated", "r/curated_rows.npy"],
+        ["report", "--curated", "r/curated_ids.npy"],
     ):
         cli([command[0], "--vectors", "x.npy", "--out", "r", *command[1:]])
         summary = json.loads(Path("r/summary.json").read_text())

@@ -20,9 +20,11 @@ from curata.embedding.segment_labels import majority_labels, patch_labels
 from curata.embedding.vectorize import Vectorizer, Vectors
 from curata.exploring.explorer import explore
 from curata.exploring.report import report
+from curata.exporting.export import export, read_ids
 from curata.sources.embeddings import table_from_embeddings
 from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder
+from curata.sources.locations import Locations, recorded_source
 from curata.sources.texts import TextFiles
 from curata.sources.unreadable import Unreadable
 from curata.sources.webdataset import WebDatasetShards
@@ -43,6 +45,7 @@ __all__ = [
     "HuggingFaceDisk",
     "ImageFolder",
     "KMeans",
+    "Locations",
     "MultimodalEmbedder",
     "NotFittedError",
     "TableLockedError",
@@ -62,10 +65,13 @@ __all__ = [
     "dedup_curve",
     "exact_duplicates",
     "explore",
+    "export",
     "describe",
     "leakage",
     "majority_labels",
     "patch_labels",
+    "read_ids",
+    "recorded_source",
     "reduce",
     "report",
     "select",

@@ -39,11 +39,11 @@ def test_every_command_end_to_end(workdir):
     main(
         ["curate", "--vectors", "r/vectors", "--out", "r", "--levels", "30", "5", "--resampling", "1", "--target", "60"]
     )
-    assert len(np.load(workdir / "r" / "curated_rows.npy")) == 60
+    assert len(np.load(workdir / "r" / "curated_ids.npy")) == 60
     main(["select", "--vectors", "x.npy", "--out", "r", "--n", "7"])
-    assert len(np.load(workdir / "r" / "selected_rows.npy")) == 7
+    assert len(np.load(workdir / "r" / "selected_ids.npy")) == 7
     main(["select", "--vectors", "r/vectors", "--out", "b", "--n", "7", "--memory-budget", "1M"])
-    assert np.array_equal(np.load(workdir / "b" / "selected_rows.npy"), np.load(workdir / "r" / "selected_rows.npy"))
+    assert np.array_equal(np.load(workdir / "b" / "selected_ids.npy"), np.load(workdir / "r" / "selected_ids.npy"))
     main(["split", "--vectors", "x.npy", "--out", "r", "--sizes", "train=300", "val=100", "--mode", "disjoint"])
     assert summary(workdir / "r")["sizes"]["train"] + summary(workdir / "r")["sizes"]["val"] == 400
     main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.999"])
@@ -55,7 +55,7 @@ def test_every_command_end_to_end(workdir):
     labels = np.arange(400) % 4
     pq.write_table(pa.table({"vector": list(X), "label": labels}), workdir / "l.parquet")
     main(["select", "--vectors", "l.parquet", "--out", "l", "--n", "40", "--method", "zcore", "--by-label"])
-    assert np.bincount(labels[np.load(workdir / "l" / "selected_rows.npy")]).tolist() == [10] * 4
+    assert np.bincount(labels[np.load(workdir / "l" / "selected_ids.npy")]).tolist() == [10] * 4
     main(
         [
             "split",
@@ -74,7 +74,7 @@ def test_every_command_end_to_end(workdir):
         ]
     )
     assert np.bincount(labels[np.load(workdir / "l" / "split_train.npy")]).tolist() == [70] * 4
-    main(["report", "--vectors", "x.npy", "--out", "r", "--curated", "r/curated_rows.npy"])
+    main(["report", "--vectors", "x.npy", "--out", "r", "--curated", "r/curated_ids.npy"])
     assert (workdir / "r" / "report" / "index.html").exists()
 
 
@@ -127,9 +127,13 @@ def test_refused_arguments_write_nothing(workdir):
     """`select --n 10000` used to build RUN/vectors before refusing n; every refusal now comes first."""
     np.save(workdir / "few.npy", np.array([1, 400, 2]))
     np.save(workdir / "floats.npy", np.array([0.5]))
+    (workdir / "three.txt").write_text("4\n8\n15\n")
     refused = [
         (["select", "--n", "10000"], "--n 10000 is more than the 400"),
-        (["select", "--n", "398", "--exclude", "few.npy"], "--exclude holds row ids outside"),
+        (["select", "--n", "398", "--exclude", "few.npy"], "--exclude 'few.npy' holds 1 sample ids that are not in"),
+        (["select", "--n", "5", "--within", "few.npy"], "--within 'few.npy' holds 1 sample ids that are not in"),
+        (["select", "--n", "5", "--within", "three.txt"], "--n 5 is more than the 3 samples in --within"),
+        (["split", "--sizes", "a=2", "b=2", "--within", "three.txt"], "sum to <= the 3"),
         (["cluster", "--levels", "401"], "--levels 401 is more clusters than the 400"),
         (["curate", "--levels", "5", "10", "--target", "9"], "--levels must be positive and decreasing"),
         (["split", "--sizes", "train=300", "val=200"], "sizes as counts must be >= 0 and sum to <= the 400"),
@@ -138,7 +142,7 @@ def test_refused_arguments_write_nothing(workdir):
         (["select", "--n", "5", "--by-label"], "--by-label: --vectors 'x.npy' holds no labels"),
         (["select", "--n", "5", "--chunk-rows", "1"], "--chunk-rows must be an int >= 2"),
         (["split", "--sizes", "train=0.5", "--by-label"], "--by-label is for --mode coreset"),
-        (["report", "--curated", "floats.npy"], "--curated must hold integer row ids"),
+        (["report", "--curated", "floats.npy"], "--curated 'floats.npy' must hold a 1-D array of integer sample ids"),
     ]
     for arguments, match in refused:
         with pytest.raises((ValueError, TypeError), match=match):
@@ -158,7 +162,7 @@ def test_run_directory_built_from_another_file_is_refused(workdir):
         main(["select", "--vectors", "x.npy", "--out", "r", "--n", "5"])
     assert {p.name: p.read_bytes() for p in (workdir / "r").glob("*.*")} == before
     main(["select", "--vectors", "b.npy", "--out", "s", "--n", "5"])
-    assert np.load(workdir / "s" / "selected_rows.npy").max() < 300
+    assert np.load(workdir / "s" / "selected_ids.npy").max() < 300
 
 
 def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
@@ -166,7 +170,7 @@ def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
     out = capsys.readouterr().out
     assert "threshold 0.500:" in out and "threshold 0.990:" in out
     curve = summary(workdir / "r")["curve"]
-    assert [point["threshold"] for point in curve] == [0.5, 0.99] and not (workdir / "r" / "kept_rows.npy").exists()
+    assert [point["threshold"] for point in curve] == [0.5, 0.99] and not (workdir / "r" / "kept_ids.npy").exists()
     with pytest.raises(ValueError, match="more than max_removed=0.01"):
         main(["dedup", "--vectors", "x.npy", "--out", "r", "--threshold", "0.5", "--max-removed", "0.01"])
     with pytest.raises(ValueError, match="--max-removed must be in"):
@@ -176,10 +180,10 @@ def test_dedup_dry_run_prints_the_curve_and_removes_nothing(workdir, capsys):
     X = np.load(workdir / "x.npy")
     for space in ("whitened", "raw"):
         main(["dedup", "--vectors", "x.npy", "--out", space, "--space", space, "--max-removed", "1"])
-        kept = np.load(workdir / space / "kept_rows.npy")
+        kept = np.load(workdir / space / "kept_ids.npy")
         assert np.array_equal(kept, dedup(X, space=space, max_removed=1.0)[0])
     main(["dedup", "--vectors", "x.npy", "--out", "m", "--margin", "0", "--threshold", "0.5", "--max-removed", "1"])
-    kept = np.load(workdir / "m" / "kept_rows.npy")
+    kept = np.load(workdir / "m" / "kept_ids.npy")
     assert np.array_equal(kept, dedup(X, threshold=0.5, margin=0, max_removed=1.0)[0])
 
 
@@ -214,12 +218,12 @@ def test_contamination_of_train_by_test_rows(workdir):
     np.save(workdir / "train.npy", train)
     np.save(workdir / "test.npy", test)
     main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "c"])
-    assert np.load(workdir / "c" / "contaminated_rows.npy").tolist() == [10, 200]
-    assert np.load(workdir / "c" / "nearest_reference_rows.npy").tolist() == [5, 60]
+    assert np.load(workdir / "c" / "contaminated_ids.npy").tolist() == [10, 200]
+    assert np.load(workdir / "c" / "nearest_reference_ids.npy").tolist() == [5, 60]
     assert summary(workdir / "c")["contaminated"] == 2 and (workdir / "c" / "reference").is_dir()
     clustered = ["--reference-clusters", "4", "--probes", "4"]  # every cluster probed: the exact answer
     main(["contamination", "--vectors", "train.npy", "--reference", "test.npy", "--out", "k", *clustered])
-    assert np.load(workdir / "k" / "contaminated_rows.npy").tolist() == [10, 200]
+    assert np.load(workdir / "k" / "contaminated_ids.npy").tolist() == [10, 200]
     with pytest.raises(ValueError, match="--reference has dim 6, --vectors has dim 128"):
         main(["contamination", "--vectors", "train.npy", "--reference", "x.npy", "--out", "d"])
     with pytest.raises(FileNotFoundError, match="--reference 'missing.npy' does not exist"):

@@ -69,7 +69,7 @@ def test_webdataset_shards_then_info(workdir, capsys):
     # an explorer page of the same samples, with the curated subset and its tree
     main(["curate", "--vectors", "run/vectors", "--levels", "6", "2", "--target", "8", "--out", "cur"])
     main(["explore", "--vectors", "run/vectors", "--webdataset", "shard-*.tar", "--labels", "cur/labels.npy",
-          "--curated", "cur/curated_rows.npy", "--out", "page"])  # fmt: skip
+          "--curated", "cur/curated_ids.npy", "--out", "page"])  # fmt: skip
     html = (workdir / "page" / "explorer.html").read_text()
     data = json.loads(html.split('type="application/json">')[1].split("</script>")[0])
     assert data["kind"] == "image" and len(data["points"]["x"]) == 23 and data["balance"]["curated"] == 8
@@ -97,10 +97,10 @@ def test_texts_with_the_minilm_preset_then_cosine_curation(workdir, capsys):
     assert abs(table.vectors().astype(np.float32).mean(axis=0)).max() < 0.05
     common = ["--vectors", "run/vectors", "--levels", "6", "2", "--metric", "cosine", "--memory-budget", "1M"]
     main(["curate", *common, "--target", "10", "--checkpoint", "run/tree", "--out", "curated"])
-    first = np.load(workdir / "curated" / "curated_rows.npy")
+    first = np.load(workdir / "curated" / "curated_ids.npy")
     assert len(first) == 10 and sorted(p.name for p in (workdir / "run" / "tree").glob("level_*"))
     main(["curate", *common, "--target", "10", "--checkpoint", "run/tree", "--out", "again"])
-    assert np.array_equal(np.load(workdir / "again" / "curated_rows.npy"), first)
+    assert np.array_equal(np.load(workdir / "again" / "curated_ids.npy"), first)
     assert command_line(["describe", "--images", ".", "--model", "minilm", "--out", "x"]) == 2
     assert "embeds texts; --images/--webdataset/--hf needs another model" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: usage and one error line, exit status 2

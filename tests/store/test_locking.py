@@ -109,7 +109,7 @@ def test_two_cli_runs_into_one_directory(tmp_path):
     _finish(first, second)
     refused = sorted(p.name for p in tmp_path.glob("*.refused"))
     assert refused in (["second.refused"], ["first.refused"]), refused
-    assert len(np.load(tmp_path / "r" / "curated_rows.npy")) == 9
+    assert len(np.load(tmp_path / "r" / "curated_ids.npy")) == 9
 
 
 def test_two_fits_into_one_checkpoint(tmp_path):

@@ -118,7 +118,7 @@ def run_curation(
     start = time.perf_counter()
     tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, seed=0).fit(table, checkpoint=out / "tree")
     curated = curate(tree, target, seed=0)
-    np.save(out / "curated_rows.npy", curated, allow_pickle=False)
+    np.save(out / "curated_ids.npy", curated, allow_pickle=False)
     labels = table.column("label")
     print(
         f"hierarchical k-means {list(levels)} with 5 resampling steps and curate({target}) took "

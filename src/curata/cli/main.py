@@ -1,8 +1,10 @@
-"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, report, demo.
+"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, report, explore,
+export, info, demo.
 
-Every command writes into a run directory (``--out``): row ids as ``.npy`` and a ``summary.json``. ``--config
-run.toml`` supplies defaults per command (a ``[cluster]`` table for ``curata cluster``, ...), so a run can be
-repeated exactly.
+Every command writes into a run directory (``--out``): sample ids (the table's ``idx``) as ``.npy``, beside them
+the samples' paths as ``.txt`` when the table records its source, and a ``summary.json``; ``curata export`` turns
+ids into files (path lists, CSV, folders, shards). ``--config run.toml`` supplies defaults per command (a
+``[cluster]`` table for ``curata cluster``, ...), so a run can be repeated exactly.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from curata._internal.checks import check_int
 from curata.cli.describe_command import add_describe_options, add_source_options, run_describe
 from curata.cli.info import run_info
 from curata.cli.run_files import finish as _finish
-from curata.cli.run_files import writes_outputs
+from curata.cli.run_files import path_lists, writes_outputs
+from curata.exporting.export import FORMATS
 from curata.subsets.cosine_space import SPACES
 from curata.subsets.select import METHODS
 
-__all__ = ["command_line", "main", "load_vectors", "source_rows"]
+__all__ = ["command_line", "main", "load_vectors", "sample_ids_of", "source_rows"]
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
@@ -105,10 +108,41 @@ def load_vectors(path: str | Path, out: Path, name: str = "vectors") -> Any:
     return VectorTable.from_arrays(target, vectors, labels=labels, fingerprint=source)
 
 
+def sample_ids_of(path: str | Path, flag: str = "--vectors") -> np.ndarray:
+    """The sorted sample ids of ``--vectors``, read without building anything: a table's ``idx`` values, the row
+    numbers of a .npy or .parquet file (the ids its table gets)."""
+    from curata.store.table import VectorTable
+
+    if Path(path).is_dir():
+        return VectorTable.open(path).sample_ids()
+    return np.arange(source_rows(path, flag))
+
+
+def _id_file(file: str, flag: str, known: np.ndarray) -> np.ndarray:
+    """The sample ids in ``file`` (.npy or one a line), each checked to be in ``known``."""
+    from curata.exporting.export import read_ids
+
+    ids = read_ids(file, flag)
+    missing = np.setdiff1d(ids, known)
+    if len(missing):
+        raise ValueError(
+            f"{flag} {file!r} holds {len(missing)} sample ids that are not in --vectors, e.g. {int(missing[0])}: pass "
+            "ids a curata command wrote for this table"
+        )
+    return ids
+
+
 def _checked_vectors(args: argparse.Namespace) -> Any:
     """Check every argument against the number of vectors, then load them (building ``RUN/vectors`` if needed):
     a refused run writes nothing."""
     rows = source_rows(args.vectors)
+    pool = None
+    args.within_ids = args.exclude_ids = None
+    if any(getattr(args, name, None) is not None for name in ("within", "exclude", "n", "sizes")):
+        known = sample_ids_of(args.vectors)
+        args.within_ids = _id_file(args.within, "--within", known) if getattr(args, "within", None) else None
+        args.exclude_ids = _id_file(args.exclude, "--exclude", known) if getattr(args, "exclude", None) else None
+        pool = np.unique(args.within_ids) if args.within_ids is not None else known
     levels = getattr(args, "levels", None)
     if levels is not None:
         if any(k < 1 for k in levels) or any(b >= a for a, b in zip(levels, levels[1:])):
@@ -118,20 +152,22 @@ def _checked_vectors(args: argparse.Namespace) -> Any:
         check_int(args.resampling, "--resampling", minimum=0)
         check_int(args.n_iter, "--n-iter", minimum=1)
     if getattr(args, "n", None) is not None:
-        excluded = len(np.unique(_row_ids(args.exclude, "--exclude", rows))) if args.exclude else 0
-        if args.n > rows - excluded:
-            raise ValueError(f"--n {args.n} is more than the {rows - excluded} vectors not excluded in --vectors")
+        assert pool is not None
+        free = len(pool) - (len(np.intersect1d(pool, args.exclude_ids)) if args.exclude_ids is not None else 0)
+        where = "in --within" if args.within_ids is not None else "in --vectors"
+        if args.n > free:
+            raise ValueError(f"--n {args.n} is more than the {free} samples {where} not excluded")
     if getattr(args, "sizes", None) is not None:
         from curata.subsets.split import _targets
 
-        _targets(_split_sizes(args.sizes), rows)
+        _targets(_split_sizes(args.sizes), len(pool) if pool is not None else len(sample_ids_of(args.vectors)))
     for flag in ("threshold", "max_removed", "thresholds"):
         values = getattr(args, flag, None)
         for value in values if isinstance(values, list) else [] if values is None else [values]:
             if not 0 < value <= 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}")
     if getattr(args, "curated", None):
-        _row_ids(args.curated, "--curated", rows)
+        _id_file(args.curated, "--curated", sample_ids_of(args.vectors))
     check_int(getattr(args, "chunk_rows", None), "--chunk-rows", minimum=2, allow_none=True)
     if getattr(args, "by_label", False):
         if getattr(args, "mode", "coreset") != "coreset":
@@ -151,12 +187,6 @@ def _has_labels(path: Path) -> bool:
 
         return "label" in pq.read_schema(path).names
     return False
-
-
-def _row_ids(file: str, flag: str, rows: int) -> np.ndarray:
-    from curata._internal.checks import check_row_ids
-
-    return check_row_ids(np.load(file, allow_pickle=False), flag, rows)
 
 
 def _split_sizes(items: list[str]) -> dict[str, float | int]:
@@ -218,15 +248,21 @@ def _curate(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     checkpoint = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     tree = _tree_or_kmeans(args).fit(table, **checkpoint)
-    rows = curate(tree, args.target, strategy=args.strategy, seed=args.seed)
+    ids = curate(tree, args.target, strategy=args.strategy, seed=args.seed, **_within(args))
     _finish(
         args.out,
         "curate",
         started,
-        {"curated_rows": rows, "labels": tree.labels_},
+        {"curated_ids": ids, "labels": tree.labels_},
+        path_lists(table, {"curated": ids}),
         target=args.target,
-        picked=len(rows),
+        picked=len(ids),
     )
+
+
+def _within(args: argparse.Namespace) -> dict[str, Any]:
+    """``within=`` for the library call when ``--within`` was given (the checked ids), else nothing."""
+    return {} if args.within_ids is None else {"within": args.within_ids}
 
 
 def _table_labels(table: Any, by_label: bool) -> np.ndarray | None:
@@ -238,19 +274,20 @@ def _select(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    exclude = np.load(args.exclude, allow_pickle=False) if args.exclude else None
-    rows = select(
+    ids = select(
         table,
         args.n,
         method=args.method,
         metric=args.metric,
         labels=_table_labels(table, args.by_label),
-        exclude=exclude,
+        exclude=args.exclude_ids,
         chunk_rows=args.chunk_rows,
         memory_budget=args.memory_budget,
         seed=args.seed,
+        **_within(args),
     )
-    _finish(args.out, "select", started, {"selected_rows": rows}, method=args.method, n=args.n)
+    texts = path_lists(table, {"selected": ids})
+    _finish(args.out, "select", started, {"selected_ids": ids}, texts, method=args.method, n=args.n)
 
 
 def _split(args: argparse.Namespace) -> None:
@@ -266,14 +303,16 @@ def _split(args: argparse.Namespace) -> None:
         method=args.method,
         metric=args.metric,
         seed=args.seed,
+        **_within(args),
     )
     _finish(
         args.out,
         "split",
         started,
-        {f"split_{name}": rows for name, rows in parts.items()},
+        {f"split_{name}": ids for name, ids in parts.items()},
+        path_lists(table, {f"split_{name}": ids for name, ids in parts.items()}),
         mode=args.mode,
-        sizes={name: len(rows) for name, rows in parts.items()},
+        sizes={name: len(ids) for name, ids in parts.items()},
     )
 
 
@@ -288,6 +327,7 @@ def _dedup(args: argparse.Namespace) -> None:
         "margin": args.margin,
         "memory_budget": args.memory_budget,
         "seed": args.seed,
+        **_within(args),
     }
     if args.dry_run:
         thresholds = {} if args.thresholds is None else {"thresholds": args.thresholds}
@@ -300,14 +340,36 @@ def _dedup(args: argparse.Namespace) -> None:
         _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
         return
     kept, groups = dedup(table, threshold=args.threshold, max_removed=args.max_removed, **common)
+    texts = path_lists(table, {"kept": kept})
+    texts["duplicates.jsonl"] = _duplicate_lines(table, kept, groups)
     _finish(
         args.out,
         "dedup",
         started,
-        {"kept_rows": kept},
+        {"kept_ids": kept},
+        texts,
         groups=len(groups),
         removed=int(sum(len(g) - 1 for g in groups)),
     )
+
+
+def _duplicate_lines(table: Any, kept: np.ndarray, groups: list[np.ndarray]) -> str:
+    """dedup's groups as JSON lines: the id kept, the ids removed for it, and their paths when the table records
+    its source."""
+    from curata.sources.locations import recorded_source
+
+    places = recorded_source(table)
+    lines = []
+    for group in groups:
+        keeper = np.intersect1d(group, kept)
+        kept_id = int(keeper[0]) if len(keeper) else int(group[0])
+        removed = [int(i) for i in group if i != kept_id]
+        record: dict[str, Any] = {"kept": kept_id, "removed": removed}
+        if places is not None:
+            record["kept_path"] = places.where(kept_id)
+            record["removed_paths"] = [places.where(i) for i in removed]
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)
 
 
 def _exact(args: argparse.Namespace) -> None:
@@ -358,8 +420,18 @@ def _contamination(args: argparse.Namespace) -> None:
         probes=args.probes,
         seed=args.seed,
     )
-    arrays = {"contaminated_rows": hit, "nearest_reference_rows": nearest, "similarity": similarity}
-    _finish(args.out, "contamination", started, arrays, contaminated=len(hit), rows=rows, reference_rows=reference_rows)
+    arrays = {"contaminated_ids": hit, "nearest_reference_ids": nearest, "similarity": similarity}
+    _finish(
+        args.out,
+        "contamination",
+        started,
+        arrays,
+        path_lists(table, {"contaminated": hit}),
+        contaminated=len(hit),
+        rows=rows,
+        reference_rows=reference_rows,
+        scores={"contaminated_ids.npy": "similarity.npy"},
+    )
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -367,7 +439,7 @@ def _report(args: argparse.Namespace) -> None:
 
     table = _checked_vectors(args)
     started = time.perf_counter()
-    curated = np.load(args.curated, allow_pickle=False) if args.curated else None
+    curated = _rows_of(args.curated, "--curated", table.column("idx")) if args.curated else None
     index = report(table, args.out / "report", curated=curated, seed=args.seed)
     _finish(args.out, "report", started, {}, report=str(index))
 
@@ -380,17 +452,24 @@ def _explore(args: argparse.Namespace) -> None:
     if len(sources) > 1:
         raise ValueError(f"explore takes at most one source of the samples, got {', '.join('--' + s for s in sources)}")
     table = _checked_vectors(args)
-    rows = len(table)
+    idx = table.column("idx")
     tree = np.load(args.labels, allow_pickle=False) if args.labels else None
-    curated = _row_ids(args.curated, "--curated", rows) if args.curated else None
-    selected = _row_ids(args.selected, "--selected", rows) if args.selected else None
+    curated = _rows_of(args.curated, "--curated", idx) if args.curated else None
+    selected = _rows_of(args.selected, "--selected", idx) if args.selected else None
     splits = {}
     for item in args.splits or []:
         name, _, file = item.partition("=")
         if not name or not file:
             raise ValueError(f"--splits must be name=FILE.npy, got {item!r}")
-        splits[name] = _row_ids(file, f"--splits {name}", rows)
-    source = build_source(args, "text" if args.texts else "image") if sources else None
+        splits[name] = _rows_of(file, f"--splits {name}", idx)
+    duplicates = _duplicate_rows(args.duplicates, idx) if args.duplicates else None
+    if sources:
+        source = build_source(args, "text" if args.texts else "image")
+    else:  # the source describe recorded with the table, when it did
+        from curata.sources.locations import open_source, recorded_source
+
+        places = recorded_source(table)
+        source = None if places is None else open_source(places, size=args.size)
     started = time.perf_counter()
     page = explore(
         table,
@@ -400,11 +479,76 @@ def _explore(args: argparse.Namespace) -> None:
         curated=curated,
         selected=selected,
         splits=splits or None,
+        duplicates=duplicates,
         max_points=args.max_points,
         max_thumbnails=args.max_thumbnails,
         seed=args.seed,
     )
     _finish(args.out, "explore", started, {}, page=str(page))
+
+
+def _rows_of(file: str, flag: str, idx: np.ndarray) -> np.ndarray:
+    """The rows (vectors) of the sample ids in ``file``: every row of each sample."""
+    ids = _id_file(file, flag, np.unique(idx))
+    return np.flatnonzero(np.isin(idx, ids))
+
+
+def _duplicate_rows(file: str, idx: np.ndarray) -> list[np.ndarray]:
+    """dedup's duplicates.jsonl as groups of rows, the kept sample's first: a sample's first row stands for it."""
+    path = Path(file)
+    if not path.is_file():
+        raise FileNotFoundError(f"--duplicates {file!r} does not exist")
+    ids, first = np.unique(idx, return_index=True)
+    groups = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            members = np.array([record["kept"], *record["removed"]], dtype=np.int64)
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                f'--duplicates {file!r} line {number} is not a dedup group ({{"kept": id, "removed": [ids]}})'
+            ) from None
+        at = np.minimum(np.searchsorted(ids, members), len(ids) - 1)
+        if len(ids) == 0 or (ids[at] != members).any():
+            missing = members[ids[at] != members][0] if len(ids) else members[0]
+            raise ValueError(f"--duplicates {file!r} line {number} names sample {int(missing)}, not in --vectors")
+        groups.append(first[at])
+    return groups
+
+
+def _export(args: argparse.Namespace) -> None:
+    from curata.exporting.export import export
+    from curata.store.table import VectorTable
+
+    if not Path(args.vectors).is_dir():
+        raise ValueError(f"--vectors must be the table describe wrote (it records the source), got {args.vectors!r}")
+    table = VectorTable.open(args.vectors)
+    ids = _id_file(args.ids, "--ids", table.sample_ids())
+    command, scores = _chosen_by(Path(args.ids))
+    started = time.perf_counter()
+    written = export(table, ids, args.to, format=args.format, overwrite=args.overwrite, command=command, scores=scores)
+    summary = {"command": "export", "seconds": round(time.perf_counter() - started, 3), "samples": len(ids)}
+    print(json.dumps({**summary, "format": args.format or Path(args.to).suffix[1:], "to": str(written)}))
+
+
+def _chosen_by(ids_file: Path) -> tuple[str | None, np.ndarray | None]:
+    """The command that wrote ``ids_file`` (and its method) and the score of each id, from the summary.json of the
+    run folder it lies in; (None, None) outside a run folder."""
+    summary_file = ids_file.parent / "summary.json"
+    if not summary_file.is_file():
+        return None, None
+    try:
+        summary = json.loads(summary_file.read_text())
+    except ValueError:
+        return None, None
+    if not isinstance(summary, dict) or ids_file.name not in summary.get("files", []):
+        return None, None
+    command = " ".join(str(summary[key]) for key in ("command", "method", "mode") if key in summary)
+    scores_file = summary.get("scores", {}).get(ids_file.name)
+    scores = np.load(ids_file.parent / scores_file, allow_pickle=False) if scores_file else None
+    return command, scores
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -443,6 +587,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="cpu", help="where k-means runs: cpu, cuda, cuda:1, ...")
         budget(sub)
 
+    def within(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--within", help="only these sample ids (.npy or one a line), e.g. dedup's kept_ids.npy")
+
     def budget(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--memory-budget", type=memory_bytes, help="stream a table larger than this from disk, e.g. 4G"
@@ -458,13 +605,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--target", type=int, required=True)
     sub.add_argument("--strategy", choices=["random", "closest"], default="random")
     sub.add_argument("--checkpoint", type=Path, help="save each finished level here; a rerun resumes from it")
+    within(sub)
     sub = command("select", _select, "pick rows to annotate")
     sub.add_argument("--n", type=int, required=True)
     sub.add_argument("--method", choices=list(METHODS), default="kcenter")
     sub.add_argument("--metric", choices=["l2", "cosine"], default="l2")
     sub.add_argument("--by-label", action="store_true", help="each label gets its share (the table's labels)")
     sub.add_argument("--chunk-rows", type=int, default=None, help="select in random chunks of this many rows")
-    sub.add_argument("--exclude", help=".npy of row ids already labelled")
+    sub.add_argument("--exclude", help="sample ids already labelled (.npy, or a text file of one id a line)")
+    within(sub)
     budget(sub)
     sub = command("split", _split, "cluster-aware splits")
     sub.add_argument("--sizes", nargs="+", required=True, help="name=fraction or name=count, e.g. train=0.8 val=0.2")
@@ -472,6 +621,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--method", choices=list(METHODS), default="kcenter", help="selection of --mode coreset")
     sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="distance of --mode coreset")
     sub.add_argument("--by-label", action="store_true", help="--mode coreset: each split takes each label's share")
+    within(sub)
     sub = command("dedup", _dedup, "near-duplicate removal within clusters")
     sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
@@ -482,6 +632,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--dry-run", action="store_true", help="print how many rows each of --thresholds would remove")
     sub.add_argument("--thresholds", type=float, nargs="+", help="--dry-run: thresholds (default 0.5 to 0.99)")
+    within(sub)
     budget(sub)
     sub = command("exact", _exact, "identical rows (--vectors) or identical files (--files FOLDER)", vectors=False)
     sub.add_argument("--vectors", help="VectorTable directory, .npy or .parquet of embeddings")
@@ -495,16 +646,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--probes", type=int, default=2, help="--reference-clusters: clusters each row is compared with")
     sub = command("report", _report, "plots and an HTML report")
-    sub.add_argument("--curated", help=".npy of curated row ids to compare with the pool")
+    sub.add_argument("--curated", help="curated sample ids to compare with the pool: curate's curated_ids.npy")
     sub = command("explore", _explore, "an interactive HTML page of the map, clusters, subsets and samples")
     sub.add_argument("--labels", help="cluster ids per row, (rows,) or (rows, levels): curate's labels.npy")
-    sub.add_argument("--curated", help=".npy of curated row ids")
-    sub.add_argument("--selected", help=".npy of selected row ids: select's selected_rows.npy")
-    sub.add_argument("--splits", nargs="+", help="name=FILE.npy of row ids, e.g. train=runs/a/split_train.npy")
+    sub.add_argument("--curated", help="curated sample ids: curate's curated_ids.npy")
+    sub.add_argument("--selected", help="selected sample ids: select's selected_ids.npy")
+    sub.add_argument("--splits", nargs="+", help="name=FILE of sample ids, e.g. train=runs/a/split_train.npy")
+    sub.add_argument("--duplicates", help="dedup's duplicates.jsonl: the groups side by side")
     sub.add_argument("--max-points", type=int, default=20_000, help="rows drawn on the map")
     sub.add_argument("--max-thumbnails", type=int, default=3_000, help="map points that carry a thumbnail")
     sub.add_argument("--size", type=int, default=64, help="image side read from the source")
     add_source_options(sub, describing=False)
+    text = "write sample ids as files: a path list, CSV, JSONL, a folder of links or copies, shards, a dataset"
+    sub = commands.add_parser("export", help=text, description=text)
+    sub.add_argument("--vectors", required=True, help="the VectorTable describe wrote (it records the source)")
+    sub.add_argument(
+        "--ids",
+        "--rows",
+        dest="ids",
+        required=True,
+        help="sample ids: a command's .npy (e.g. selected_ids.npy) or .txt",
+    )
+    sub.add_argument("--to", required=True, help="the file or folder to write")
+    sub.add_argument("--format", choices=list(FORMATS), help="default: from --to's suffix (.txt, .csv, .jsonl)")
+    sub.add_argument("--overwrite", action="store_true", help="replace --to when it exists")
+    sub.set_defaults(run=_export, out=None)
     sub = commands.add_parser("info", help="what a VectorTable holds", description="what a VectorTable holds")
     sub.add_argument("table", type=Path, help="a VectorTable directory (e.g. RUN/vectors)")
     sub.add_argument("--json", action="store_true", help="print it as JSON")

@@ -1,4 +1,5 @@
-"""What every command leaves in its run directory: row ids as .npy files, then summary.json (written last)."""
+"""What every command leaves in its run directory: ids as .npy files, the paths of those ids as .txt files when the
+table records its source, then summary.json (written last)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from curata._internal.atomic import save_npy_atomically, write_atomically
 from curata._internal.distributed import is_distributed, rank_and_world
 
-__all__ = ["finish", "writes_outputs"]
+__all__ = ["finish", "path_lists", "writes_outputs"]
 
 
 def writes_outputs() -> bool:
@@ -20,18 +21,47 @@ def writes_outputs() -> bool:
     return not is_distributed() or rank_and_world()[0] == 0
 
 
-def finish(out: Path, command: str, started: float, arrays: dict[str, np.ndarray], **summary: Any) -> None:
-    """Save ``arrays`` as ``out/NAME.npy``, then ``out/summary.json`` (the run is complete once it exists), and
-    print the summary; under torchrun only rank 0 does."""
+def path_lists(table: Any, ids: dict[str, np.ndarray]) -> dict[str, str]:
+    """For each ``name -> sample ids``, ``{"name.txt": text}``: each id's file (or ``shard.tar:member``,
+    ``file:line``) a line, in the order of the ids; {} when the table records no source.
+
+    Example:
+        >>> import tempfile, os
+        >>> from curata import VectorTable
+        >>> table = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((2, 2)))
+        >>> path_lists(table, {"selected": np.array([1])})
+        {}
+    """
+    from curata.sources.locations import recorded_source
+
+    places = recorded_source(table) if table is not None else None
+    if places is None:
+        return {}
+    return {f"{name}.txt": "".join(f"{places.where(i)}\n" for i in np.asarray(v).tolist()) for name, v in ids.items()}
+
+
+def finish(
+    out: Path,
+    command: str,
+    started: float,
+    arrays: dict[str, np.ndarray],
+    texts: dict[str, str] | None = None,
+    **summary: Any,
+) -> None:
+    """Save ``arrays`` as ``out/NAME.npy`` and ``texts`` as ``out/NAME`` (e.g. ``selected.txt``, ``duplicates.jsonl``),
+    then ``out/summary.json`` (the run is complete once it exists), and print the summary; under torchrun only
+    rank 0 does."""
     if not writes_outputs():
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, values in arrays.items():
         save_npy_atomically(out / f"{name}.npy", values)
+    for name, text in (texts or {}).items():
+        write_atomically(out / name, lambda f, text=text: f.write_text(text, encoding="utf-8"))
     summary = {
         "command": command,
         "seconds": round(time.perf_counter() - started, 3),
-        "files": sorted(f"{name}.npy" for name in arrays),
+        "files": sorted([*(f"{name}.npy" for name in arrays), *(texts or {})]),
         **summary,
     }
     text = json.dumps(summary, indent=1, sort_keys=True, default=str)

@@ -4,8 +4,20 @@ already computed. A source returns ``Unreadable`` for an item it cannot read; ``
 from curata.sources.embeddings import table_from_embeddings
 from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder
+from curata.sources.locations import Locations, open_source, record_source, recorded_source
 from curata.sources.texts import TextFiles
 from curata.sources.unreadable import Unreadable
 from curata.sources.webdataset import WebDatasetShards
 
-__all__ = ["HuggingFaceDisk", "ImageFolder", "TextFiles", "Unreadable", "WebDatasetShards", "table_from_embeddings"]
+__all__ = [
+    "HuggingFaceDisk",
+    "ImageFolder",
+    "Locations",
+    "TextFiles",
+    "Unreadable",
+    "WebDatasetShards",
+    "open_source",
+    "record_source",
+    "recorded_source",
+    "table_from_embeddings",
+]
