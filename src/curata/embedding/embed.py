@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import inspect
+import itertools
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TorchEmbedder", "FUSIONS", "as_embedder", "embedder_fingerprint", "fuse", "model_digest"]
+__all__ = [
+    "TorchEmbedder",
+    "FUSIONS",
+    "as_embedder",
+    "check_not_meta",
+    "embedder_fingerprint",
+    "fuse",
+    "model_digest",
+    "reachable_weights",
+]
 
 FUSIONS = ("concat", "mean", "sum", "max")
 _OUTPUT = ""  # the hook name of the model itself, i.e. its output
+# how deep reachable_weights looks through attributes and containers: a model held by an object held by a
+# closure is found; a whole object graph is not walked
+_WALK_DEPTH = 4
+_WALK_ITEMS = 256  # entries looked at per container: models live in small ones, not in vocabularies
 
 
 class _AllLayersSeen(Exception):
@@ -87,18 +104,43 @@ def fuse(features: Sequence[torch.Tensor], strategy: str) -> torch.Tensor:
     return stacked.amax(dim=0)
 
 
+def _update_with_tensor(digest: Any, tensor: torch.Tensor) -> None:
+    digest.update(f"{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    data = tensor.detach()
+    if data.layout != torch.strided:
+        data = data.to_dense()
+    data = data.to("cpu").contiguous()
+    if data.numel():
+        digest.update(data.reshape(-1).view(torch.uint8).numpy())
+
+
 def model_digest(model: nn.Module) -> str:
-    """A hash of the model's class and every parameter and buffer (names, shapes, dtypes, values)."""
+    """A hash of the model's class and every parameter and buffer (names, shapes, dtypes, values).
+
+    Example:
+        >>> model_digest(nn.Linear(2, 2)) == model_digest(nn.Linear(2, 2))  # two random initialisations
+        False
+    """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
     for name, tensor in model.state_dict().items():
-        if not isinstance(tensor, torch.Tensor):
-            continue
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        data = tensor.detach().to("cpu").contiguous()
-        if data.numel():
-            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if isinstance(tensor, torch.Tensor):
+            digest.update(f"{name}:".encode())
+            _update_with_tensor(digest, tensor)
     return digest.hexdigest()
+
+
+def _state_key(model: nn.Module) -> tuple[Any, ...] | None:
+    """What changes when any weight does (in-place updates bump a tensor's version; .to() swaps its storage);
+    None where versions are not tracked (tensors made under inference_mode)."""
+    try:
+        return tuple(
+            (name, id(t), t._version, t.data_ptr(), t.dtype, t.device)
+            for name, t in model.state_dict(keep_vars=True).items()
+            if isinstance(t, torch.Tensor)
+        )
+    except RuntimeError:
+        return None
 
 
 class TorchEmbedder:
@@ -148,7 +190,7 @@ class TorchEmbedder:
             first = next(model.parameters(), None)
             device = first.device if first is not None else "cpu"
         self.device = torch.device(device)
-        self._digest: str | None = None
+        self._digest: tuple[tuple[Any, ...], str] | None = None  # (weights' state key, their digest)
 
     def _parse_layers(self, layers: Any) -> dict[str, list[str]]:
         if layers is None:
@@ -172,12 +214,14 @@ class TorchEmbedder:
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes this embedder's output what it is: model class and weights, layers and fusion settings."""
-        if self._digest is None:
-            self._digest = model_digest(self.model)
+        # the digest is remade whenever a weight changed since (training, load_state_dict, .half())
+        key = _state_key(self.model)
+        if self._digest is None or key is None or self._digest[0] != key:
+            self._digest = (key or (), model_digest(self.model))
         return {
             "kind": "TorchEmbedder",
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
-            "weights": self._digest,
+            "weights": self._digest[1],
             "layers": self.groups,
             "layer_fusion": self.layer_fusion,
             "group_fusion": self.group_fusion,
@@ -236,13 +280,126 @@ def as_embedder(embedder: Any) -> Callable[[Any], torch.Tensor]:
     return embedder
 
 
+def _walk(obj: Any, where: str, depth: int, seen: set[int]) -> Iterator[tuple[str, Any]]:
+    """(where, leaf) for the modules, tensors and torch devices reachable from ``obj``, in a fixed order."""
+    if id(obj) in seen or depth > _WALK_DEPTH:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (nn.Module, torch.Tensor, torch.device)):
+        yield where, obj
+        return
+    if obj is None or isinstance(obj, (str, bytes, int, float, complex, types.ModuleType, type)):
+        return
+    inner: list[tuple[str, Any]] = []
+    if isinstance(obj, functools.partial):
+        inner = [("func", obj.func), *((f"args[{i}]", a) for i, a in enumerate(obj.args))]
+        inner += [(f"keywords[{k!r}]", v) for k, v in sorted(obj.keywords.items())]
+    elif inspect.ismethod(obj):
+        inner = [("__self__", obj.__self__), ("__func__", obj.__func__)]
+    elif inspect.isfunction(obj):
+        cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
+        inner = [(name, cell.cell_contents) for name, cell in cells if _cell_filled(cell)]
+        inner += [(f"defaults[{i}]", v) for i, v in enumerate(obj.__defaults__ or ())]
+        inner += [(f"kwdefaults[{k!r}]", v) for k, v in sorted((obj.__kwdefaults__ or {}).items())]
+        # a module-level model that the function calls by name is part of what it computes
+        inner += [(name, obj.__globals__[name]) for name in obj.__code__.co_names if name in obj.__globals__]
+    elif isinstance(obj, Mapping):
+        keys = sorted(obj, key=repr)[:_WALK_ITEMS]
+        inner = [(f"[{k!r}]", obj[k]) for k in keys]
+    elif isinstance(obj, (list, tuple)):
+        inner = [(f"[{i}]", v) for i, v in enumerate(obj[:_WALK_ITEMS])]
+    elif hasattr(obj, "__dict__") and not inspect.isroutine(obj):
+        inner = [(f".{k}", v) for k, v in list(vars(obj).items())[:_WALK_ITEMS]]
+    for name, value in inner:
+        yield from _walk(value, f"{where}{'' if name[0] in '.[' else '.'}{name}", depth + 1, seen)
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def reachable_weights(obj: Any) -> list[tuple[str, nn.Module | torch.Tensor]]:
+    """The modules and tensors that ``obj`` can compute with: itself, a bound method's ``__self__``, a function's
+    closure cells, defaults and the globals it names, a ``functools.partial``'s arguments, and the attributes and
+    container entries of those, up to 4 levels deep (the first 256 entries of each container).
+
+    Example:
+        >>> model = nn.Linear(2, 2)
+        >>> [where for where, _ in reachable_weights(lambda batch: model(batch))]
+        ['model']
+    """
+    found = _walk(obj, "", 0, set())
+    return [(where.lstrip("."), leaf) for where, leaf in found if not isinstance(leaf, torch.device)]
+
+
+def _weights_digest(obj: Any) -> str | None:
+    """A hash of every module's weights and every tensor reachable from ``obj`` (None when there is none)."""
+    found = reachable_weights(obj)
+    if not found:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for where, leaf in found:
+        digest.update(f"{where}\0".encode())
+        if isinstance(leaf, nn.Module):
+            digest.update(model_digest(leaf).encode())
+        else:
+            _update_with_tensor(digest, leaf)
+    return digest.hexdigest()
+
+
 def embedder_fingerprint(embedder: Any) -> Any:
-    """The embedder's own fingerprint(), or its qualified name for a plain callable."""
+    """The embedder's own ``fingerprint()``; for a plain callable, its qualified name and a hash of the weights it
+    can reach (see ``reachable_weights``; None when it reaches none), so that a retrained model behind the same
+    function is told apart.
+
+    Example:
+        >>> embedder_fingerprint(lambda batch: batch)["weights"] is None
+        True
+    """
     fingerprint = getattr(embedder, "fingerprint", None)
     if callable(fingerprint):
         return fingerprint()
     name = getattr(embedder, "__qualname__", type(embedder).__qualname__)
-    return {"kind": "callable", "name": f"{getattr(embedder, '__module__', '')}.{name}"}
+    return {
+        "kind": "callable",
+        "name": f"{getattr(embedder, '__module__', '')}.{name}",
+        "weights": _weights_digest(embedder),
+    }
+
+
+def check_not_meta(embedder: Any, argument: str = "embedder") -> None:
+    """Raise when the embedder would run on the ``meta`` device (shapes, no data): a module's weight or a tensor
+    it holds is there, or it moves batches there.
+
+    Example:
+        >>> try:
+        ...     check_not_meta(nn.Linear(2, 2).to("meta"))
+        ... except ValueError as error:
+        ...     print(str(error)[:63])
+        embedder: the model's weight 'weight' is on the 'meta' device (
+    """
+    load = "load real weights (e.g. model.to_empty(device='cpu'), then load_state_dict) before describing"
+    for where, leaf in _walk(embedder, "", 0, set()):
+        shown = where.lstrip(".")
+        if isinstance(leaf, nn.Module):
+            weights = itertools.chain(leaf.named_parameters(), leaf.named_buffers())
+            name = next((name for name, tensor in weights if tensor.is_meta), None)
+            if name is not None:
+                full = f"{shown}.{name}" if shown else name
+                raise ValueError(
+                    f"{argument}: the model's weight {full!r} is on the 'meta' device (shapes, no data): {load}"
+                )
+        elif isinstance(leaf, torch.Tensor) and leaf.is_meta:
+            raise ValueError(f"{argument}: the tensor {shown!r} is on the 'meta' device (shapes, no data): {load}")
+        elif isinstance(leaf, torch.device) and leaf.type == "meta":
+            raise ValueError(
+                f"{argument}: it runs on the 'meta' device ({shown or 'device'}), which holds no data: "
+                "pass a real device (e.g. device='cpu')"
+            )
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

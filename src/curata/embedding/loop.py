@@ -18,6 +18,7 @@ from curata.sources.unreadable import Unreadable
 __all__ = [
     "EmbeddedBatch",
     "RowBuffer",
+    "check_item_keys",
     "embedded_batches",
     "check_consistent",
     "loader_kwargs",
@@ -74,13 +75,28 @@ def _split_batch(batch: Any, data_key: Any, label_key: Any, vectorizer: Vectoriz
             batch[label_key] if label_key is not None else None,
             *(batch[key] if key is not None else None for _, key in masks),
         )
-    for what, key in masks:
+    for what, key in (("label_key", label_key), *masks):
         if key is not None:
             kind = "tuples" if isinstance(batch, (tuple, list)) else type(batch).__name__
             raise ValueError(f"{what} {key!r} needs dict items; this dataset gives {kind}")
     if isinstance(batch, (tuple, list)):
         return batch[0], (batch[1] if len(batch) > 1 else None), None, None
     return batch, None, None, None
+
+
+def check_item_keys(batch: Any, keys: tuple[Any, Any], vectorizer: Vectorizer) -> None:
+    """Raise as the job would at this (collated) batch: a key the items lack, a label key on items that are not
+    dicts, labels that are not integers. Run on a first item, it refuses a bad job before anything is written.
+
+    Example:
+        >>> check_item_keys({"data": torch.ones(1, 2)}, ("data", "label"), Vectorizer())
+        Traceback (most recent call last):
+        ...
+        KeyError: "label_key 'label' is not in the dataset's items; their keys are ['data']"
+    """
+    _, labels, _, _ = _split_batch(batch, keys[0], keys[1], vectorizer)
+    if labels is not None:
+        _labels_to_numpy(labels, len(labels))
 
 
 def _labels_to_numpy(labels: Any, count: int) -> np.ndarray:
