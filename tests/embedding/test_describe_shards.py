@@ -66,3 +66,10 @@ def test_one_process_adopts_the_fragments_of_a_crashed_run(tmp_path, reference):
     assert np.array_equal(keys[order], reference[0])
     np.testing.assert_allclose(vectors[order], reference[2], rtol=1e-5, atol=1e-6)
     assert commit_uncommitted_shards(VectorTable.open(tmp_path / "table")) == 0
+
+
+def test_ranks_that_see_other_data_all_refuse_before_writing(tmp_path):
+    result = torchrun("describe_job.py", str(tmp_path / "table"), "skew")
+    assert result.returncode != 0
+    assert result.stderr.count("ranks disagree on the data's content") == 2, result.stderr[-3000:]
+    assert not (tmp_path / "table").exists()
