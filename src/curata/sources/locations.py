@@ -94,7 +94,8 @@ class Locations:
 def record_source(table: Any, dataset: Any) -> bool:
     """Keep ``dataset.locations()`` with ``table``: ``source_samples.parquet`` in its directory, then its
     ``source`` attribute (written last: a table names its source only once the file is whole). Returns False,
-    writing nothing, for a dataset without ``locations()`` or whose locations are not one per sample.
+    writing nothing, for a dataset without ``locations()`` or whose locations are not one per sample; refuses a
+    dataset with fewer samples than the table's ids reach.
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -117,6 +118,12 @@ def record_source(table: Any, dataset: Any) -> bool:
     places = locations()
     if not isinstance(places, Locations) or len(places) != len(dataset):
         return False
+    ids = table.sample_ids()
+    if len(ids) and int(ids[-1]) >= len(places):
+        raise ValueError(
+            f"dataset holds {len(places)} samples but table {str(table.path)!r} has sample id {int(ids[-1])}: it was "
+            "not described from this dataset"
+        )
     columns = pa.table({name: pa.array(values) for name, values in places.columns.items()})
     write_atomically(Path(table.path) / SAMPLES_FILE, lambda staging: pq.write_table(columns, staging))
     table.set_attr(
