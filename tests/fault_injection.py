@@ -42,6 +42,7 @@ TARGETS: dict[str, tuple[Any, str]] = {
     "lance.drop_columns": (lance.LanceDataset, "drop_columns"),
     "lance.alter_columns": (lance.LanceDataset, "alter_columns"),
     "lance.update_config": (lance.LanceDataset, "update_config"),
+    "lance.cleanup_old_versions": (lance.LanceDataset, "cleanup_old_versions"),
 }
 NATIVE = {name for name in TARGETS if name.startswith("lance.")}  # where "during" means inside Rust code
 _DURING_DELAY_S = 0.002

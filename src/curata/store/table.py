@@ -1,6 +1,8 @@
 """VectorTable: the on-disk table of vectors (a Lance dataset), one row per vector.
 
 Every write is one Lance commit, so a crash leaves either the old table or the new one, never half a batch.
+Each write then deletes the versions before the previous one (and the data files only they use), so rewriting a
+column or an attribute does not grow the table; ``optimize`` merges small data files.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ _DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 # Lance file format 2.0 decodes fixed-size float lists about 3x faster and writes them 3x faster than 2.1/2.2
 # on this workload (bench/describe.py; 200k x 384 float32: read 0.11 s vs 0.32 s, write 0.30 s vs 1.0 s).
 _FILE_FORMAT = "2.0"
+# describe under torch.distributed (curata.embedding.shards) lists fragments written but not yet committed here
+_PENDING_FRAGMENTS_DIR = "_curata_shards"
+# the version before the latest stays: a reader in another process that has just resolved the latest version
+# can still open it while a writer commits the next one
+_VERSIONS_KEPT = 2
 
 
 def _arrow_schema(dim: int, dtype: str, has_label: bool) -> pa.Schema:
@@ -115,6 +122,17 @@ def _damaged_error(path: Path, problem: str) -> DamagedTableError:
         f"table {str(path)!r} is damaged: {problem}. Restore that file from a backup, or delete the table and "
         f"rerun the job that made it"
     )
+
+
+def _forget_old_versions(path: Path, dataset: lance.LanceDataset, keep: int = _VERSIONS_KEPT) -> None:
+    """Under the write lock: delete all versions but the last ``keep`` and the data files only they use."""
+    pending = path / _PENDING_FRAGMENTS_DIR
+    if pending.is_dir() and any(pending.iterdir()):
+        # Lance also deletes unreferenced data files older than 7 days: the fragments of a distributed describe
+        # that crashed long ago look like that until the rerun commits them
+        return
+    # delete_unverified stays False: files written by a write in progress (write_fragments) are kept
+    dataset.cleanup_old_versions(retain_versions=keep, error_if_tagged_old_versions=False)
 
 
 def _clean_leftovers(path: Path) -> None:
@@ -246,6 +264,7 @@ class VectorTable:
         try:
             dataset = lance.write_dataset(data, str(staging), schema=data.schema, data_storage_version=_FILE_FORMAT)
             dataset.update_config({_META_KEY: json.dumps(meta, sort_keys=True)})
+            _forget_old_versions(staging, dataset, keep=1)  # nobody reads a staging directory
             if path.exists():
                 swap_in(staging, path)
             else:
@@ -353,6 +372,7 @@ class VectorTable:
         data = self._arrow_rows(idx, idx_vector, vectors, labels)
         with write_lock(self.path):
             self._dataset = lance.write_dataset(data, self._latest(), mode="append")
+            _forget_old_versions(self.path, self._dataset)
 
     def write_fragments(self, idx: Any, idx_vector: Any, vectors: Any, labels: Any = None) -> list[dict[str, Any]]:
         """Write rows as new data files without committing them: invisible until ``commit_fragments``.
@@ -385,6 +405,7 @@ class VectorTable:
                 self._dataset = lance.LanceDataset.commit(
                     str(self.path), lance.LanceOperation.Append(metadata), read_version=dataset.version
                 )
+                _forget_old_versions(self.path, self._dataset)
         return sum(int(f["physical_rows"]) for f in new)
 
     def add_column(self, name: str, values: Any, *, overwrite: bool = False) -> None:
@@ -434,6 +455,8 @@ class VectorTable:
                 dataset.drop_columns([name])
                 dataset.alter_columns({"path": target, "name": name})
             self._dataset = dataset
+            # after the last commit, so an interrupted overwrite is repaired from the versions it made
+            _forget_old_versions(self.path, dataset)
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a small JSON-serialisable value with the table (one commit), e.g. how a column was made."""
@@ -441,12 +464,53 @@ class VectorTable:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
         encoded = json.dumps(value, sort_keys=True)
         with write_lock(self.path):
-            self._latest().update_config({_ATTR_PREFIX + key: encoded})
+            dataset = self._latest()
+            dataset.update_config({_ATTR_PREFIX + key: encoded})
+            _forget_old_versions(self.path, dataset)
 
     def get_attr(self, key: str, default: Any = None) -> Any:
         """A value stored with ``set_attr``, or ``default``."""
         raw = self._latest().config().get(_ATTR_PREFIX + key)
         return default if raw is None else json.loads(raw)
+
+    def optimize(self) -> dict[str, int]:
+        """Merge small data files (and drop the bytes of replaced columns) where Lance finds it helps, then delete
+        every old version and the files only they use. Rows keep their storage order.
+
+        A process still reading an older version of the table (opened before the call) must reopen it. Refused
+        while a distributed ``describe`` has fragments not yet committed (rerun it to finish first).
+
+        Returns:
+            counts: ``fragments_removed``, ``fragments_added``, ``versions_removed``, ``bytes_removed``.
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> t = VectorTable.create(os.path.join(tempfile.mkdtemp(), "t"), dim=2)
+            >>> for i in range(3):
+            ...     t.append([i], [0], np.ones((1, 2)))
+            >>> counts = t.optimize()
+            >>> counts["fragments_removed"], counts["fragments_added"], len(t)
+            (3, 1, 3)
+        """
+        with write_lock(self.path):
+            self._repair_interrupted_overwrite()
+            pending = self.path / _PENDING_FRAGMENTS_DIR
+            if pending.is_dir() and any(pending.iterdir()):
+                raise RuntimeError(
+                    f"table {str(self.path)!r} has fragments a distributed describe wrote but did not commit yet "
+                    f"(listed in {str(pending)!r}): rerun that describe to commit them, then optimize"
+                )
+            dataset = self._latest()
+            compacted = dataset.optimize.compact_files()
+            dataset = lance.dataset(str(self.path))
+            cleaned = dataset.cleanup_old_versions(retain_versions=1, error_if_tagged_old_versions=False)
+            self._dataset = dataset
+        return {
+            "fragments_removed": int(compacted.fragments_removed),
+            "fragments_added": int(compacted.fragments_added),
+            "versions_removed": int(cleaned.old_versions),
+            "bytes_removed": int(cleaned.bytes_removed),
+        }
 
     def _repair_interrupted_overwrite(self) -> None:
         staged_columns = [c for c in self._latest().schema.names if c.startswith(_TMP_PREFIX)]
@@ -469,6 +533,7 @@ class VectorTable:
                         stacklevel=3,
                     )
                 self._dataset = dataset
+                _forget_old_versions(self.path, dataset)
         except TableLockedError:
             pass  # another process is overwriting that column right now
 
