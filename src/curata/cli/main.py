@@ -14,6 +14,7 @@ import contextlib
 import json
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from curata._internal.checks import check_int
 from curata.cli.describe_command import add_describe_options, add_source_options, run_describe
 from curata.cli.info import run_info
 from curata.cli.run_files import finish as _finish
-from curata.cli.run_files import path_lists, writes_outputs
+from curata.cli.run_files import path_lists, recorded_locations, writes_outputs
 from curata.exporting.export import FORMATS
 from curata.subsets.cosine_space import SPACES
 from curata.subsets.select import METHODS
@@ -356,9 +357,7 @@ def _dedup(args: argparse.Namespace) -> None:
 def _duplicate_lines(table: Any, kept: np.ndarray, groups: list[np.ndarray]) -> str:
     """dedup's groups as JSON lines: the id kept, the ids removed for it, and their paths when the table records
     its source."""
-    from curata.sources.locations import recorded_source
-
-    places = recorded_source(table)
+    places = recorded_locations(table)
     lines = []
     for group in groups:
         keeper = np.intersect1d(group, kept)
@@ -468,8 +467,14 @@ def _explore(args: argparse.Namespace) -> None:
     else:  # the source describe recorded with the table, when it did
         from curata.sources.locations import open_source, recorded_source
 
-        places = recorded_source(table)
-        source = None if places is None else open_source(places, size=args.size)
+        try:
+            places = recorded_source(table)
+            source = None if places is None else open_source(places, size=args.size)
+        except (OSError, ValueError) as error:  # the page works without pictures, and says so
+            warnings.warn(
+                f"explore: the source describe recorded cannot be read: {error}", RuntimeWarning, stacklevel=2
+            )
+            source = None
     started = time.perf_counter()
     page = explore(
         table,
@@ -767,7 +772,9 @@ def main(argv: list[str] | None = None) -> None:
         if not writes_outputs():
             args.run(args)
             return
-        with write_lock(args.out, wait=0):  # one command at a time per run directory
+        # one command at a time per run directory; the lock file lies inside it (the run directory is never
+        # replaced whole), so nothing is written beside --out
+        with write_lock(args.out, wait=0, inside=True):
             args.run(args)
 
 

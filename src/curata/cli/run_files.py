@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,24 @@ import numpy as np
 from curata._internal.atomic import save_npy_atomically, write_atomically
 from curata._internal.distributed import is_distributed, rank_and_world
 
-__all__ = ["finish", "path_lists", "writes_outputs"]
+__all__ = ["finish", "path_lists", "recorded_locations", "writes_outputs"]
 
 
 def writes_outputs() -> bool:
     """Whether this process writes the run's files: always, except the ranks other than 0 under torchrun."""
     return not is_distributed() or rank_and_world()[0] == 0
+
+
+def recorded_locations(table: Any) -> Any:
+    """The source ``describe`` recorded with ``table`` (``Locations``), or None: none recorded, or a record that
+    cannot be read (warned; a run's ids are written all the same)."""
+    from curata.sources.locations import recorded_source
+
+    try:
+        return recorded_source(table)
+    except ValueError as error:
+        warnings.warn(f"no paths written beside the ids: {error}", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def path_lists(table: Any, ids: dict[str, np.ndarray]) -> dict[str, str]:
@@ -32,9 +45,7 @@ def path_lists(table: Any, ids: dict[str, np.ndarray]) -> dict[str, str]:
         >>> path_lists(table, {"selected": np.array([1])})
         {}
     """
-    from curata.sources.locations import recorded_source
-
-    places = recorded_source(table) if table is not None else None
+    places = recorded_locations(table)
     if places is None:
         return {}
     return {f"{name}.txt": "".join(f"{places.where(i)}\n" for i in np.asarray(v).tolist()) for name, v in ids.items()}
