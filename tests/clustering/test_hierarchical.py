@@ -178,3 +178,38 @@ def test_checkpoint_with_foreign_files_is_refused(tmp_path):
             np.ones((20, 2)) * np.arange(20)[:, None], checkpoint=tmp_path
         )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_checkpoint_resume_on_changed_data_is_refused(tmp_path):
+    X = np.random.default_rng(3).normal(size=(5000, 6)).astype(np.float32)
+    path = tmp_path / "ckpt"
+    tree = HierarchicalKMeans([20, 4], n_resampling_steps=0, n_iter=3)
+    full = tree.fit(X, checkpoint=path).labels_.copy()
+    checked = set(np.linspace(0, len(X) - 1, num=64).astype(np.int64).tolist())  # the rows an old check hashed
+    sampled = set(np.random.default_rng(0).choice(len(X), size=1024, replace=False).tolist()) | {0, len(X) - 1}
+    edited = X.copy()
+    row = next(i for i in range(len(X)) if i not in checked and i not in sampled)
+    edited[row, 2] += 0.5  # one value of one row that no sample reads: the column sums see it
+    with pytest.raises(ValueError, match=r"other data \(sampled rows or column sums differ\)"):
+        tree.fit(edited, checkpoint=path)
+    swapped = X.copy()
+    a, b = sorted(i for i in sampled if i not in checked)[:2]
+    swapped[[a, b]] = swapped[[b, a]]  # the same rows in another order: equal sums, other sampled rows
+    with pytest.raises(ValueError, match="other data"):
+        tree.fit(swapped, checkpoint=path)
+    # the same data as a float64 array and as a tensor resumes: the values the fit reads are the same
+    import torch
+
+    assert np.array_equal(tree.fit(X.astype(np.float64), checkpoint=path).labels_, full)
+    assert np.array_equal(tree.fit(torch.from_numpy(X), checkpoint=path).labels_, full)
+
+
+def test_checkpoint_of_an_older_curata_resumes_with_a_warning(tmp_path):
+    X, _ = long_tailed()
+    full = HierarchicalKMeans([20, 5], n_resampling_steps=0, n_iter=3).fit(X, checkpoint=tmp_path)
+    meta = json.loads((tmp_path / "tree.json").read_text())
+    del meta["data_check"]  # what checkpoints held before the data check
+    (tmp_path / "tree.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="older curata: its data is checked on 64 rows only"):
+        resumed = HierarchicalKMeans([20, 5], n_resampling_steps=0, n_iter=3).fit(X, checkpoint=tmp_path)
+    assert np.array_equal(resumed.labels_, full.labels_)
