@@ -42,8 +42,9 @@ def test_lock_is_reentrant_names_its_holder_and_dies_with_it(tmp_path):
     assert 0.3 <= time.monotonic() - began < 10
     os.kill(holder.pid, signal.SIGKILL)  # the operating system releases a dead holder's lock
     holder.join()
-    with write_lock(table, wait=5):
+    with write_lock(table, wait=5):  # the killed holder's lock file is reused, then deleted
         assert lock_file(table).exists()
+    assert not lock_file(table).exists()
 
 
 def test_two_describe_jobs_on_one_path_never_duplicate_rows(tmp_path):
@@ -98,13 +99,13 @@ def test_two_overwrites_leave_one_whole_table(tmp_path):
     _finish(*writers)
     vectors = VectorTable.open(tmp_path / "t").vectors()
     assert vectors.shape == (50, 4) and len(np.unique(vectors)) == 1 and vectors[0, 0] in (1.0, 2.0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".t.lock", "t"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
 
 
 def test_two_cli_runs_into_one_directory(tmp_path):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20000, 8), dtype=np.float32))
     first = start(fault_jobs.cli_cluster_job, str(tmp_path), "first")
-    _wait_for(tmp_path / ".r.lock")
+    _wait_for(tmp_path / "r" / ".curata.lock")
     second = start(fault_jobs.cli_cluster_job, str(tmp_path), "second")
     _finish(first, second)
     refused = sorted(p.name for p in tmp_path.glob("*.refused"))
