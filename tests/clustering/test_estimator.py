@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import subprocess
 import sys
 import warnings
@@ -9,7 +11,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+import torch
+from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -18,6 +21,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import curata.clustering.estimator as estimator
 from curata import HierarchicalKMeans, KMeans
+from curata._internal.checks import DtypeError
 from curata.clustering.estimator import NotFittedError, ParamsBase
 
 
@@ -28,8 +32,12 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_check_estimator_has_no_failed_check():
+    assert estimator.SKLEARN and issubclass(KMeans, BaseEstimator)  # whatever scikit-learn version pyproject admits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if "on_fail" not in inspect.signature(check_estimator).parameters:  # scikit-learn < 1.6: raises at the first
+            check_estimator(KMeans(3, n_iter=10))
+            return
         results = check_estimator(KMeans(3, n_iter=10), on_fail=None)
     failed = [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"]
     assert not failed
@@ -60,6 +68,73 @@ def test_list_and_dataframe_input(blobs):
     assert np.array_equal(fitted.predict(frame), reference)
     with pytest.raises(ValueError, match="X has 3 features, but KMeans is expecting 4"):
         fitted.predict(X[:, :3])
+
+
+_NOT_REAL = r"X must hold real numbers \(float or int\), got dtype "
+
+
+@pytest.mark.parametrize(
+    ("X", "found"),
+    [
+        (np.array([["a", "b"], ["c", "d"], ["e", "f"]]), "<U1"),  # "could not convert string to float" before
+        ([["1.5", "2"], ["3", "4"], ["5", "6"]], "<U3"),  # converted without a word before
+        (np.array([[1.0, "x"], [2, 3], [4, 5]], dtype=object), "object with 'x' at row 0, column 1"),
+        (np.array([[1.0, None], [2, 3], [4, 5]], dtype=object), "object with None at row 0, column 1"),  # "NaN or inf"
+        (np.ones((3, 2), dtype=complex), "complex128"),  # "Complex data not supported" and the whole array before
+        (np.ones((3, 2), dtype=bool), "bool"),
+        (torch.ones(3, 2, dtype=torch.complex64), "torch.complex64"),  # its real part was clustered before
+        (torch.ones(3, 2, dtype=torch.bool), "torch.bool"),
+        (pd.DataFrame({"a": [1.0, 2, 3], "b": ["x", "y", "z"]}), "object with 'x' at row 0 in column 'b'"),
+    ],
+)
+def test_what_is_not_real_numbers_is_refused_in_one_line(X, found):
+    for learner in (KMeans(2, n_iter=2), HierarchicalKMeans([2], n_resampling_steps=1, n_iter=2)):
+        with pytest.raises(DtypeError, match=_NOT_REAL + re.escape(found)):
+            learner.fit(X)
+    fitted = KMeans(2, n_iter=2).fit(np.ones((3, 2)))
+    with pytest.raises(DtypeError, match=_NOT_REAL + re.escape(found)):
+        fitted.predict(X)
+
+
+def test_a_tensor_on_the_meta_device_is_refused():
+    X = torch.ones(10, 2, device="meta")  # "Cannot copy out of meta tensor; no data!" before
+    for learner in (KMeans(2), HierarchicalKMeans([2], n_resampling_steps=1)):
+        with pytest.raises(ValueError, match="X is on the meta device"):
+            learner.fit(X)
+    with pytest.raises(ValueError, match="X is on the meta device"):
+        KMeans(2).fit(np.ones((10, 2))).predict(X)
+
+
+def test_scikit_learn_before_1_6_is_used_through_its_validate_data_method():
+    """scikit-learn 1.4-1.5 has no sklearn.utils.validation.validate_data (pyproject admits them): its estimators'
+    _validate_data method does the same checks. From 1.6 on, simulated by taking the function away."""
+    script = """
+import numpy as np, pandas as pd
+import sklearn.utils.validation as validation
+from sklearn.base import BaseEstimator
+calls = []
+if hasattr(validation, "validate_data"):
+    function = validation.validate_data
+    del validation.validate_data
+    def _validate_data(self, X, reset, dtype, force_all_finite):  # scikit-learn < 1.6's method
+        calls.append(force_all_finite)
+        return function(self, X, reset=reset, dtype=dtype, ensure_all_finite=force_all_finite)
+else:  # a scikit-learn < 1.6: its own method, watched
+    method = BaseEstimator._validate_data
+    def _validate_data(self, X="no_validation", y="no_validation", reset=True, **check):
+        calls.append(check.get("force_all_finite"))
+        return method(self, X, y, reset=reset, **check)
+BaseEstimator._validate_data = _validate_data
+from curata import KMeans
+from curata.clustering.estimator import SKLEARN
+assert SKLEARN and issubclass(KMeans, BaseEstimator), "scikit-learn integration switched off"
+X = pd.DataFrame(np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32), columns=["a", "b", "c"])
+km = KMeans(4, seed=0).fit(X)
+assert km.feature_names_in_.tolist() == ["a", "b", "c"] and km.predict(X).shape == (60,)
+assert calls == [False, False], calls
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_unfitted_models_raise_not_fitted_error(tmp_path, blobs):

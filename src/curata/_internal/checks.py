@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import decimal
+import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["is_int", "check_int", "check_row_ids", "check_labels", "check_finite", "first_nonfinite_row"]
+__all__ = [
+    "is_int",
+    "check_int",
+    "check_row_ids",
+    "check_labels",
+    "check_finite",
+    "first_nonfinite_row",
+    "DtypeError",
+    "check_real",
+]
 
 
 def is_int(value: Any) -> bool:
@@ -131,3 +142,95 @@ def check_finite(x: Any, name: str) -> None:
     row = first_nonfinite_row(x)
     if row is not None:
         raise ValueError(f"{name} holds NaN or inf (row {row})")
+
+
+class DtypeError(TypeError, ValueError):
+    """Data of the wrong kind (strings, complex numbers, booleans, objects): a TypeError, and a ValueError too, which
+    is what numpy and scikit-learn raise for such data (and what scikit-learn's estimator checks expect)."""
+
+
+# what each refused kind of values is, after "X must hold real numbers (float or int), got dtype ..."
+_REFUSED_KINDS = {
+    "b": "booleans: cast them if 0/1 is meant",
+    "c": "Complex data not supported",
+    "U": "strings",
+    "S": "bytes",
+    "O": "Python objects: X.astype(np.float32) if they are numbers",
+    "M": "datetimes",
+    "m": "timedeltas",
+    "V": "records",
+}
+_EXPECTED = "must hold real numbers (float or int), got dtype"
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool)
+
+
+def _refuse_kind(kind: str, dtype: Any, name: str, where: str = "") -> None:
+    if kind in _REFUSED_KINDS:
+        raise DtypeError(f"{name} {_EXPECTED} {dtype}{where} ({_REFUSED_KINDS[kind]})")
+
+
+def _check_objects(values: np.ndarray, name: str, where: str = "") -> None:
+    """Every value of an object array a real number (NaN allowed: the finiteness checks name it), else one line
+    naming the first other value: None would otherwise become NaN, and be reported as one."""
+    flat = values.reshape(-1)
+    real = np.fromiter(map(_is_real, flat), dtype=bool, count=flat.size)
+    if real.all():
+        return
+    first = int(np.argmin(real))
+    value = flat[first]
+    at = f"row {first // values.shape[1]}, column {first % values.shape[1]}" if values.ndim == 2 else f"row {first}"
+    reason = ""
+    try:
+        float(value)
+    except (TypeError, ValueError) as error:  # numpy's own words, e.g. "float() argument must be a string or ..."
+        reason = f" ({error})"
+    raise DtypeError(f"{name} {_EXPECTED} object with {value!r} at {at}{where}{reason}")
+
+
+def check_real(x: Any, name: str, *, objects: bool = False) -> None:
+    """Raise, before any work, when the array, tensor or DataFrame ``x`` does not hold real numbers (float or int).
+
+    Strings, bytes, complex numbers, booleans, datetimes and records raise :class:`DtypeError` naming the dtype; a
+    tensor on the ``meta`` device (a shape without values) raises ValueError. Object arrays are refused unless
+    ``objects`` (scikit-learn converts them), and then only those holding anything but real numbers, naming the
+    first such value. Other inputs (lists, tables) pass: their callers convert them first.
+
+    Example:
+        >>> check_real(np.ones((2, 2), dtype=np.float16), "X")
+        >>> check_real(np.array([["a", "b"]]), "X")
+        Traceback (most recent call last):
+        ...
+        curata._internal.checks.DtypeError: X must hold real numbers (float or int), got dtype <U1 (strings)
+        >>> check_real(np.array([[1.5, None]], dtype=object), "X", objects=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        curata._internal.checks.DtypeError: X must hold ... got dtype object with None at row 0, column 1 (float() ...)
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device (a shape without values): pass a tensor that holds data")
+        if x.dtype == torch.bool or x.is_complex():
+            _refuse_kind("b" if x.dtype == torch.bool else "c", x.dtype, name)
+        return
+    dtypes = getattr(x, "dtypes", None)
+    if dtypes is not None and hasattr(dtypes, "items") and not isinstance(x, np.ndarray):  # a DataFrame
+        for column, dtype in dtypes.items():
+            kind = getattr(dtype, "kind", "O")
+            where = f" in column {column!r}"
+            if kind == "O" and objects:
+                _check_objects(np.asarray(x[column]), name, where)
+            else:
+                _refuse_kind(kind, dtype, name, where)
+        return
+    dtype = getattr(x, "dtype", None)
+    if not isinstance(dtype, np.dtype):
+        return
+    if dtype.kind == "O" and objects:
+        _check_objects(np.asarray(x), name)
+    else:
+        _refuse_kind(dtype.kind, dtype, name)

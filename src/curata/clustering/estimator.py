@@ -1,10 +1,13 @@
 """scikit-learn's estimator contract for curata's learners, with scikit-learn optional.
 
-When scikit-learn is installed, the learners subclass its ``BaseEstimator`` and mixins (tags, ``clone``,
-``Pipeline``, ``GridSearchCV``, ``check_estimator``) and array-likes (lists, DataFrames, memmaps) pass through its
-``validate_data`` (feature names, ``n_features_in_`` and its standard messages). Without it, :class:`ParamsBase`
-gives ``get_params``/``set_params`` from the constructor's signature and arrays are checked here. curata's own
-inputs (torch tensors, VectorTable, TableRows) are never copied into numpy: only their shape is checked.
+When scikit-learn is installed (1.4 or later, pyproject's floor; checked with 1.4.2, 1.5.2 and 1.9.1), the learners
+subclass its ``BaseEstimator`` and mixins (tags, ``clone``, ``Pipeline``, ``GridSearchCV``, ``check_estimator``) and
+array-likes (lists, DataFrames, memmaps) pass through its ``validate_data`` (feature names, ``n_features_in_`` and
+its standard messages; before scikit-learn 1.6, the estimator's ``_validate_data``). Without it, :class:`ParamsBase`
+gives ``get_params``/``set_params`` from the constructor's signature and arrays are checked here. curata's own inputs
+(torch tensors, VectorTable, TableRows) are never copied into numpy: only their shape and dtype are checked. Whatever
+is not real numbers (strings, complex numbers, booleans, objects other than numbers, a tensor on the meta device) is
+refused first, in one line naming X.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata._internal.checks import check_real
 from curata.store.rows import TableRows, shape_of
 from curata.store.table import VectorTable
 
@@ -61,7 +65,6 @@ class ParamsBase:
 try:
     from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
     from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import validate_data
 
     SKLEARN = True
 except ImportError:  # scikit-learn is optional: the same contract, checked here
@@ -69,6 +72,15 @@ except ImportError:  # scikit-learn is optional: the same contract, checked here
 
     class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
         """Raised when a learner is used before ``fit`` (scikit-learn's class when it is installed)."""
+
+
+if SKLEARN:
+    try:
+        from sklearn.utils.validation import validate_data
+    except ImportError:  # scikit-learn < 1.6: the same check was a method, its finiteness switch named otherwise
+
+        def validate_data(estimator: Any, X: Any, *, reset: bool, dtype: Any, ensure_all_finite: bool) -> Any:
+            return estimator._validate_data(X, reset=reset, dtype=dtype, force_all_finite=ensure_all_finite)
 
 
 def estimator_bases() -> tuple[type, ...]:
@@ -103,7 +115,18 @@ def validated_rows(estimator: Any, X: Any, *, reset: bool) -> Any:
 
     ``reset=True`` (in fit) records ``n_features_in_`` (and ``feature_names_in_`` for DataFrames); ``reset=False``
     checks X against them.
+
+    Example:
+        >>> validated_rows(ParamsBase(), torch.ones(1, 2), reset=True).shape  # a tensor stays one
+        torch.Size([1, 2])
+        >>> validated_rows(ParamsBase(), [[1.0, "x"]], reset=True)
+        Traceback (most recent call last):
+        ...
+        curata._internal.checks.DtypeError: X must hold real numbers (float or int), got dtype <U32 (strings)
     """
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X)  # as scikit-learn would, but checked here first: "1.5" or None are not numbers
+    check_real(X, "X", objects=True)  # before scikit-learn or numpy fail on them in their own words
     if isinstance(X, (torch.Tensor, VectorTable, TableRows)):
         _, dim = shape_of(X)
         if reset:
@@ -130,8 +153,8 @@ def validated_rows(estimator: Any, X: Any, *, reset: bool) -> Any:
     array = np.asarray(X)
     if array.ndim != 2:
         raise ValueError(f"X must be 2-D (rows, dim), got shape {array.shape}")
-    if array.dtype.kind not in "fiub":
-        array = array.astype(np.float32)  # object/str numbers; anything else raises numpy's error
+    if array.dtype.kind == "O":
+        array = array.astype(np.float32)  # real numbers as Python objects (check_real refused anything else)
     if reset:
         estimator.n_features_in_ = array.shape[1]
     elif array.shape[1] != estimator.n_features_in_:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curata._internal.checks import check_real
 from curata.store.table import VectorTable
 
 __all__ = [
@@ -112,6 +113,7 @@ def shape_of(X: Any) -> tuple[int, int]:
     """(rows, dim) of a 2-D array, tensor, VectorTable or TableRows."""
     if isinstance(X, (VectorTable, TableRows)):
         return len(X), X.dim
+    check_real(X, "X")  # the first look at X of every engine: strings, complex, meta tensors... refused here
     shape = tuple(getattr(X, "shape", ()))
     if len(shape) != 2:
         raise ValueError(f"X must be 2-D (rows, dim), got shape {shape}")
@@ -137,11 +139,11 @@ def as_matrix(X: Any, start: int = 0, stop: int | None = None, device: str | tor
                 out[a - start : min(a + _CONVERT_ROWS, stop) - start] = X.read(a, min(a + _CONVERT_ROWS, stop))
             block = torch.from_numpy(out)
     elif isinstance(X, torch.Tensor):
+        check_real(X, "X")
         block = X[start:stop]
     else:
         array = np.asarray(X)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise TypeError(f"X must hold numbers, got dtype {array.dtype}")
+        check_real(array, "X")
         block = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
     return block.to(device=device, dtype=torch.float32)
 
