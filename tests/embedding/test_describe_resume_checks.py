@@ -97,6 +97,21 @@ def test_a_torch_embedder_reused_after_training_is_refused(tmp_path, cnn, images
         describe(torch.utils.data.Subset(images, range(20)), embedder, tmp_path / "v", progress=False)
 
 
+def test_a_torch_embedders_digest_follows_every_kind_of_weight_change():
+    model = linear()
+    embedder = TorchEmbedder(model)
+    seen = [embedder.fingerprint()["weights"]]
+    assert embedder.fingerprint()["weights"] == seen[0]
+    for change in (
+        lambda: model.load_state_dict({k: v + 1 for k, v in model.state_dict().items()}, assign=True),
+        lambda: model.half(),
+        lambda: setattr(model.weight, "data", model.weight.data * 2),
+    ):
+        change()
+        seen.append(embedder.fingerprint()["weights"])
+    assert len(set(seen)) == len(seen)
+
+
 def test_weights_reachable_from_a_callable_are_hashed():
     model = linear()
     holder = type("Holder", (), {})()

@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import itertools
 import types
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -130,17 +131,46 @@ def model_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _state_key(model: nn.Module) -> tuple[Any, ...] | None:
-    """What changes when any weight does (in-place updates bump a tensor's version; .to() swaps its storage);
-    None where versions are not tracked (tensors made under inference_mode)."""
+class _WeightsSeen:
+    """The weights a digest was made of: each tensor by a weak reference (a freed tensor's id and memory can be
+    reused by the next one loaded), its version (in-place updates bump it) and its storage (``.data =``, as
+    ``.half()`` and ``.to()`` do, swaps it)."""
+
+    def __init__(self, model: nn.Module, digest: str) -> None:
+        self.seen = [(name, weakref.ref(t), _state(t)) for name, t in _tensors(model)]
+        self.digest = digest
+
+    def still(self, model: nn.Module) -> bool:
+        now = _tensors(model)
+        if len(now) != len(self.seen):
+            return False
+        same = zip(self.seen, now, strict=True)
+        return all(name == n and ref() is t and state == _state(t) for (name, ref, state), (n, t) in same)
+
+
+def _state(tensor: torch.Tensor) -> tuple[Any, ...]:
+    return tensor._version, tensor.data_ptr(), tensor.dtype, tensor.device, tuple(tensor.shape)
+
+
+def _tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [(n, t) for n, t in model.state_dict(keep_vars=True).items() if isinstance(t, torch.Tensor)]
+
+
+# a job rerun in one process hashes a model's weights again only when one of them changed
+_DIGESTS: weakref.WeakKeyDictionary[nn.Module, _WeightsSeen] = weakref.WeakKeyDictionary()
+
+
+def _current_digest(model: nn.Module) -> str:
+    """``model_digest(model)``, remembered until a weight changes (training, load_state_dict, .half())."""
     try:
-        return tuple(
-            (name, id(t), t._version, t.data_ptr(), t.dtype, t.device)
-            for name, t in model.state_dict(keep_vars=True).items()
-            if isinstance(t, torch.Tensor)
-        )
-    except RuntimeError:
-        return None
+        cached = _DIGESTS.get(model)
+        if cached is not None and cached.still(model):
+            return cached.digest
+        digest = model_digest(model)
+        _DIGESTS[model] = _WeightsSeen(model, digest)
+        return digest
+    except RuntimeError:  # tensors made under inference_mode track no version: hashed every time
+        return model_digest(model)
 
 
 class TorchEmbedder:
@@ -190,7 +220,6 @@ class TorchEmbedder:
             first = next(model.parameters(), None)
             device = first.device if first is not None else "cpu"
         self.device = torch.device(device)
-        self._digest: tuple[tuple[Any, ...], str] | None = None  # (weights' state key, their digest)
 
     def _parse_layers(self, layers: Any) -> dict[str, list[str]]:
         if layers is None:
@@ -214,14 +243,10 @@ class TorchEmbedder:
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes this embedder's output what it is: model class and weights, layers and fusion settings."""
-        # the digest is remade whenever a weight changed since (training, load_state_dict, .half())
-        key = _state_key(self.model)
-        if self._digest is None or key is None or self._digest[0] != key:
-            self._digest = (key or (), model_digest(self.model))
         return {
             "kind": "TorchEmbedder",
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
-            "weights": self._digest[1],
+            "weights": _current_digest(self.model),  # remade when a weight changed (training, load_state_dict)
             "layers": self.groups,
             "layer_fusion": self.layer_fusion,
             "group_fusion": self.group_fusion,
@@ -345,7 +370,7 @@ def _weights_digest(obj: Any) -> str | None:
     for where, leaf in found:
         digest.update(f"{where}\0".encode())
         if isinstance(leaf, nn.Module):
-            digest.update(model_digest(leaf).encode())
+            digest.update(_current_digest(leaf).encode())
         else:
             _update_with_tensor(digest, leaf)
     return digest.hexdigest()
