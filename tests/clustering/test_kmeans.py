@@ -190,3 +190,49 @@ def test_nan_in_init_or_centroids_is_named():
         assign(np.ones((5, 3)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="centroids holds NaN or inf"):
         assign(np.ones((5, 2)), np.array([[0.0, np.inf]]))
+
+
+def _matmul_settings() -> tuple[str, ...]:
+    """Every float32-matmul setting torch reads (the per-backend ones since torch 2.9), as the user sees them."""
+    settings = (torch.get_float32_matmul_precision(),)
+    backends = torch.backends
+    if hasattr(backends.mkldnn, "matmul"):
+        settings += (backends.cuda.matmul.fp32_precision, backends.mkldnn.matmul.fp32_precision)
+    return settings
+
+
+@pytest.fixture
+def user_allows_tf32():
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")  # TF32 on a GPU, as many training scripts set it
+    yield _matmul_settings()
+    torch.set_float32_matmul_precision(before)
+
+
+def test_a_fit_runs_fp32_matmuls_and_leaves_the_users_tf32_setting_as_it_was(blobs, user_allows_tf32, monkeypatch):
+    import curata.clustering.kmeans as kmeans
+
+    during, real = [], kmeans.nearest_centroids
+
+    def watched(*args, **kwargs):
+        during.append(_matmul_settings())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kmeans, "nearest_centroids", watched)
+    X, _ = blobs
+    with pytest.warns(RuntimeWarning, match="full fp32.*'tf32' is set aside while it runs and restored"):
+        KMeans(12, n_iter=3, seed=0).fit(X)
+    assert _matmul_settings() == user_allows_tf32
+    assert during and all(settings != user_allows_tf32 for settings in during)
+
+
+def test_the_users_tf32_setting_is_back_after_a_fit_that_failed(blobs, user_allows_tf32, monkeypatch):
+    import curata.clustering.kmeans as kmeans
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(kmeans, "nearest_centroids", failing)
+    with pytest.warns(RuntimeWarning, match="set aside"), pytest.raises(RuntimeError, match="out of memory"):
+        KMeans(12, n_iter=3, seed=0).fit(blobs[0])
+    assert _matmul_settings() == user_allows_tf32

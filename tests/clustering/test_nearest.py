@@ -184,3 +184,62 @@ def test_more_workers_than_the_compiled_team_takes(monkeypatch):
     labels, d2, sums = nearest_centroids(shard, centers, "l2", 64, True)
     exact = torch.cdist(x.double(), centers.double()).argmin(dim=1)
     assert torch.equal(labels, exact) and sums is not None and int(sums[:, -1].sum()) == len(x)
+
+
+def test_gpu_sums_add_in_a_fixed_order_without_torch_s_deterministic_mode(monkeypatch):
+    """The per-cluster sums off CPU once switched torch.use_deterministic_algorithms on for the whole process while a
+    pass ran (and off after it); index_put_(accumulate=True) is the kernel that mode ran, with nothing switched."""
+    from curata.clustering.nearest import stage_rows
+
+    def switched(*args, **kwargs):
+        raise AssertionError("torch.use_deterministic_algorithms was switched")
+
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", switched)
+    rng = np.random.default_rng(0)
+    block = torch.from_numpy(rng.integers(-50, 50, size=(500, 7)).astype(np.float32))  # exact sums in any order
+    labels = torch.from_numpy(rng.integers(0, 9, size=500))
+    stage = torch.zeros(9, 7)
+    stage_rows(stage, labels, block, native=False)
+    expected = torch.zeros(9, 7).index_add_(0, labels, block)
+    assert torch.equal(stage, expected) and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_nested_and_overlapping_fp32_blocks_put_the_setting_back_once():
+    from curata.clustering.nearest import full_fp32_matmuls
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        outer = full_fp32_matmuls("cpu")
+        inner = full_fp32_matmuls("cpu")
+        with pytest.warns(RuntimeWarning, match="mkldnn matmul precision 'bf16' is set aside"):
+            outer.__enter__()
+            inner.__enter__()
+        outer.__exit__(None, None, None)  # another thread's fit ending first: the inner one still runs in fp32
+        assert torch.get_float32_matmul_precision() in ("highest", "medium")
+        if hasattr(torch.backends.mkldnn, "matmul"):
+            assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"
+        inner.__exit__(None, None, None)
+        assert torch.get_float32_matmul_precision() == "medium"
+        if hasattr(torch.backends.mkldnn, "matmul"):
+            assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_an_inherited_setting_is_inherited_again():
+    if not hasattr(torch._C, "_get_fp32_precision_getter"):
+        pytest.skip("torch < 2.9 has one legacy switch")
+    from curata.clustering.nearest import full_fp32_matmuls
+
+    get, set_ = torch._C._get_fp32_precision_getter, torch._C._set_fp32_precision_setter
+    for backend in ("cuda", "mkldnn"):
+        set_(backend, "matmul", "none")  # (a legacy setting writes them)
+    torch.backends.fp32_precision = "tf32"  # every backend inherits it
+    try:
+        with pytest.warns(RuntimeWarning, match="set aside"), full_fp32_matmuls("cuda"):
+            assert get("cuda", "matmul") == "ieee" and get("mkldnn", "matmul") == "ieee"
+        torch.backends.fp32_precision = "ieee"
+        assert get("cuda", "matmul") == "ieee" and get("mkldnn", "matmul") == "ieee"  # still inheriting
+    finally:
+        torch.backends.fp32_precision = "none"

@@ -15,11 +15,12 @@ import torch
 from curata._internal.checks import check_finite, check_int, first_nonfinite_row
 from curata._internal.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
 from curata.clustering.estimator import check_fitted, cluster_bases, validated_rows
-from curata.clustering.nearest import chunk_rows, nearest_centroids, serial_main_thread
+from curata.clustering.nearest import chunk_rows, full_fp32_matmuls, nearest_centroids, serial_main_thread
 from curata.clustering.parallel_seeding import kmeans_parallel, squared_distances
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
+from curata.store.samples import sample_ids_of
 
 __all__ = ["KMeans", "assign", "as_matrix"]
 
@@ -92,7 +93,7 @@ def assign(
         centers = torch.nn.functional.normalize(centers, dim=1)
     chunk = chunk_rows(chunk_size, len(centers), device, dim)
     shard = load_shard(X, start, stop, metric, device, _check_budget(memory_budget), chunk)
-    with serial_main_thread(device):
+    with serial_main_thread(device), full_fp32_matmuls(device):
         labels, best, _ = nearest_centroids(shard, centers, metric, chunk, False)
     counts = [b - a for a, b in (shard_range(n, r, world) for r in range(world))]
     return all_gather_rows(labels, counts).cpu().numpy(), all_gather_rows(best, counts).cpu().numpy()
@@ -213,15 +214,19 @@ class KMeans(*cluster_bases()):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster X (array-like, torch tensor or VectorTable); ``y`` is ignored. Returns self."""
+        """Cluster X (array-like, torch tensor or VectorTable); ``y`` is ignored. Returns self.
+
+        Fitted on a VectorTable, ``sample_ids_`` holds the sample id (``idx``) of each row of ``labels_``, so that
+        ``curate`` and ``select`` answer in samples; else it is None."""
+        self.sample_ids_ = sample_ids_of(X)
         X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         self._validate(n, dim)
         if self.metric == "cosine" and not getattr(self, "_cosine_checked", False):
             warn_if_degenerate(X, "KMeans(metric='cosine')", self.seed)
         # torch's own ops run on one thread from here on (see serial_main_thread): after a parallel op its OpenMP
-        # threads spin for milliseconds on the cores the passes' workers need
-        with serial_main_thread(self.device):
+        # threads spin for milliseconds on the cores the passes' workers need; its matmuls in fp32 (not TF32)
+        with serial_main_thread(self.device), full_fp32_matmuls(self.device):
             return self._fit(X, n)
 
     def _fit(self, X: Any, n: int) -> KMeans:
@@ -396,7 +401,7 @@ class KMeans(*cluster_bases()):
         X, centers = self._fitted(X)
         n, _ = shape_of(X)
         shard = load_shard(X, 0, n, self.metric, self.device, self.memory_budget, self._chunk)
-        with serial_main_thread(shard.device):
+        with serial_main_thread(shard.device), full_fp32_matmuls(shard.device):
             labels, distances, _ = nearest_centroids(shard, centers, self.metric, self._chunk, False)
         if not bool(torch.isfinite(distances).all()):
             raise ValueError("X holds NaN or inf")

@@ -20,7 +20,8 @@ import contextvars
 import math
 import os
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -43,7 +44,7 @@ from curata.clustering.score_scan import (
 )
 from curata.store.rows import MemoryShard, StreamedShard
 
-__all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread"]
+__all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread", "full_fp32_matmuls", "stage_rows"]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once, at least
 _DISTANCE_FLOATS_GPU = 1 << 24
@@ -259,11 +260,7 @@ class _Worker:
                 bounds.record(s, stale, second)
             self.scored += m
         if self.stage is not None:
-            if self.on_cpu:
-                add_rows(self.stage, labels, block, checked=False)
-            else:
-                with _deterministic():
-                    self.stage.index_add_(0, labels, block)
+            stage_rows(self.stage, labels, block, native=self.on_cpu)
             self.staged += rows
             if self.staged >= self.flush and e % self.chunk == 0:
                 self.flush_sums()
@@ -354,18 +351,112 @@ def _tile_best_two(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
 
 
+def stage_rows(stage: torch.Tensor, labels: torch.Tensor, block: torch.Tensor, *, native: bool) -> None:
+    """Add each row of ``block`` to the row of ``stage`` its label names, in an order that does not change from run to
+    run: on CPU in C (``native``, score_scan.add_rows), elsewhere by torch's sorted accumulation.
+
+    On a GPU, ``index_add_`` adds with atomics in whatever order the threads run, so that the sums (and the centroids)
+    changed in their last bits from run to run. ``index_put_(accumulate=True)`` sorts by label first and adds each
+    label's rows in their order: the very kernel that ``index_add_`` runs in torch's deterministic mode (it calls
+    ``index_put_(..., source * alpha, True)``, and alpha = 1 is exact), the same sums bit for bit, without switching
+    that process-wide mode on while a pass runs.
+
+    Example:
+        >>> stage = torch.zeros(2, 2)
+        >>> stage_rows(stage, torch.tensor([1, 0, 1]), torch.tensor([[1.0, 2], [3, 4], [5, 6]]), native=False)
+        >>> stage.tolist()
+        [[3.0, 4.0], [6.0, 8.0]]
+    """
+    if native:
+        add_rows(stage, labels, block, checked=False)
+    else:
+        stage.index_put_((labels,), block, accumulate=True)
+
+
+# torch's float32 matmul settings, per backend: the fp32_precision of (backend, "matmul") since torch 2.9 (where it
+# may inherit (backend, "all")), else the one legacy switch of torch.set_float32_matmul_precision
+_MATMUL_BACKENDS = ("cuda", "mkldnn")
+_REDUCED = ("tf32", "bf16")
+_matmul_lock = threading.Lock()
+_matmul_users = 0
+_matmul_set_aside: dict[str, str] = {}
+_matmul_restore: Callable[[], None] | None = None
+
+
+def _reduced_matmuls() -> dict[str, str]:
+    """The backends whose float32 matmuls may now round below fp32, with the setting that allows it."""
+    get = getattr(torch._C, "_get_fp32_precision_getter", None)
+    if get is None:
+        legacy = torch.get_float32_matmul_precision()
+        return {} if legacy == "highest" else dict.fromkeys(_MATMUL_BACKENDS, legacy)
+    return {b: value for b in _MATMUL_BACKENDS if (value := get(b, "matmul")) in _REDUCED}
+
+
+def _set_aside(reduced: dict[str, str]) -> Callable[[], None] | None:
+    """Full fp32 for the backends in ``reduced``; returns what puts the user's settings back (None: nothing to)."""
+    if not reduced:
+        return None
+    get = getattr(torch._C, "_get_fp32_precision_getter", None)
+    if get is None:
+        legacy = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        return lambda: torch.set_float32_matmul_precision(legacy)
+    set_ = torch._C._set_fp32_precision_setter
+    # a backend that inherited its setting (read through from (backend, "all")) inherits it again afterwards
+    restore = {b: "none" if value == get(b, "all") else value for b, value in reduced.items()}
+    for backend in reduced:
+        set_(backend, "matmul", "ieee")
+
+    def put_back() -> None:
+        for backend, value in restore.items():
+            set_(backend, "matmul", value)
+
+    return put_back
+
+
 @contextlib.contextmanager
-def _deterministic() -> Iterator[None]:
-    """On a GPU, index_add_ adds with atomics in whatever order the threads run, so that the sums (and the
-    centroids) change from run to run in their last bits; torch's deterministic mode sorts first."""
-    if torch.are_deterministic_algorithms_enabled():
-        yield
-        return
-    torch.use_deterministic_algorithms(True, warn_only=True)
+def full_fp32_matmuls(device: str | torch.device) -> Iterator[None]:
+    """Within the block, torch's float32 matmuls round as fp32, whatever the user allowed (TF32 by
+    ``torch.backends.cuda.matmul.allow_tf32 = True`` or ``torch.set_float32_matmul_precision("high")``, bf16 by
+    "medium"); the user's settings are back when the block ends, even on an error.
+
+    The near-tie rule bounds a score's rounding by fp32's: TF32's 10-bit mantissa breaks that bound, and labels
+    would change with the GEMM's blocking. torch has no per-call switch, so the setting is process-wide while any
+    such block runs, in any thread: the first block to start sets it aside and the last to end puts it back. A
+    RuntimeWarning says so when the setting set aside is the one ``device``'s matmuls would have used.
+
+    Example:
+        >>> torch.set_float32_matmul_precision("high")  # TF32 on a GPU
+        >>> with warnings.catch_warnings(record=True) as caught, full_fp32_matmuls("cuda"):
+        ...     during = _reduced_matmuls()
+        >>> during, torch.get_float32_matmul_precision(), "set aside" in str(caught[0].message)
+        ({}, 'high', True)
+        >>> torch.set_float32_matmul_precision("highest")
+    """
+    global _matmul_users, _matmul_set_aside, _matmul_restore
+    with _matmul_lock:
+        if _matmul_users == 0:
+            _matmul_set_aside = _reduced_matmuls()
+            _matmul_restore = _set_aside(_matmul_set_aside)
+        _matmul_users += 1
+        set_aside = dict(_matmul_set_aside)
     try:
+        backend = "cuda" if torch.device(device).type == "cuda" else "mkldnn"
+        if backend in set_aside:
+            warnings.warn(
+                f"curata's k-means runs its float32 matmuls in full fp32 (its near-tie rule assumes fp32 rounding): "
+                f"torch's {backend} matmul precision {set_aside[backend]!r} is set aside while it runs and restored "
+                "after",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         yield
     finally:
-        torch.use_deterministic_algorithms(False)
+        with _matmul_lock:
+            _matmul_users -= 1
+            if _matmul_users == 0 and _matmul_restore is not None:
+                restore, _matmul_restore, _matmul_set_aside = _matmul_restore, None, {}
+                restore()
 
 
 _TEAM_MAX = 256  # workers the compiled pass takes at most (TEAM_MAX in _thread_team.h); more go to Python threads
