@@ -65,3 +65,20 @@ def test_auto_seeds_by_kmeans_parallel_from_the_threshold(monkeypatch):
         )
     other = KMeans(40, n_iter=3, init="k-means++", seed=0).fit(X)
     assert not np.array_equal(other.cluster_centers_, KMeans(40, n_iter=3, seed=0).fit(X).cluster_centers_)
+
+
+def test_cosine_distances_make_no_copy_of_the_rows():
+    """`2.0 * x @ c.T` scaled all the rows before the product: a (rows, dim) copy on each of k-means++'s k calls, which
+    made a cosine fit of 14,904 x 1280 rows at k = 500 spend 13 s of system time mapping fresh pages (l2: 0.2 s)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.from_numpy(np.abs(np.random.default_rng(0).normal(size=(4096, 256))).astype(np.float32) + 0.5)
+    shard = MemoryShard(x, "cosine", 0, len(x))
+    centers = shard.x[[5, 70, 900]]
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiled:
+        distances = squared_distances(shard, centers, "cosine")
+    largest = max((event.cpu_memory_usage for event in profiled.events()), default=0)
+    assert largest < x.numel() * 4 // 8  # the (rows, 3) result, not another (rows, 256) block
+    # the same values as before, bit for bit: scaling by 2 is exact, before or after the sums
+    assert torch.equal(distances, (2.0 - 2.0 * shard.x @ centers.T).clamp_(min=0.0))
+    assert float(distances[5, 0]) == pytest.approx(0.0, abs=1e-6) and bool((distances >= 0).all())

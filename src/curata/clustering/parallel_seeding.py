@@ -121,7 +121,9 @@ def squared_distances(shard: MemoryShard, centers: torch.Tensor, metric: str) ->
         tensor([[25.]])
     """
     if metric == "cosine":
-        return (2.0 - 2.0 * shard.x @ centers.T).clamp_(min=0.0)
+        # the product first: `2.0 * shard.x @ centers.T` scaled all of X, a fresh (rows, dim) copy per call (a 14,904 x
+        # 1280 k-means++ at k = 500 spent 13 s of system time mapping them); the same values, as scaling by 2 is exact
+        return (shard.x @ centers.T).mul_(-2.0).add_(2.0).clamp_(min=0.0)
     assert shard.x_sq is not None
     scores = torch.addmm((centers * centers).sum(dim=1).unsqueeze(0), shard.x, centers.T, alpha=-2.0)
     return scores.add_(shard.x_sq.unsqueeze(1)).clamp_(min=0.0)
