@@ -87,5 +87,7 @@ def test_bad_input():
         curate(labels, 2, strategy="farthest")
     with pytest.raises(ValueError, match="needs distances"):
         curate(labels, 2, strategy="closest")
-    with pytest.raises(ValueError, match="non-negative integer labels"):
+    with pytest.raises(ValueError, match="integer labels"):
         curate(np.array([0.5, 1.0]), 1)
+    with pytest.raises(ValueError, match="-1 for a sample with no cluster"):
+        curate(np.array([0, -2]), 1)

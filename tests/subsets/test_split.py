@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curata import leakage, split
+from curata import VectorTable, leakage, split
 
 
 def test_stratified_puts_every_cluster_everywhere_in_proportion():
@@ -39,9 +39,24 @@ def test_leakage_finds_cross_split_near_duplicates():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 16))
     X[150] = X[10] + 1e-4  # a near-copy of row 10
-    found = leakage({"train": np.arange(100), "val": np.arange(100, 200)}, X, threshold=0.999)
-    assert [(a, i, b, j) for a, i, b, j, _ in found] == [("train", 10, "val", 150)]
-    assert leakage({"train": np.arange(100), "val": np.arange(100, 150)}, X, threshold=0.999) == []
+    found = leakage({"train": np.arange(100), "val": np.arange(100, 200)}, X, threshold=0.999, space="raw")
+    pairs = list(zip(found["split_a"].tolist(), found["id_a"].tolist(), found["split_b"].tolist(), found["id_b"]))
+    assert pairs == [("train", 10, "val", 150)]
+    assert found["cosine"][0] > 0.999
+    found = leakage({"train": np.arange(100), "val": np.arange(100, 150)}, X, threshold=0.999, space="raw")
+    assert all(len(column) == 0 for column in found.values())
+
+
+def test_leakage_in_the_space_dedup_uses_streams_chunks_and_names_samples(tmp_path):
+    """Uncentred rows (as pooled CNN features): raw cosines at 0.95 flag everything; a centred space does not."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((120, 32)) + 3).astype(np.float32)
+    X[100] = X[7] * 1.0001
+    table = VectorTable.from_arrays(tmp_path / "t", np.repeat(X, 2, axis=0), ids=np.repeat(np.arange(120) * 5, 2))
+    splits = {"train": np.arange(100) * 5, "val": np.arange(100, 120) * 5}
+    assert len(leakage(splits, table, space="raw")["cosine"]) > 1000
+    found = leakage(splits, table, space="centred", chunk_rows=7)
+    assert found["id_a"].tolist() == [35] and found["id_b"].tolist() == [500]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +85,7 @@ def test_leakage_checks_ids_before_any_work():
     """Negative ids used to wrap around, out-of-range ones to fail inside torch."""
     X = np.array([[1.0, 0], [1.0, 0.01], [0, 1]])
     with pytest.raises(ValueError, match=r"splits\['val'\] holds row ids outside \[0, 3\): -1 at position 0"):
-        leakage({"train": [0, 2], "val": [-1]}, X)
+        leakage({"train": [0, 2], "val": [-1]}, X, space="raw")
     with pytest.raises(ValueError, match=r"splits\['val'\] holds row ids outside \[0, 3\): 3"):
         leakage({"train": [0], "val": [3]}, X)
     with pytest.raises(TypeError, match=r"splits\['train'\] must hold integer row ids"):

@@ -9,31 +9,12 @@ import numpy as np
 import torch
 
 from curata._internal.checks import check_int
+from curata.store.samples import per_sample_majority
 from curata.store.table import VectorTable
 
 __all__ = ["cluster", "reduce", "per_sample_majority"]
 
 _PER_SAMPLE = ("majority", "all", "same")
-
-
-def per_sample_majority(idx: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    """One cluster per sample: the most frequent among its vectors (ties: the smallest id). ``idx`` must be 0..n-1.
-
-    Example:
-        >>> per_sample_majority(np.array([0, 0, 0, 1]), np.array([5, 2, 5, 7])).tolist()
-        [5, 7]
-    """
-    order = np.lexsort((clusters, idx))
-    i, c = idx[order], clusters[order]
-    change = np.r_[True, (i[1:] != i[:-1]) | (c[1:] != c[:-1])]
-    starts = np.flatnonzero(change)
-    runs = np.diff(np.r_[starts, len(i)])
-    run_idx, run_cluster = i[starts], c[starts]
-    best = np.lexsort((run_cluster, -runs, run_idx))  # per sample: longest run first, then smallest cluster
-    first = np.r_[True, run_idx[best][1:] != run_idx[best][:-1]]
-    out = np.empty(int(idx.max()) + 1, dtype=np.int64)
-    out[run_idx[best][first]] = run_cluster[best][first]
-    return out
 
 
 def reduce(vectors: np.ndarray, reducer: Any, *, batch_rows: int = 65536) -> np.ndarray:
@@ -166,9 +147,5 @@ def cluster(
     table.add_column(column, ids, overwrite=True)
     if per_sample == "all":
         return np.unique(np.stack([sample_idx, ids], axis=1), axis=0)
-    n_samples = int(table.fingerprint.get("dataset_length", int(sample_idx.max()) + 1))
-    out = np.full(n_samples, -1, dtype=np.int64)
-    majority = per_sample_majority(sample_idx, ids)
-    present = np.unique(sample_idx)
-    out[present] = majority[present]
-    return out
+    n_samples = max(int(table.fingerprint.get("dataset_length", 0)), int(sample_idx.max()) + 1)
+    return per_sample_majority(sample_idx, ids, n_samples)

@@ -20,6 +20,7 @@ from curata.clustering.parallel_seeding import kmeans_parallel, squared_distance
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
+from curata.store.samples import sample_ids_of
 
 __all__ = ["KMeans", "assign", "as_matrix"]
 
@@ -213,7 +214,11 @@ class KMeans(*cluster_bases()):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> KMeans:
-        """Cluster X (array-like, torch tensor or VectorTable); ``y`` is ignored. Returns self."""
+        """Cluster X (array-like, torch tensor or VectorTable); ``y`` is ignored. Returns self.
+
+        Fitted on a VectorTable, ``sample_ids_`` holds the sample id (``idx``) of each row of ``labels_``, so that
+        ``curate`` and ``select`` answer in samples; else it is None."""
+        self.sample_ids_ = sample_ids_of(X)
         X = validated_rows(self, X, reset=True)
         n, dim = shape_of(X)
         self._validate(n, dim)

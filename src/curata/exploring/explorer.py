@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from curata._internal.atomic import write_atomically
-from curata._internal.checks import check_int, check_row_ids
+from curata._internal.checks import check_int
 from curata.exploring.page import render_page
 from curata.exploring.report import project_2d, tree_levels
 from curata.exploring.samples import SampleViews
+from curata.store.samples import rows_of
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
 
@@ -60,10 +61,12 @@ def _label_mix(labels: np.ndarray | None, members: np.ndarray, names: list[str] 
     return [[names[t] if names else str(t), round(float(counts[t] / len(members)), 3)] for t in top if counts[t]]
 
 
-def _check_groups(groups: Any, name: str, rows: int) -> list[np.ndarray]:
+def _checked_groups(groups: Any) -> Sequence[Any]:
     if isinstance(groups, np.ndarray) or not isinstance(groups, Sequence):
-        raise TypeError(f"{name} must be a list of arrays of row ids (dedup's groups), got {type(groups).__name__}")
-    return [check_row_ids(g, f"{name}[{i}]", rows) for i, g in enumerate(groups)]
+        raise TypeError(
+            f"duplicates must be a list of arrays of sample ids (dedup's groups), got {type(groups).__name__}"
+        )
+    return groups
 
 
 def explore(
@@ -98,9 +101,9 @@ def explore(
         source: the dataset the table was described from (indexed by sample id), for thumbnails or snippets;
             without it the page works without pictures and says why.
         tree: a fitted HierarchicalKMeans or KMeans of these rows (else the table's ``cluster_column``).
-        curated: row ids of a curated subset; selected: row ids picked by ``select`` (e.g. for annotation);
-            splits: name -> row ids; duplicates: groups of row ids (``dedup``'s second result); sampler: a batch
-            sampler over the samples (ClusterBatchSampler).
+        curated: sample ids of a curated subset; selected: sample ids picked by ``select`` (e.g. for
+            annotation); splits: name -> sample ids; duplicates: groups of sample ids (``dedup``'s second result);
+            sampler: a batch sampler over the samples (ClusterBatchSampler).
         class_names: label names (default: the source's ``classes`` when they are names).
         max_points, max_thumbnails: how many rows the map draws, and how many of them carry a thumbnail.
 
@@ -116,10 +119,13 @@ def explore(
     check_int(max_thumbnails, "max_thumbnails", minimum=0)
     rows = len(table)
     levels = tree_levels(table, tree, cluster_column)
-    curated_rows = None if curated is None else np.unique(check_row_ids(curated, "curated", rows))
-    selected_rows = None if selected is None else np.unique(check_row_ids(selected, "selected", rows))
-    split_rows = {str(k): check_row_ids(v, f"splits[{k!r}]", rows) for k, v in (splits or {}).items()}
-    groups = [] if duplicates is None else _check_groups(duplicates, "duplicates", rows)
+    # what the user hands in names samples (as curate, select, split and dedup return them); the page draws rows
+    curated_rows = None if curated is None else rows_of(table, curated, "curated")
+    selected_rows = None if selected is None else rows_of(table, selected, "selected")
+    split_rows = {str(k): rows_of(table, v, f"splits[{k!r}]") for k, v in (splits or {}).items()}
+    groups = [] if duplicates is None else [
+        rows_of(table, g, f"duplicates[{i}]") for i, g in enumerate(_checked_groups(duplicates))
+    ]
     sample_ids = table.column("idx").astype(np.int64)
     views = SampleViews(source, int(sample_ids.max()) + 1 if rows else 0)
     labels = table.column("label").astype(np.int64) if table.has_labels else None
@@ -214,9 +220,12 @@ def explore(
         if rows <= _LEAKAGE_ROWS:
             from curata.subsets.split import leakage
 
-            found = sorted(leakage(split_rows, table), key=lambda p: -p[4])
-            pairs = [[a, want([i])[0], b, want([j])[0], round(s, 3)] for a, i, b, j, s in found[:20]]
-            note = f"{len(found)} pairs across splits with cosine >= 0.95"
+            found = leakage({name: np.unique(sample_ids[m]) for name, m in split_rows.items()}, table)
+            for a, i, b, j, similarity in list(zip(*found.values()))[:20]:
+                wanted.setdefault(int(i), None)
+                wanted.setdefault(int(j), None)
+                pairs.append([str(a), int(i), str(b), int(j), round(float(similarity), 3)])
+            note = f"{len(found['cosine'])} pairs across splits closer than dedup's default threshold"
         else:
             note = f"leakage not computed: {rows} rows is more than {_LEAKAGE_ROWS} (curata.leakage computes it)"
         split_view = {

@@ -18,6 +18,7 @@ from curata._internal.checks import check_int
 from curata._internal.grouping import rows_per_group
 from curata.clustering.kmeans import KMeans
 from curata.store.rows import as_matrix, rows_at, shape_of
+from curata.store.samples import as_samples
 from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on
 from curata.subsets.dedup import _check_threshold
 
@@ -50,7 +51,8 @@ def contamination(
         seed: seed of the whitening's row sample (when both sets hold over 65,536 rows) and of the clustering.
 
     Returns:
-        (sorted rows of X that are contaminated, the most similar reference row of each, that similarity).
+        (sorted rows of X that are contaminated, the most similar reference row of each, that similarity); for
+        VectorTables, sample ids instead of rows (a sample with several vectors is pooled by their mean).
 
     Example:
         >>> train = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
@@ -61,6 +63,9 @@ def contamination(
     """
     threshold = _check_threshold(threshold, space=check_space(space))
     check_int(chunk_rows, "chunk_rows", minimum=1)
+    shape_of(X), shape_of(reference)  # 2-D, or a clear error before any read
+    x_view, ref_view = as_samples(X), as_samples(reference)
+    X, reference = x_view.X, ref_view.X
     rows, dim = shape_of(X)
     ref_rows, ref_dim = shape_of(reference)
     if ref_dim != dim:
@@ -74,8 +79,10 @@ def contamination(
         best, nearest = _all_pairs(X, reference, cosine, chunk_rows)
     else:
         best, nearest = _within_clusters(X, reference, cosine, reference_clusters, probes, chunk_rows, seed)
-    hit = torch.nonzero(best >= threshold).reshape(-1)
-    return hit.numpy().astype(np.int64), nearest[hit].numpy(), best[hit].numpy().astype(np.float64)
+    hit = torch.nonzero(best >= threshold).reshape(-1).numpy()
+    found, nearest_ids = x_view.answer(hit), ref_view.answer(nearest[hit].numpy())
+    order = np.argsort(found, kind="stable")
+    return found[order], nearest_ids[order], best[hit].numpy().astype(np.float64)[order]
 
 
 def _all_pairs(X: Any, reference: Any, cosine: CosineSpace, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -69,37 +69,72 @@ def water_fill(groups: np.ndarray, capacity: np.ndarray, budget: np.ndarray, rng
     return out
 
 
-def _tree_arrays(tree: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def _tree_arrays(tree: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The tree's labels (rows, levels), distances and the sample id of each row (None: rows are the answer)."""
     labels = getattr(tree, "labels_", tree)
     labels = np.asarray(labels)
     if labels.ndim == 1:
         labels = labels[:, None]
-    if labels.ndim != 2 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+    if labels.ndim != 2 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            "tree must be a fitted HierarchicalKMeans or KMeans, or non-negative integer labels of "
-            f"shape (rows,) or (rows, levels); got shape {labels.shape} and dtype {labels.dtype}"
+            "tree must be a fitted HierarchicalKMeans or KMeans, or integer labels of shape (rows,) or "
+            f"(rows, levels) (-1: a sample with no cluster); got shape {labels.shape} and dtype {labels.dtype}"
         )
+    if labels.min() < -1:
+        raise ValueError(f"tree labels must be >= 0, or -1 for a sample with no cluster; got {int(labels.min())}")
     distances = getattr(tree, "distances_", None)
-    return labels.astype(np.int64), None if distances is None else np.asarray(distances)
+    sample_ids = getattr(tree, "sample_ids_", None)
+    if sample_ids is not None:
+        sample_ids = np.asarray(sample_ids, dtype=np.int64)
+        if sample_ids.shape != (len(labels),):
+            raise ValueError(f"tree.sample_ids_ must hold one id per row ({len(labels)}), got {sample_ids.shape}")
+    return labels.astype(np.int64), None if distances is None else np.asarray(distances), sample_ids
 
 
-def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier: int = 1, seed: int = 0) -> np.ndarray:
-    """Row ids of a balanced subset of ``target_size`` rows, sampled top-down through the cluster tree.
+def _one_row_per_sample(labels: np.ndarray, sample_ids: np.ndarray) -> np.ndarray:
+    """For each sample, its first row among those in its most frequent level-1 cluster (the levels above follow
+    from level 1, so that row carries the sample's whole path down the tree)."""
+    from curata.store.samples import per_sample_majority
+
+    ids, entry = np.unique(sample_ids, return_inverse=True)
+    majority = per_sample_majority(entry, labels[:, 0], len(ids))
+    candidates = np.flatnonzero(labels[:, 0] == majority[entry])
+    first = np.full(len(ids), -1, dtype=np.int64)
+    first[entry[candidates[::-1]]] = candidates[::-1]
+    return np.sort(first[first >= 0])
+
+
+def curate(
+    tree: Any,
+    target_size: int,
+    *,
+    strategy: str = "random",
+    multiplier: int = 1,
+    within: Any = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Ids of a balanced subset of ``target_size`` samples, sampled top-down through the cluster tree.
 
     At every node the budget is split over its children by water-filling (small clusters give all they have, the
     large ones share the rest equally); in the level-1 clusters the picks are random members (``"random"``) or
     those nearest the centroid (``"closest"``). ``multiplier`` m lets a row be picked up to m times. When the
     pool cannot fill the target, all it can give is returned with a warning.
 
+    A tree fitted on a VectorTable answers in sample ids (its ``sample_ids_``); a sample with several vectors
+    takes part once, by a row of its most frequent level-1 cluster. Rows labelled -1 (no cluster: a sample with
+    no vector, as ``cluster()`` returns it) are never picked.
+
     Args:
         tree: a fitted ``HierarchicalKMeans`` or ``KMeans``, or labels (rows,) / (rows, levels), level 1 first.
-        target_size: rows wanted.
+        target_size: samples wanted.
         strategy: "random" or "closest" (needs the tree's ``distances_``).
         multiplier: how many times one row may be picked.
+        within: ids (sample ids for a tree fitted on a table, else row ids) to choose among; None: all.
         seed: seed of the random draws.
 
     Returns:
-        Sorted row ids (positions in the clustered rows; a row picked twice appears twice).
+        Sorted ids: sample ids for a tree fitted on a VectorTable, else row positions in the clustered rows (a row
+        picked twice appears twice).
 
     Example:
         >>> labels = np.array([0] * 90 + [1] * 9 + [2])
@@ -111,9 +146,38 @@ def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier:
     check_int(multiplier, "multiplier", minimum=1)
     if strategy not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
-    labels, distances = _tree_arrays(tree)
+    labels, distances, sample_ids = _tree_arrays(tree)
     if strategy == "closest" and distances is None:
         raise ValueError("strategy 'closest' needs distances: pass a fitted tree with distances_")
+    usable = (labels >= 0).all(axis=1)
+    if within is not None:
+        from curata._internal.checks import check_row_ids
+        from curata.store.samples import find_ids
+
+        named = np.zeros(len(labels), dtype=bool)
+        if sample_ids is None:
+            named[check_row_ids(within, "within", len(labels))] = True
+        else:
+            ids = np.unique(sample_ids)
+            named = np.isin(sample_ids, ids[find_ids(ids, within, "within")])
+        usable &= named
+    rows = np.flatnonzero(usable)
+    if sample_ids is not None and len(np.unique(sample_ids[rows])) < len(rows):
+        rows = rows[_one_row_per_sample(labels[rows], sample_ids[rows])]
+    if len(rows) == 0:
+        raise ValueError("the tree has no row to pick from (every row is outside within= or has no cluster)")
+    picked = rows[
+        _balanced_rows(
+            labels[rows], None if distances is None else distances[rows], target_size, strategy, multiplier, seed
+        )
+    ]
+    return picked if sample_ids is None else np.sort(sample_ids[picked])
+
+
+def _balanced_rows(
+    labels: np.ndarray, distances: np.ndarray | None, target_size: int, strategy: str, multiplier: int, seed: int
+) -> np.ndarray:
+    """Vo et al.'s balanced hierarchical sampling over the rows of ``labels`` (all >= 0): sorted row positions."""
     rng = np.random.default_rng(seed)
     rows, levels = labels.shape
     # node sizes and parents per level, from the top level down
@@ -142,6 +206,6 @@ def curate(tree: Any, target_size: int, *, strategy: str = "random", multiplier:
         warnings.warn(
             f"the pool can give only {len(picked)} of the {target_size} rows asked for "
             f"(rows={rows}, multiplier={multiplier})",
-            stacklevel=2,
+            stacklevel=3,
         )
     return picked

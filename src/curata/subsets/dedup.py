@@ -26,7 +26,8 @@ import torch
 from curata._internal.checks import check_int, check_labels
 from curata._internal.grouping import rows_per_group
 from curata.clustering.kmeans import KMeans, _check_budget
-from curata.store.rows import as_matrix, shape_of
+from curata.store.rows import TableRows, as_matrix, shape_of
+from curata.store.samples import Samples, as_samples
 from curata.store.table import VectorTable
 from curata.subsets.cosine_space import check_space, default_margin, default_threshold, fit_space_on
 
@@ -101,9 +102,11 @@ def _cluster_batches(
         yield batch
 
 
-def _read_rows(X: VectorTable | torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+def _read_rows(X: VectorTable | TableRows | torch.Tensor, positions: np.ndarray) -> torch.Tensor:
     """Rows at ``positions`` (any order): taken from disk for a VectorTable, indexed in the (rows, dim) tensor
     otherwise."""
+    if isinstance(X, TableRows):
+        return _read_rows(X.table, X.start + positions if X.positions is None else X.positions[positions])
     if isinstance(X, VectorTable):
         order = np.argsort(positions, kind="stable")
         rows = torch.empty(len(positions), X.dim, dtype=torch.float32)
@@ -192,6 +195,17 @@ def _greedy(vectors: torch.Tensor, threshold: float, chunk_rows: int, bars: torc
     return owner
 
 
+def _view(X: Any, clusters: Any, within: Any, pooling: str) -> tuple[Samples, np.ndarray | None]:
+    """The samples to deduplicate (``within`` them only) and their given clusters, one per sample."""
+    view = as_samples(X, pooling=pooling)
+    labels = None if clusters is None else view.per_sample(clusters, "clusters", vote=True)
+    if within is not None:
+        inside = np.unique(view.positions(within, "within"))
+        view = view.restrict(inside)
+        labels = None if labels is None else labels[inside]
+    return view, labels
+
+
 def _owners(
     X: Any,
     thresholds: list[float],
@@ -213,7 +227,8 @@ def _owners(
     owners = [np.full(len(labels), -1, dtype=np.int64) for _ in thresholds]
     rng = np.random.default_rng(seed)
     groups = rows_per_group(labels)
-    source = X if isinstance(X, VectorTable) else as_matrix(X)  # converted once, not once per batch of clusters
+    # converted once, not once per batch of clusters
+    source = X if isinstance(X, (VectorTable, TableRows)) else as_matrix(X)
     for batch in _cluster_batches(X, groups, memory_budget, chunk_rows):
         mapped = cosine.apply(_read_rows(source, np.concatenate(batch)))
         start = 0
@@ -239,6 +254,8 @@ def dedup(
     space: str = "whitened",
     margin: float | None = None,
     max_removed: float = 0.5,
+    within: Any = None,
+    pooling: str = "mean",
     seed: int = 0,
     chunk_rows: int = 2048,
     memory_budget: int | None = None,
@@ -251,7 +268,8 @@ def dedup(
     the rows of a batch of clusters are read at a time; the result is the same as in memory.
 
     Args:
-        X: (rows, dim) array, tensor or VectorTable.
+        X: (rows, dim) array, tensor or VectorTable; a table answers in sample ids, a sample with several vectors
+            pooled into one by ``pooling`` ("mean" or "first") and kept or removed whole.
         threshold: cosine similarity in (0, 1] from which a row duplicates a kept one; None: the space's default
             (0.6 whitened, 0.9 centred, 0.95 raw, measured in docs/dedup.md).
         clusters: a cluster id per row, to compare within.
@@ -267,12 +285,14 @@ def dedup(
             and raw), 0: the threshold alone.
         max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
             features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
+        within: ids to deduplicate among (the others are neither compared nor returned); None: all.
+        pooling: how a table's sample with several vectors becomes one, as in ``select``.
         memory_budget: bytes of rows held at a time (at least 1 MiB); None reads everything.
         seed: seed of the k-means, of the whitening's row sample (over 65,536 rows) and of ``keep="random"``.
 
     Returns:
-        (sorted ids of the rows to keep, groups: for each kept row with duplicates, the sorted ids of it and of the
-        rows removed for it).
+        (sorted ids of the rows to keep (sample ids for a table), groups: for each kept row with duplicates, the
+        sorted ids of it and of the rows removed for it).
 
     Example:
         >>> X = np.array([[1.0, 0], [1.0, 0.001], [0, 1], [0.001, 1], [1, 1]])
@@ -285,10 +305,11 @@ def dedup(
     _check_order(keep, chunk_rows)
     if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
         raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
+    view, view_clusters = _view(X, clusters, within, pooling)
     (owner,) = _owners(
-        X,
+        view.X,
         [threshold],
-        clusters=clusters,
+        clusters=view_clusters,
         keep=keep,
         space=space,
         seed=seed,
@@ -304,13 +325,13 @@ def dedup(
             f"for them. See dedup_curve(X, thresholds) for the share each threshold removes; pass max_removed=1.0 to "
             f"accept it"
         )
-    kept = np.flatnonzero(~removed)
+    kept = np.sort(view.answer(np.flatnonzero(~removed)))
     groups = []
     if removed.any():
         rows = np.flatnonzero(removed)
         keeper = owner[rows]
         for part in rows_per_group(keeper):
-            groups.append(np.sort(np.r_[keeper[part[0]], rows[part]]))
+            groups.append(np.sort(view.answer(np.r_[keeper[part[0]], rows[part]])))
         largest = max(len(g) for g in groups)
         if largest > max(100, 0.01 * len(owner)):
             warnings.warn(
@@ -332,6 +353,8 @@ def dedup_curve(
     seed: int = 0,
     chunk_rows: int = 2048,
     memory_budget: int | None = None,
+    within: Any = None,
+    pooling: str = "mean",
 ) -> list[dict[str, float]]:
     """How many rows ``dedup`` would remove at each threshold, before anything is removed.
 
@@ -350,10 +373,11 @@ def dedup_curve(
         _check_threshold(float(value), "thresholds")
     margin = _check_margin(margin, check_space(space))
     _check_order(keep, chunk_rows)
+    view, view_clusters = _view(X, clusters, within, pooling)
     owners = _owners(
-        X,
+        view.X,
         [float(v) for v in values],
-        clusters=clusters,
+        clusters=view_clusters,
         keep=keep,
         space=check_space(space),
         seed=seed,

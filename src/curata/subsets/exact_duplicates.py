@@ -57,12 +57,27 @@ def _row_digests(X: Any) -> list[bytes]:
     return digests
 
 
+def _sample_digests(table: VectorTable) -> tuple[np.ndarray, list[bytes]]:
+    """(sorted sample ids, one digest per sample over its rows in ``idx_vector`` order)."""
+    rows = np.array(_row_digests(table), dtype="S16")
+    idx = table.column("idx")
+    order = np.lexsort((table.column("idx_vector"), idx))
+    ids, starts = np.unique(idx[order], return_index=True)
+    bounds = np.r_[starts, len(order)]
+    digests = [
+        hashlib.blake2b(b"".join(rows[order[a:b]].tolist()), digest_size=16).digest()
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    return ids, digests
+
+
 def exact_duplicates(items: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     """Rows (or files) whose content is identical: keep the first of each group.
 
     Args:
-        items: (rows, dim) array, tensor or VectorTable (rows equal value for value in their stored dtype), or a
-            list of file paths (files equal byte for byte).
+        items: (rows, dim) array, tensor or VectorTable (rows equal value for value in their stored dtype; a
+            table's samples are equal when all their vectors are, and it answers in sample ids), or a list of file
+            paths (files equal byte for byte).
 
     Returns:
         (sorted ids to keep, groups: the sorted ids of each set of two or more identical items), as ``dedup``.
@@ -81,12 +96,17 @@ def exact_duplicates(items: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         if missing is not None:
             raise FileNotFoundError(f"items: {str(missing)!r} is not a file")
         digests = [_file_digest(p) for p in paths]
+        ids = None
+    elif isinstance(items, VectorTable):
+        ids, digests = _sample_digests(items)
     else:
-        digests = _row_digests(items)
+        digests, ids = _row_digests(items), None
     if not digests:
         return np.zeros(0, dtype=np.int64), []
     _, first, inverse = np.unique(np.array(digests, dtype="S16"), return_index=True, return_inverse=True)
     kept = np.sort(first).astype(np.int64)
     groups = [np.sort(g) for g in rows_per_group(inverse.reshape(-1)) if len(g) > 1]
     groups.sort(key=lambda g: int(g[0]))
-    return kept, groups
+    if ids is None:
+        return kept, groups
+    return ids[kept], [ids[g] for g in groups]

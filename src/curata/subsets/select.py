@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata._internal.checks import check_int, check_labels, check_row_ids, first_nonfinite_row
+from curata._internal.checks import check_int, first_nonfinite_row
 from curata._internal.grouping import order_within_groups, rows_per_group
 from curata.clustering.kmeans import KMeans, assign
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import TableRows, as_matrix, return_large_buffers_to_the_os, rows_at, shape_of
+from curata.store.samples import as_samples
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
 from curata.subsets.kernel_points import kernel_points
@@ -41,13 +42,6 @@ _WORKING_BYTES_PER_ROW = {
 # Reading random rows of a VectorTable scans windows as large as the result beside it: two more copies per row.
 _TABLE_READ_COPIES = 2
 _CENTROID_BLOCK_ROWS = 16384
-
-
-def _excluded(exclude: Any, rows: int) -> np.ndarray:
-    mask = np.zeros(rows, dtype=bool)
-    if exclude is not None:
-        mask[check_row_ids(exclude, "exclude", rows, mask_allowed=True)] = True
-    return mask
 
 
 def _farthest_first(x: torch.Tensor, n: int, excluded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -230,15 +224,19 @@ def select(
     labels: Any = None,
     clusters: Any = None,
     exclude: Any = None,
+    within: Any = None,
     chunk_rows: int | None = None,
     memory_budget: int | None = None,
+    pooling: str = "mean",
     seed: int = 0,
     **options: Any,
 ) -> np.ndarray:
-    """Row ids of ``n`` rows to annotate (or to keep as a coreset).
+    """Ids of ``n`` samples to annotate (or to keep as a coreset): sample ids (``idx``) for a VectorTable, row ids
+    for an array or tensor.
 
     Args:
-        X: (rows, dim) array, tensor or VectorTable.
+        X: (rows, dim) array, tensor or VectorTable (a sample with several vectors is pooled into one by
+            ``pooling`` and counted once).
         n: how many rows to pick.
         method: "kcenter" (greedy farthest-first: each pick is the row farthest from all picks so far, the best
             coverage), "kernel_points" (greedy kernel herding: each pick minimises the MMD between the picks and
@@ -252,14 +250,17 @@ def select(
         labels: a class id per row: each label gets its quota, the floor of its share of the pool then the
             remainder one row at a time from the largest label (as Goldener does), and is selected on its own.
         clusters: a cluster id per row for "cluster_balanced" and "typical" (default: k-means with k = n).
-        exclude: row ids already labelled (or a boolean mask with one flag per row): never returned; for
+        exclude: ids already labelled (or a boolean mask with one flag per row/sample): never returned; for
             "kcenter" and "kernel_points" they are anchors, counted as already picked.
+        within: ids to choose among (e.g. those ``dedup`` kept); None: all. ``labels`` and ``clusters`` still
+            hold one value per row (or sample) of the whole of X.
         chunk_rows: split each label's rows at random into chunks of at most this many rows and select in each
             with a quota in proportion (bounds the cost of "densest"/"farthest", O(chunk_rows^2 * dim)).
         memory_budget: bytes of rows and per-row working arrays held at a time (at least 1 MiB). X is then read
             one part (label, chunk) at a time, never whole, and a part that does not fit is split at random into
             chunks that do, as ``chunk_rows`` splits it; the methods' fixed-size blocks (at most ~64 MB each) come
             on top. None reads X whole once.
+        pooling: how a table's sample with several vectors becomes one: "mean" of its vectors or its "first".
         seed: seed of every random choice.
         **options: the options of "kernel_points" and "zcore" named above.
 
@@ -275,27 +276,53 @@ def select(
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
     _check_options(method, options)
-    rows, dim = shape_of(X)
     check_int(n, "n", minimum=1)
     check_int(chunk_rows, "chunk_rows", minimum=2, allow_none=True)
     check_int(memory_budget, "memory_budget", minimum=1 << 20, allow_none=True)
     check_int(seed, "seed")
-    excluded = _excluded(exclude, rows)
-    cluster_ids = None if clusters is None else check_labels(clusters, "clusters", rows)
-    label_ids = None if labels is None else check_labels(labels, "labels", rows)
+    view = as_samples(X, pooling=pooling)
+    excluded = np.zeros(len(view), dtype=bool)
+    if exclude is not None:
+        excluded[view.positions(exclude, "exclude", mask_allowed=True)] = True
+    cluster_ids = None if clusters is None else view.per_sample(clusters, "clusters", vote=True)
+    label_ids = None if labels is None else view.per_sample(labels, "labels")
+    if within is not None:
+        inside = np.unique(view.positions(within, "within"))
+        excluded, view = excluded[inside], view.restrict(inside)
+        cluster_ids = None if cluster_ids is None else cluster_ids[inside]
+        label_ids = None if label_ids is None else label_ids[inside]
+    if method != "random" and metric == "cosine":
+        warn_if_degenerate(view.X, f"select(method={method!r}, metric='cosine')", seed)
+    picked = _select_rows(
+        view.X, n, method, metric, label_ids, cluster_ids, excluded, chunk_rows, memory_budget, seed, options
+    )
+    return view.answer(picked)
+
+
+def _select_rows(
+    X: Any,
+    n: int,
+    method: str,
+    metric: str,
+    label_ids: np.ndarray | None,
+    cluster_ids: np.ndarray | None,
+    excluded: np.ndarray,
+    chunk_rows: int | None,
+    memory_budget: int | None,
+    seed: int,
+    options: dict[str, Any],
+) -> np.ndarray:
+    rows, dim = shape_of(X)
     pool = int((~excluded).sum())
     if n > pool:
         raise ValueError(f"n ({n}) is larger than the pool ({pool} rows that are not excluded)")
     chunk = _chunk_for_budget(method, dim, chunk_rows, memory_budget, isinstance(X, (VectorTable, TableRows)))
-    return_large_buffers_to_the_os()  # else glibc keeps every freed block of the greedy loops in its arenas
     rng = np.random.default_rng(seed)
     parts = _parts(rows, n, excluded, label_ids, chunk, rng)
     whole = None
     if method != "random":
         if memory_budget is None:  # one read of X; the parts index it
             whole = _prepared(X, np.arange(rows), metric)
-        if metric == "cosine":
-            warn_if_degenerate(X, f"select(method={method!r}, metric='cosine')", seed)
     picked = []
     for group, quota in parts:
         local_x = None
@@ -306,4 +333,7 @@ def select(
         local_clusters = None if cluster_ids is None else cluster_ids[group]
         local = _pick(local_x, quota, method, excluded[group], local_clusters, rng, seed, options)
         picked.append(group[local])
-    return np.concatenate(picked).astype(np.int64)
+    result = np.concatenate(picked).astype(np.int64)
+    whole = local_x = None
+    return_large_buffers_to_the_os()  # glibc keeps the greedy loops' freed blocks in its arenas: give them back
+    return result

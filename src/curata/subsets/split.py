@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from curata._internal.checks import check_finite, check_labels, check_row_ids, is_int
+from curata._internal.checks import check_finite, check_int, is_int
 from curata._internal.grouping import order_within_groups
 from curata.clustering.kmeans import KMeans
-from curata.store.cosine_check import warn_if_degenerate
-from curata.store.rows import as_matrix, shape_of
+from curata.store.rows import as_matrix, rows_at, shape_of
+from curata.store.samples import as_samples
+from curata.subsets.cosine_space import check_space, fit_space_on
+from curata.subsets.dedup import _check_threshold
 from curata.subsets.select import METHODS, select
 
 __all__ = ["split", "leakage"]
@@ -41,14 +43,10 @@ def _targets(sizes: Mapping[str, float | int], rows: int) -> dict[str, int]:
     return dict(zip(sizes, counts.tolist()))
 
 
-def _cluster_ids(X_or_clusters: Any, seed: int) -> np.ndarray:
-    if isinstance(X_or_clusters, np.ndarray) and X_or_clusters.ndim == 1:
-        if not np.issubdtype(X_or_clusters.dtype, np.integer):
-            raise TypeError(f"a 1-D input must hold integer cluster ids, got dtype {X_or_clusters.dtype}")
-        return X_or_clusters.astype(np.int64)
-    rows, _ = shape_of(X_or_clusters)
+def _kmeans_clusters(X: Any, seed: int) -> np.ndarray:
+    rows, _ = shape_of(X)
     k = int(min(rows, max(2, round(np.sqrt(rows)))))
-    return KMeans(k, seed=seed).fit(X_or_clusters).labels_
+    return KMeans(k, seed=seed).fit(X).labels_
 
 
 def _select_among(
@@ -88,15 +86,20 @@ def split(
     *,
     mode: str = "stratified",
     labels: Any = None,
+    clusters: Any = None,
     method: str = "kcenter",
     metric: str = "l2",
+    within: Any = None,
+    pooling: str = "mean",
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Split rows into named parts, cluster-aware.
+    """Split samples into named parts, cluster-aware; a sample's vectors always stay on one side.
 
     Args:
-        X_or_clusters: a cluster id per row (1-D int array), or vectors (array, tensor, VectorTable), which are
-            clustered by k-means with k = sqrt(rows).
+        X_or_clusters: a cluster id per row (1-D int array; -1 marks a sample with no cluster, which goes
+            nowhere), or vectors (array, tensor, VectorTable), which are clustered by k-means with
+            k = sqrt(samples). A VectorTable answers in sample ids (a sample with several vectors is pooled by
+            ``pooling``: "mean" or "first"), an array in row ids.
         sizes: e.g. ``{"train": 0.8, "val": 0.2}`` (fractions summing to <= 1) or counts; rows left over go nowhere.
         mode: "stratified" puts every cluster into every split in proportion (each split gets a cluster's rows
             in proportion to the split's size, +-1); "disjoint" keeps every cluster inside one split (no
@@ -104,12 +107,16 @@ def split(
             needs vectors) fills every split but the last by ``select(method=...)`` among the rows still free,
             with per-label quotas when ``labels`` are given, and gives the last split the rest.
         labels: a class id per row, for mode="coreset": each split takes its share of every label.
+        clusters: with vectors, the cluster id per row (e.g. ``table.column("cluster")``) that "stratified" and
+            "disjoint" use instead of their own k-means (several vectors of a sample vote).
         method: the selection method of mode="coreset" (any of ``select``'s; "kcenter" as Goldener).
         metric: "l2" or "cosine", for mode="coreset".
+        within: ids to split (e.g. those ``dedup`` kept); None: all.
+        pooling: how a table's sample with several vectors becomes one, as in ``select``.
         seed: seed of the draws.
 
     Returns:
-        {name: sorted row ids}.
+        {name: sorted ids}: sample ids for a VectorTable, row ids otherwise.
 
     Example:
         >>> parts = split(np.array([0] * 8 + [1] * 4), {"train": 0.75, "val": 0.25}, seed=0)
@@ -118,19 +125,45 @@ def split(
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    given_clusters = isinstance(X_or_clusters, np.ndarray) and X_or_clusters.ndim == 1
     if mode == "coreset":
-        if isinstance(X_or_clusters, np.ndarray) and X_or_clusters.ndim == 1:
+        if given_clusters:
             raise ValueError("mode='coreset' selects by distance: pass the vectors, not cluster ids")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        rows, _ = shape_of(X_or_clusters)
-        label_ids = None if labels is None else check_labels(labels, "labels", rows)
-        return _coreset(X_or_clusters, _targets(sizes, rows), label_ids, method, metric, seed)
-    if labels is not None:
+    elif labels is not None:
         raise ValueError(f"labels is used by mode='coreset'; mode={mode!r} splits by clusters")
-    clusters = _cluster_ids(X_or_clusters, seed)
+    if given_clusters:
+        if not np.issubdtype(X_or_clusters.dtype, np.integer):
+            raise TypeError(f"a 1-D input must hold integer cluster ids, got dtype {X_or_clusters.dtype}")
+        if clusters is not None:
+            raise ValueError("clusters is for vectors; X_or_clusters already holds cluster ids")
+        view = as_samples(X_or_clusters.astype(np.float32)[:, None])
+        cluster_ids: np.ndarray | None = X_or_clusters.astype(np.int64)
+    else:
+        view = as_samples(X_or_clusters, pooling=pooling)
+        cluster_ids = None if clusters is None else view.per_sample(clusters, "clusters", vote=True)
+    label_ids = None if labels is None else view.per_sample(labels, "labels")
+    inside = np.arange(len(view)) if within is None else np.unique(view.positions(within, "within"))
+    if cluster_ids is not None:
+        inside = inside[cluster_ids[inside] >= 0]  # samples with no cluster go nowhere
+    if len(inside) < len(view):
+        view = view.restrict(inside)
+        cluster_ids = None if cluster_ids is None else cluster_ids[inside]
+        label_ids = None if label_ids is None else label_ids[inside]
+    targets = _targets(sizes, len(view))
+    if mode == "coreset":
+        parts = _coreset(view.X, targets, label_ids, method, metric, seed)
+    else:
+        if cluster_ids is None:
+            cluster_ids = _kmeans_clusters(view.X, seed)
+        parts = _by_clusters(cluster_ids, targets, mode, seed)
+    return {name: np.sort(view.answer(positions)) for name, positions in parts.items()}
+
+
+def _by_clusters(clusters: np.ndarray, targets: dict[str, int], mode: str, seed: int) -> dict[str, np.ndarray]:
+    """Stratified or disjoint parts of the rows, by their clusters."""
     rows = len(clusters)
-    targets = _targets(sizes, rows)
     rng = np.random.default_rng(seed)
     _, dense = np.unique(clusters, return_inverse=True)
     cluster_sizes = np.bincount(dense)
@@ -142,7 +175,7 @@ def split(
         order = order[np.argsort((rank + phase[grouped]) / cluster_sizes[grouped], kind="stable")]
         out, begin = {}, 0
         for name, count in targets.items():
-            out[name] = np.sort(order[begin : begin + count])
+            out[name] = order[begin : begin + count]
             begin += count
         return out
     # disjoint: clusters in random order, each to the split furthest below its target
@@ -161,33 +194,71 @@ def split(
 
 
 def leakage(
-    splits: Mapping[str, Any], X: Any, *, threshold: float = 0.95, chunk_rows: int = 4096
-) -> list[tuple[str, int, str, int, float]]:
-    """Pairs of rows in different splits whose cosine similarity is at least ``threshold`` (chunked: never a
-    full pairwise matrix). Returns (split_a, row_a, split_b, row_b, similarity) tuples.
+    splits: Mapping[str, Any],
+    X: Any,
+    *,
+    threshold: float | None = None,
+    space: str = "whitened",
+    pooling: str = "mean",
+    chunk_rows: int = 4096,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Pairs of samples in different splits whose cosine similarity, in the space ``dedup`` uses, is at least
+    ``threshold``: the near-identical samples that leak from one split into another.
+
+    X is read ``chunk_rows`` rows at a time (a VectorTable streams from disk; a full pairwise matrix is never made).
+
+    Args:
+        splits: {name: ids}, as ``split`` returns them (sample ids for a VectorTable, row ids for arrays).
+        X: (rows, dim) array, tensor or VectorTable (several vectors of a sample pooled by ``pooling``).
+        threshold: cosine in (0, 1]; None: the space's default, as ``dedup``.
+        space: "whitened", "centred" or "raw", as ``dedup`` (fitted on all of X).
+        pooling: "mean" or "first", as ``select``.
+        chunk_rows: rows compared at a time.
+        seed: seed of the whitening's row sample.
+
+    Returns:
+        Arrays of equal length, one entry per pair, most similar first: ``split_a``, ``id_a``, ``split_b``,
+        ``id_b`` and ``cosine``.
 
     Example:
         >>> X = np.array([[1.0, 0], [1.0, 0.01], [0, 1]])
-        >>> [(a, i, b, j) for a, i, b, j, _ in leakage({"train": [0, 2], "val": [1]}, X)]
-        [('train', 0, 'val', 1)]
+        >>> found = leakage({"train": [0, 2], "val": [1]}, X, space="raw")
+        >>> found["split_a"].tolist(), found["id_a"].tolist(), found["id_b"].tolist()
+        (['train'], [0], [1])
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    rows, _ = shape_of(X)
-    names = list(splits)
-    ids = {name: check_row_ids(splits[name], f"splits[{name!r}]", rows) for name in names}
-    x = as_matrix(X)
-    check_finite(x, "X")
-    warn_if_degenerate(x, "leakage")
-    x = torch.nn.functional.normalize(x, dim=1)
-    found: list[tuple[str, int, str, int, float]] = []
+    threshold = _check_threshold(threshold, space=check_space(space))
+    check_int(chunk_rows, "chunk_rows", minimum=1)
+    if not isinstance(splits, Mapping) or not splits:
+        raise ValueError(f"splits must be a non-empty dict of {{name: ids}}, got {splits!r:.80}")
+    view = as_samples(X, pooling=pooling)
+    positions = {name: np.sort(view.positions(ids, f"splits[{name!r}]")) for name, ids in splits.items()}
+    cosine = fit_space_on([("X", view.X)], space, seed, chunk_rows)
+    names = list(positions)
+    found: list[tuple[np.ndarray, ...]] = []
     for a_index, a in enumerate(names):
         for b in names[a_index + 1 :]:
-            right = x[torch.from_numpy(ids[b])]
-            for start in range(0, len(ids[a]), chunk_rows):
-                rows_a = ids[a][start : start + chunk_rows]
-                similarity = x[torch.from_numpy(rows_a)] @ right.T
-                i, j = torch.nonzero(similarity >= threshold, as_tuple=True)
-                for p, q in zip(i.tolist(), j.tolist()):
-                    found.append((a, int(rows_a[p]), b, int(ids[b][q]), float(similarity[p, q])))
-    return found
+            for a_start in range(0, len(positions[a]), chunk_rows):
+                rows_a = positions[a][a_start : a_start + chunk_rows]
+                left = torch.nn.functional.normalize(cosine.apply(rows_at(view.X, rows_a)), dim=1)
+                for b_start in range(0, len(positions[b]), chunk_rows):
+                    rows_b = positions[b][b_start : b_start + chunk_rows]
+                    right = torch.nn.functional.normalize(cosine.apply(rows_at(view.X, rows_b)), dim=1)
+                    similarity = left @ right.T
+                    i, j = torch.nonzero(similarity >= threshold, as_tuple=True)
+                    if len(i):
+                        values = similarity[i, j].double().numpy()
+                        pair_names = (np.full(len(i), a), np.full(len(i), b))
+                        found.append((pair_names[0], rows_a[i.numpy()], pair_names[1], rows_b[j.numpy()], values))
+    no_ids, no_names = np.zeros(0, dtype=np.int64), np.array([], dtype=str)
+    found.append((no_names, no_ids, no_names, no_ids, np.zeros(0)))
+    split_a, rows_a, split_b, rows_b, values = (np.concatenate(parts) for parts in zip(*found))
+    order = np.argsort(-values, kind="stable")
+    return {
+        "split_a": split_a[order],
+        "id_a": view.answer(rows_a[order]),
+        "split_b": split_b[order],
+        "id_b": view.answer(rows_b[order]),
+        "cosine": values[order],
+    }
+
