@@ -15,6 +15,14 @@ inertia of each final model is computed the same way (float64 distances to the n
 printed. Cells whose estimated time exceeds --cell-seconds are skipped and listed. scikit-learn's Lloyd runs where
 --sklearn-max cells allow.
 
+Each cell runs once per --metrics (default: l2, then cosine on the same rows). For cosine, curata.KMeans(metric=
+"cosine") gets the raw rows (its time includes normalising them and its degenerate-rows check), faiss.Kmeans
+(spherical=True) and the torch Lloyd rows normalised beforehand, all the same unit initial centroids; the inertia is
+that of the unit rows (2 - 2 cos to the nearest centre), scikit-learn has no cosine and sits out. The "vs l2" column
+is curata's cosine time per iteration over its l2 time in the same cell (goal <= 1.1). Issue 30 found a cosine fit
+at 3.5x its l2 fit, from a copy of the rows on every k-means++ call: seeding, which the given initial centroids here
+skip (tests/clustering/test_parallel_seeding.py guards that copy).
+
 On a GPU (--device cuda) the competitor is faiss's GPU k-means when faiss sees a GPU, else a plain torch Lloyd on the
 same GPU (one GEMM per chunk, argmin, index_add: the reference code's approach); the table adds the share of the
 card's fp32 and tf32 matrix peak, measured in the same run.
@@ -23,7 +31,7 @@ Goal (issue 16): worst ratio <= 1.0, median <= 0.8, same inertia within 1 %.
 
     python bench/kmeans_grid.py [--rows 10000 100000 1000000 --dims 32 64 128 256 384 768 1024
                                  --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --pause 0.3
-                                 --real]
+                                 --metrics l2 cosine --real]
 """
 
 from __future__ import annotations
@@ -65,8 +73,15 @@ def matrix_peak(device: str) -> dict[str, float]:
     return peak
 
 
-def torch_lloyd(X: torch.Tensor, init: torch.Tensor, iters: int) -> torch.Tensor:
-    """The plain GPU Lloyd the reference code runs: scores by one GEMM per chunk, argmin, means by index_add."""
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """The rows scaled to unit length (a zero row stays zero), as cosine k-means sees them."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def torch_lloyd(X: torch.Tensor, init: torch.Tensor, iters: int, spherical: bool = False) -> torch.Tensor:
+    """The plain GPU Lloyd the reference code runs: scores by one GEMM per chunk, argmin, means by index_add; with
+    ``spherical`` (unit rows), the means are scaled back to unit length."""
     centers = init.clone()
     k = len(centers)
     chunk = max(1, int(1e9 // (4 * k)))  # about 1 GB of scores at a time
@@ -81,6 +96,8 @@ def torch_lloyd(X: torch.Tensor, init: torch.Tensor, iters: int) -> torch.Tensor
             counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float64))
         filled = counts > 0
         centers[filled] = (sums[filled] / counts[filled].unsqueeze(1)).float()
+        if spherical:
+            centers = torch.nn.functional.normalize(centers, dim=1)
     return centers
 
 
@@ -100,20 +117,28 @@ def sync(device: str) -> None:
 
 
 def run_cell(
-    X: np.ndarray, k: int, args: argparse.Namespace, competitor: str, repeats: int, warm: bool
+    X: np.ndarray, k: int, args: argparse.Namespace, competitor: str, repeats: int, warm: bool, metric: str = "l2"
 ) -> dict[str, float]:
     """Seconds per iteration of curata and the competitor (best of repeats), and the inertia of each. Each timed
     run follows a pause; with ``warm``, also an untimed run of the same contender right before it, so that a run of
     a few milliseconds finds its own threads awake (faiss's OpenMP threads, asleep after the pause, made its 10k-row
-    passes 1.2-3.5x slower than back to back) and nobody else's spinning."""
+    passes 1.2-3.5x slower than back to back) and nobody else's spinning. For cosine, the competitors get the unit
+    rows (curata the raw ones: it normalises them itself)."""
+    cosine = metric == "cosine"
     init = X[np.random.default_rng(1).choice(len(X), k, replace=False)]
+    theirs_X = unit_rows(X) if cosine else X
+    if cosine:
+        init = unit_rows(init)
     times: dict[str, list[float]] = {"curata": [], "competitor": [], "sklearn": []}
     inertia: dict[str, float] = {}
     X_device = torch.from_numpy(X).to(args.device) if args.device != "cpu" else None
-    run_sklearn = args.device == "cpu" and X.size * k <= args.sklearn_max
+    theirs_device = torch.from_numpy(theirs_X).to(args.device) if args.device != "cpu" else None
+    run_sklearn = args.device == "cpu" and X.size * k <= args.sklearn_max and not cosine
 
     def ours() -> tuple[float, np.ndarray]:
-        model = KMeans(k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", device=args.device)
+        model = KMeans(
+            k, n_iter=args.iters, init=init, tol=0.0, empty_clusters="split", metric=metric, device=args.device
+        )
         sync(args.device)
         start = time.perf_counter()
         model.fit(X_device if X_device is not None else X)
@@ -122,10 +147,10 @@ def run_cell(
 
     def theirs() -> tuple[float, np.ndarray]:
         if competitor == "torch Lloyd":
-            assert X_device is not None
+            assert theirs_device is not None
             sync(args.device)
             start = time.perf_counter()
-            centers = torch_lloyd(X_device, torch.from_numpy(init).to(args.device), args.iters)
+            centers = torch_lloyd(theirs_device, torch.from_numpy(init).to(args.device), args.iters, cosine)
             sync(args.device)
             return (time.perf_counter() - start) / args.iters, centers.cpu().numpy()
         import faiss
@@ -137,10 +162,11 @@ def run_cell(
             seed=1,
             max_points_per_centroid=1 << 30,
             early_stop_threshold=-1.0,
+            spherical=cosine,
             gpu=args.device != "cpu",
         )
         start = time.perf_counter()
-        model.train(X, init_centroids=init)
+        model.train(theirs_X, init_centroids=init)
         return (time.perf_counter() - start) / len(model.iteration_stats), model.centroids
 
     def sklearn() -> tuple[float, np.ndarray]:
@@ -160,7 +186,7 @@ def run_cell(
             seconds, centers = run()
             times[name].append(seconds)
             if name != "sklearn":
-                inertia[name] = inertia_of(X, centers, args.device)
+                inertia[name] = inertia_of(theirs_X, centers, args.device)
     out = {name: min(values) for name, values in times.items() if values}
     out["inertia_gap"] = inertia["curata"] / inertia["competitor"] - 1
     return out
@@ -181,6 +207,7 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="also EfficientNet-Lite0 features (runs/evidence/train)")
     parser.add_argument("--real-path", type=Path, default=Path("runs/evidence/train"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--metrics", nargs="+", choices=["l2", "cosine"], default=["l2", "cosine"])
     args = parser.parse_args()
     try:
         import faiss
@@ -225,16 +252,18 @@ def main() -> None:
             print(f"no cached EfficientNet-Lite0 features at {args.real_path} (make evidence writes them)")
     rate = 0.5 * peak["fp32"] * 1e9  # a conservative rate for the estimate
     gpu_columns = args.device != "cpu"
-    header = "| data | N | d | k | curata s/iter | " + competitor + " s/iter | ratio | inertia gap |"
+    header = "| data | N | d | k | metric | curata s/iter | " + competitor + " s/iter | ratio | inertia gap |"
     header += " sklearn s/iter |" if not gpu_columns else " % fp32 peak | % tf32 peak |"
+    header += " vs l2 |"
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     ratios: list[float] = []
     gaps: list[float] = []
+    versus_l2: list[float] = []
     skipped: list[str] = []
     for source, n, d, k in cells:
         flops = 2.0 * n * k * d
-        estimate = flops * (2 * args.iters + 1) * args.repeats / rate
+        estimate = flops * (2 * args.iters + 1) * args.repeats * len(args.metrics) / rate
         if estimate > args.cell_seconds:
             skipped.append(f"{source} {n}x{d} k={k} (~{estimate:.0f} s)")
             continue
@@ -247,25 +276,39 @@ def main() -> None:
         # 2.5 ms from one run to the next here): more repeats where they cost little
         small = estimate < args.small_cell_seconds
         repeats = max(args.repeats, args.small_cell_repeats) if small else args.repeats
-        r = run_cell(X, k, args, competitor, repeats, warm=small)
-        ratio = r["curata"] / r["competitor"]
-        ratios.append(ratio)
-        gaps.append(r["inertia_gap"])
-        row = (
-            f"| {source} | {n} | {d} | {k} | {r['curata']:.4f} | {r['competitor']:.4f} | {ratio:.2f} | "
-            f"{100 * r['inertia_gap']:+.2f} % |"
-        )
-        if gpu_columns:
-            achieved = flops / r["curata"] / 1e9
-            row += f" {100 * achieved / peak['fp32']:.0f} % | {100 * achieved / peak['tf32']:.0f} % |"
-        else:
-            row += f" {r['sklearn']:.4f} |" if "sklearn" in r else " - |"
-        print(row, flush=True)
+        l2_time = None
+        for metric in args.metrics:
+            r = run_cell(X, k, args, competitor, repeats, warm=small, metric=metric)
+            ratio = r["curata"] / r["competitor"]
+            ratios.append(ratio)
+            gaps.append(r["inertia_gap"])
+            row = (
+                f"| {source} | {n} | {d} | {k} | {metric} | {r['curata']:.4f} | {r['competitor']:.4f} | {ratio:.2f} | "
+                f"{100 * r['inertia_gap']:+.2f} % |"
+            )
+            if gpu_columns:
+                achieved = flops / r["curata"] / 1e9
+                row += f" {100 * achieved / peak['fp32']:.0f} % | {100 * achieved / peak['tf32']:.0f} % |"
+            else:
+                row += f" {r['sklearn']:.4f} |" if "sklearn" in r else " - |"
+            if metric == "l2":
+                l2_time = r["curata"]
+            if metric == "cosine" and l2_time is not None:
+                versus_l2.append(r["curata"] / l2_time)
+                row += f" {versus_l2[-1]:.2f} |"
+            else:
+                row += " - |"
+            print(row, flush=True)
     if ratios:
         print(
-            f"\n{len(ratios)} cells: ratio curata / {competitor} worst {max(ratios):.2f}, median "
+            f"\n{len(ratios)} rows: ratio curata / {competitor} worst {max(ratios):.2f}, median "
             f"{float(np.median(ratios)):.2f}, best {min(ratios):.2f}; largest inertia gap "
             f"{100 * max(abs(g) for g in gaps):.2f} %"
+        )
+    if versus_l2:
+        print(
+            f"curata cosine / l2 time per iteration: worst {max(versus_l2):.2f}, median "
+            f"{float(np.median(versus_l2)):.2f} (goal <= 1.1)"
         )
     if skipped:
         print(f"skipped {len(skipped)} cells over --cell-seconds {args.cell_seconds:g}: " + "; ".join(skipped))
