@@ -92,7 +92,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
     epoch. ``state_dict``/``load_state_dict`` resume mid-epoch (torchdata's ``StatefulDataLoader`` uses them).
 
     Args:
-        clusters: one cluster id (int >= 0) per sample; or (sample, cluster) pairs, shape (P, 2), to list a
+        clusters: one cluster id (int >= 0; -1: a sample with no cluster, never drawn, as ``cluster()`` gives
+            samples with no vector) per sample; or (sample, cluster) pairs, shape (P, 2), to list a
             sample in every cluster it falls in (``cluster(..., per_sample="all")``; "exactly once" then holds
             per pair); or a column name of ``table`` (its vector-level ids reduced to one per sample by majority).
         batch_size: B.
@@ -178,6 +179,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
             (int(laid_sizes[a]), int(offsets[a]), int(offsets[b])) for a, b in zip(run_edges[:-1], run_edges[1:])
         ]
         digest = hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=16)
+        if self._samples is not None:  # which sample each entry draws decides the batches too
+            digest.update(np.ascontiguousarray(self._samples).tobytes())
         settings = (self.batch_size, strategy, pacing, self.shuffle, self.drop_last, self.force_same_size)
         digest.update(repr(settings).encode())
         self._fingerprint = digest.hexdigest()
@@ -219,7 +222,7 @@ class ClusterBatchSampler(Sampler[list[int]]):
         clusterer = KMeans(n_clusters, seed=seed) if clusterer is None else clusterer
         settings = {"clusterer": repr(clusterer), "n_clusters": n_clusters, "seed": seed}
         if table.get_attr("cluster_settings") == settings and "cluster" in table.columns:
-            per_sample = per_sample_majority(table.column("idx"), table.column("cluster"))
+            per_sample = per_sample_majority(table.column("idx"), table.column("cluster"), len(dataset))
         else:
             per_sample = cluster(table, clusterer, n_clusters=n_clusters, seed=seed)
             table.set_attr("cluster_settings", settings)
@@ -238,7 +241,8 @@ class ClusterBatchSampler(Sampler[list[int]]):
         if isinstance(clusters, str):
             if table is None:
                 raise ValueError(f"clusters names a column ({clusters!r}); pass the VectorTable as table=")
-            return per_sample_majority(table.column("idx"), table.column(clusters).astype(np.int64)), None
+            ids = per_sample_majority(table.column("idx"), table.column(clusters).astype(np.int64))
+            return ClusterBatchSampler._cluster_ids(ids, None)
         ids = np.asarray(clusters.cpu() if hasattr(clusters, "cpu") else clusters)
         samples = None
         if ids.ndim == 2 and ids.shape[1] == 2:  # (sample, cluster) pairs: a sample listed in several clusters
@@ -250,10 +254,19 @@ class ClusterBatchSampler(Sampler[list[int]]):
             )
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"clusters must hold integer ids, got dtype {ids.dtype}")
-        if ids.min() < 0:
-            raise ValueError(f"clusters must be >= 0, got {int(ids.min())} at sample {int(np.argmin(ids))}")
+        if ids.min() < -1:
+            raise ValueError(
+                f"clusters must be >= 0, or -1 for a sample with no cluster (no vector), got {int(ids.min())} at "
+                f"sample {int(np.argmin(ids))}"
+            )
         if samples is not None and samples.min() < 0:
             raise ValueError("sample ids in (sample, cluster) pairs must be >= 0")
+        if ids.min() == -1:  # samples with no cluster (unreadable, empty mask) are never drawn
+            drawn = np.flatnonzero(ids >= 0)
+            if len(drawn) == 0:
+                raise ValueError("clusters holds no sample with a cluster (all are -1): nothing to draw")
+            samples = drawn if samples is None else samples[drawn]
+            ids = ids[drawn]
         return ids.astype(np.int64), samples
 
     @staticmethod
