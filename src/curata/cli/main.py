@@ -451,17 +451,17 @@ def _explore(args: argparse.Namespace) -> None:
     if len(sources) > 1:
         raise ValueError(f"explore takes at most one source of the samples, got {', '.join('--' + s for s in sources)}")
     table = _checked_vectors(args)
-    idx = table.column("idx")
+    known = table.sample_ids()
     tree = np.load(args.labels, allow_pickle=False) if args.labels else None
-    curated = _rows_of(args.curated, "--curated", idx) if args.curated else None
-    selected = _rows_of(args.selected, "--selected", idx) if args.selected else None
+    curated = _id_file(args.curated, "--curated", known) if args.curated else None
+    selected = _id_file(args.selected, "--selected", known) if args.selected else None
     splits = {}
     for item in args.splits or []:
         name, _, file = item.partition("=")
         if not name or not file:
             raise ValueError(f"--splits must be name=FILE.npy, got {item!r}")
-        splits[name] = _rows_of(file, f"--splits {name}", idx)
-    duplicates = _duplicate_rows(args.duplicates, idx) if args.duplicates else None
+        splits[name] = _id_file(file, f"--splits {name}", known)
+    duplicates = _duplicate_groups(args.duplicates, known) if args.duplicates else None
     if sources:
         source = build_source(args, "text" if args.texts else "image")
     else:  # the source describe recorded with the table, when it did
@@ -493,17 +493,16 @@ def _explore(args: argparse.Namespace) -> None:
 
 
 def _rows_of(file: str, flag: str, idx: np.ndarray) -> np.ndarray:
-    """The rows (vectors) of the sample ids in ``file``: every row of each sample."""
+    """The rows (vectors) of the sample ids in ``file``, every row of each sample: what ``report`` reads."""
     ids = _id_file(file, flag, np.unique(idx))
     return np.flatnonzero(np.isin(idx, ids))
 
 
-def _duplicate_rows(file: str, idx: np.ndarray) -> list[np.ndarray]:
-    """dedup's duplicates.jsonl as groups of rows, the kept sample's first: a sample's first row stands for it."""
+def _duplicate_groups(file: str, known: np.ndarray) -> list[np.ndarray]:
+    """dedup's duplicates.jsonl as groups of sample ids, the kept one first, each checked to be in the table."""
     path = Path(file)
     if not path.is_file():
         raise FileNotFoundError(f"--duplicates {file!r} does not exist")
-    ids, first = np.unique(idx, return_index=True)
     groups = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -515,11 +514,10 @@ def _duplicate_rows(file: str, idx: np.ndarray) -> list[np.ndarray]:
             raise ValueError(
                 f'--duplicates {file!r} line {number} is not a dedup group ({{"kept": id, "removed": [ids]}})'
             ) from None
-        at = np.minimum(np.searchsorted(ids, members), len(ids) - 1)
-        if len(ids) == 0 or (ids[at] != members).any():
-            missing = members[ids[at] != members][0] if len(ids) else members[0]
-            raise ValueError(f"--duplicates {file!r} line {number} names sample {int(missing)}, not in --vectors")
-        groups.append(first[at])
+        missing = np.setdiff1d(members, known)
+        if len(missing):
+            raise ValueError(f"--duplicates {file!r} line {number} names sample {int(missing[0])}, not in --vectors")
+        groups.append(members)
     return groups
 
 
