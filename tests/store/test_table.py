@@ -114,7 +114,7 @@ def test_overwrite_replaces_table(tmp_path):
     VectorTable.from_arrays(tmp_path / "a", np.ones((2, 2)))
     table = VectorTable.from_arrays(tmp_path / "a", np.zeros((3, 4)), overwrite=True)
     assert len(table) == 3 and table.dim == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.lock", "a"]  # no staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no staging nor lock file left
 
 
 def _second_data_file(tmp_path):
@@ -160,7 +160,7 @@ def test_staging_left_by_a_kill_is_removed_on_open_and_said(tmp_path):
     (tmp_path / ".t.staging-0123456789ab" / "data").mkdir(parents=True)  # a create or overwrite killed mid-write
     with pytest.warns(RuntimeWarning, match=r"removed \.t\.staging-0123456789ab \(left by an interrupted write\)"):
         assert len(VectorTable.open(tmp_path / "t")) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".t.lock", "t"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
     # the fallback's kill between its two renames: no table at the path, the old one retired beside it
     (tmp_path / "t").rename(tmp_path / ".t.retired-0123456789ab")
     with pytest.warns(RuntimeWarning, match="restored .t.retired-0123456789ab to t"):
