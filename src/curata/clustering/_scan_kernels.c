@@ -133,26 +133,35 @@ __attribute__((target("avx2"))) static void scan_row_avx2(const float *s, const 
     locate(s, bias, cols, v1, v2, want_i2, find, out);
 }
 
-static int has_avx2(void) {
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return known;
-}
 #endif
 
-#ifdef SCAN_AVX512
-int has_avx512(void) {
+/* what the CPU has, for the kernels this build carries; first asked when the module loads (PyInit), so that the
+ * pass threads only ever read it */
+static int cpu_simd(void) {
     static int known = -1;
     if (known < 0) {
+        int level = SIMD_NONE;
+#ifdef SCAN_AVX2
         __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        if (__builtin_cpu_supports("avx2")) level = __builtin_cpu_supports("avx512f") ? SIMD_AVX512 : SIMD_AVX2;
+#endif
+        known = level;
     }
     return known;
 }
 
+static int simd_cap = SIMD_AVX512;
+
+void set_simd_cap(int level) { simd_cap = level < SIMD_NONE ? SIMD_NONE : level > SIMD_AVX512 ? SIMD_AVX512 : level; }
+
+int simd_level(void) {
+    int cpu = cpu_simd();
+    return cpu < simd_cap ? cpu : simd_cap;
+}
+
+int has_avx512(void) { return simd_level() == SIMD_AVX512; }
+
+#ifdef SCAN_AVX512
 #define MERGE16(a1, a2, b1, b2)                                              \
     do {                                                                     \
         __m512 lo_ = _mm512_min_ps(a1, b1), hi_ = _mm512_max_ps(a1, b1);     \
@@ -315,10 +324,6 @@ __attribute__((target("avx512f"))) void panel_gemm(const float *x, int64_t ldx, 
 #endif
 
 
-#ifndef SCAN_AVX512
-int has_avx512(void) { return 0; }
-#endif
-
 /* The squared distance of two rows as sixteen lanes: lane l sums (x[j] - c[j])^2 over j = l, l + 16, ... in order,
  * then lanes l and l + 8, l and l + 4, l and l + 2, l and l + 1 are added. The same order in both versions and in
  * the numpy fallback (score_scan.row_distances), one float32 operation at a time. */
@@ -358,20 +363,28 @@ float row_distance(const float *x, const float *c, int64_t dim) {
     return distance_portable(x, c, dim);
 }
 
+int scan_kernel(int64_t cols) {
+    int level = simd_level();
+    if (level >= SIMD_AVX512 && cols >= SCAN512_FROM) return SIMD_AVX512;
+    if (level >= SIMD_AVX2 && cols >= 16) return SIMD_AVX2;
+    return SIMD_NONE;
+}
+
 void scan_row(const float *s, const float *bias, int64_t cols, Best *out, int want_i2) {
+    switch (scan_kernel(cols)) {
 #ifdef SCAN_AVX512
-    if (cols >= SCAN512_FROM && has_avx512()) {
+    case SIMD_AVX512:
         scan_row_avx512(s, bias, cols, out, want_i2);
         return;
-    }
 #endif
 #ifdef SCAN_AVX2
-    if (cols >= 16 && has_avx2()) {
+    case SIMD_AVX2:
         scan_row_avx2(s, bias, cols, out, want_i2);
         return;
-    }
 #endif
-    scan_row_scalar(s, bias, cols, out);
+    default:
+        scan_row_scalar(s, bias, cols, out);
+    }
 }
 
 void add_rows_f32(float *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld) {

@@ -18,8 +18,20 @@ typedef struct {
     int64_t i1, i2;
 } Best;
 
-/* whether this CPU runs the AVX-512 kernels (panel_gemm) */
+/* The instruction sets the kernels may use, in order. */
+enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
+
+/* The widest the kernels use: what the CPU has (and the build carries), capped by set_simd_cap, so that a machine
+ * with AVX-512 runs, in tests, the kernels a CPU without it runs. The cap is set between calls (score_scan.py, with
+ * the GIL held, before any pass), never while a pass runs. */
+int simd_level(void);
+void set_simd_cap(int level);
+
+/* whether the kernels use AVX-512 (panel_gemm, the 16-lane scan and distances): simd_level() == SIMD_AVX512 */
 int has_avx512(void);
+
+/* The kernel scan_row takes for a row of `cols` columns: SIMD_AVX512, SIMD_AVX2 or SIMD_NONE (scalar). */
+int scan_kernel(int64_t cols);
 
 /* A row's smallest value (score + bias, bias may be NULL) and its column, and the smallest of the other columns; its
  * column only with want_i2 (else 0). Ties go to the lowest column, as numpy's argmin. */

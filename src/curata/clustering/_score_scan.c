@@ -18,11 +18,34 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "_scan_kernels.h"
 #include "_scan_pass.h"
 #include "_thread_team.h"
+
+/* How many calls took each kernel (kernel_uses()): the tests that force a path (CURATA_SIMD, set_simd) check that
+ * it is the one that ran. Counted by the bindings with the GIL held, once a call, not once a row. */
+enum { USE_SCAN_SCALAR, USE_SCAN_AVX2, USE_SCAN_AVX512, USE_DISTANCE_PORTABLE, USE_DISTANCE_AVX512, USE_PANEL_GEMM,
+       USE_SCAN_PASS, USE_COUNT };
+static const char *use_names[USE_COUNT] = {"scan_scalar",     "scan_avx2",  "scan_avx512", "distance_portable",
+                                           "distance_avx512", "panel_gemm", "scan_pass"};
+static long long uses[USE_COUNT];
+
+/* scan_kernel's answer (SIMD_NONE, SIMD_AVX2, SIMD_AVX512) as the matching USE_SCAN_* */
+static void count_scan(int64_t cols) { uses[USE_SCAN_SCALAR + scan_kernel(cols)]++; }
+
+static void count_distance(void) { uses[has_avx512() ? USE_DISTANCE_AVX512 : USE_DISTANCE_PORTABLE]++; }
+
+static const char *simd_names[] = {"none", "avx2", "avx512"}; /* indexed by SIMD_NONE, SIMD_AVX2, SIMD_AVX512 */
+
+/* the SIMD_* level named `name`, or -1 */
+static int simd_named(const char *name) {
+    for (int level = SIMD_NONE; level <= SIMD_AVX512; level++)
+        if (strcmp(name, simd_names[level]) == 0) return level;
+    return -1;
+}
 
 static int parse(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, void **ptrs, int64_t *sizes,
                  Py_ssize_t n_ptrs, const char *name) {
@@ -50,6 +73,7 @@ static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t narg
     float *first = p[2], *second = p[4];
     int64_t *first_at = p[3], *second_at = p[5];
     int64_t rows = n[0], cols = n[1], ld = n[2];
+    if (rows > 0) count_scan(cols);
     Py_BEGIN_ALLOW_THREADS;
     for (int64_t i = 0; i < rows; i++) {
         Best b;
@@ -80,6 +104,7 @@ static PyObject *panel_scores(PyObject *self, PyObject *const *args, Py_ssize_t 
     int64_t n[5];
     if (parse(args, nargs, 9, p, n, 4, "panel_scores") < 0) return NULL;
     if (!has_avx512()) Py_RETURN_FALSE;
+    uses[USE_PANEL_GEMM]++;
     Py_BEGIN_ALLOW_THREADS;
     panel_gemm(p[0], n[3], n[0], n[1], p[1], p[2], n[2], p[3], n[4]);
     Py_END_ALLOW_THREADS;
@@ -138,6 +163,10 @@ static PyObject *py_scan_pass(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     int64_t count, scored;
+    uses[USE_SCAN_PASS]++;
+    uses[USE_PANEL_GEMM]++;
+    count_scan(n[2]);
+    count_distance(); /* the near-ties' sums of squares, and with `exact` every row's */
     Py_BEGIN_ALLOW_THREADS;
     count = scan_pass(p[0], n[3], p[1], n[0], n[1], p[2], p[3], p[4], n[2], n[4], (float)largest, (float)unit,
                       (int)n[5], p[5], p[6], p[7], (int)n[6], (float)grow, &scored);
@@ -154,6 +183,7 @@ static PyObject *py_row_distances(PyObject *self, PyObject *const *args, Py_ssiz
     const float *x = p[0], *centers = p[1];
     const int64_t *labels = p[2];
     float *out = p[3];
+    if (n[0] > 0) count_distance();
     Py_BEGIN_ALLOW_THREADS;
     for (int64_t i = 0; i < n[0]; i++) out[i] = row_distance(x + i * n[2], centers + labels[i] * n[1], n[1]);
     Py_END_ALLOW_THREADS;
@@ -191,6 +221,38 @@ static PyObject *avx512(PyObject *self, PyObject *unused) {
     Py_RETURN_FALSE;
 }
 
+/* simd() -> the widest instruction set the kernels use now: "avx512", "avx2" or "none" */
+static PyObject *simd(PyObject *self, PyObject *unused) { return PyUnicode_FromString(simd_names[simd_level()]); }
+
+/* set_simd(name): cap the kernels at "avx512", "avx2" or "none" (what the CPU lacks stays off) */
+static PyObject *set_simd(PyObject *self, PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) return NULL;
+    int level = simd_named(name);
+    if (level < 0) {
+        PyErr_Format(PyExc_ValueError, "the SIMD level must be avx512, avx2 or none, got %R", arg);
+        return NULL;
+    }
+    set_simd_cap(level);
+    Py_RETURN_NONE;
+}
+
+/* kernel_uses() -> {kernel: calls that took it} since the module loaded */
+static PyObject *kernel_uses(PyObject *self, PyObject *unused) {
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    for (int u = 0; u < USE_COUNT; u++) {
+        PyObject *count = PyLong_FromLongLong(uses[u]);
+        if (count == NULL || PyDict_SetItemString(out, use_names[u], count) < 0) {
+            Py_XDECREF(count);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(count);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"best_two", (PyCFunction)(void (*)(void))best_two, METH_FASTCALL, "best two scores per row (see score_scan.py)"},
     {"add_rows", (PyCFunction)(void (*)(void))add_rows, METH_FASTCALL, "stage[labels[i]] += x[i] (see score_scan.py)"},
@@ -201,9 +263,25 @@ static PyMethodDef methods[] = {
     {"sum_pass", (PyCFunction)(void (*)(void))py_sum_pass, METH_FASTCALL, "per-cluster sums of a shard (see score_scan.py)"},
     {"team_spin", team_spin, METH_O, "how long idle pass threads spin, in microseconds"},
     {"avx512", avx512, METH_NOARGS, "whether panel_scores runs on this CPU"},
+    {"simd", simd, METH_NOARGS, "the widest instruction set the kernels use: avx512, avx2 or none"},
+    {"set_simd", set_simd, METH_O, "cap the kernels at avx512, avx2 or none"},
+    {"kernel_uses", kernel_uses, METH_NOARGS, "calls per kernel since the module loaded"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_score_scan", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__score_scan(void) { return PyModule_Create(&module); }
+/* CURATA_SIMD=avx512|avx2|none caps the kernels for the process, read once here (unset or empty: no cap) */
+PyMODINIT_FUNC PyInit__score_scan(void) {
+    simd_level(); /* the CPU's answer is cached before any pass thread asks */
+    const char *wanted = getenv("CURATA_SIMD");
+    if (wanted != NULL && wanted[0] != '\0') {
+        int level = simd_named(wanted);
+        if (level < 0) {
+            PyErr_Format(PyExc_ValueError, "CURATA_SIMD must be avx512, avx2 or none, got '%s'", wanted);
+            return NULL;
+        }
+        set_simd_cap(level);
+    }
+    return PyModule_Create(&module);
+}

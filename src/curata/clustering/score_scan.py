@@ -6,12 +6,19 @@ over memory; without it, or with ``CURATA_NATIVE_SCAN=0``, numpy and torch calls
 (only comparisons and float32 operations in the same order), several times more slowly: on 65,536 x 10 scores the
 numpy argmin alone took 1.1 ms where the whole scan takes a fraction of that. ``scan_pass`` and ``sum_pass`` run a
 whole pass over rows in memory on the extension's own threads (``nearest.py`` says when).
+
+The extension picks its kernels by what the CPU has: AVX-512 (the panel GEMM, the whole pass, the 16-lane scan and
+distances), else AVX2 (the 8-lane scan; the score GEMMs by the BLAS), else scalar C. ``CURATA_SIMD=avx2`` or
+``=none`` (read when the extension loads) or ``limited_simd`` caps that choice, so that a machine with AVX-512 runs
+what the others run; ``scan_path`` says which runs, ``kernel_uses`` counts the calls that took each kernel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -26,12 +33,15 @@ __all__ = [
     "add_rows",
     "best_two",
     "exact_sqrt",
+    "kernel_uses",
+    "limited_simd",
     "native_scan",
     "pack_panels",
     "panel_scores",
     "row_distances",
     "runner_up_columns",
     "scan_pass",
+    "scan_path",
     "settle_rows",
     "sum_pass",
 ]
@@ -53,6 +63,61 @@ def native_scan() -> bool:
     if flag not in ("0", "1", "false", "true", "no", "yes", ""):
         raise ValueError(f"{_ENV} must be 0 or 1, got {flag!r}")
     return flag not in ("0", "false", "no")
+
+
+def scan_path() -> str:
+    """Which code scans the scores: ``"avx512"``, ``"avx2"`` or ``"scalar"`` (the compiled kernels, capped by
+    ``CURATA_SIMD`` or ``limited_simd``), or ``"plain"`` (numpy and torch: the extension is not built, or
+    ``CURATA_NATIVE_SCAN=0``; the panel GEMM may still score blocks then, see ``cpu_gemm``).
+
+    Example:
+        >>> scan_path() in ("avx512", "avx2", "scalar", "plain")
+        True
+    """
+    if not native_scan():
+        return "plain"
+    level = _score_scan.simd()
+    return "scalar" if level == "none" else level
+
+
+def kernel_uses() -> dict[str, int]:
+    """Calls that took each compiled kernel since the extension loaded (``scan_avx512``, ``scan_avx2``,
+    ``scan_scalar``, ``distance_avx512``, ``distance_portable``, ``panel_gemm``, ``scan_pass``): counted once a
+    call, not once a row; empty without the extension.
+
+    Example:
+        >>> all(count >= 0 for count in kernel_uses().values())
+        True
+    """
+    return {} if _score_scan is None else dict(_score_scan.kernel_uses())
+
+
+@contextlib.contextmanager
+def limited_simd(level: str) -> Iterator[str]:
+    """Within the block the compiled kernels use at most ``level`` (``"avx512"``, ``"avx2"`` or ``"none"``), as on a
+    CPU that has no more, and the CPU GEMM choice follows (no panel kernel below AVX-512); yields the level in force.
+    For tests and benchmarks, between fits: not while a pass runs on another thread.
+
+    Example:
+        >>> if _score_scan is not None:
+        ...     with limited_simd("none") as level:
+        ...         print(level, scan_path() in ("scalar", "plain"))
+        ... else:
+        ...     print("none", True)
+        none True
+    """
+    from curata.clustering import cpu_gemm  # the GEMM choice is cached per process: cleared on the way in and out
+
+    if _score_scan is None:
+        raise RuntimeError("limited_simd needs the compiled curata.clustering._score_scan")
+    before = _score_scan.simd()
+    _score_scan.set_simd(level)
+    cpu_gemm.panel_gemm_preferred.cache_clear()
+    try:
+        yield _score_scan.simd()
+    finally:
+        _score_scan.set_simd(before)
+        cpu_gemm.panel_gemm_preferred.cache_clear()
 
 
 def _f32(t: torch.Tensor, name: str, any_device: bool = False) -> None:
