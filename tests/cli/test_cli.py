@@ -140,7 +140,7 @@ def test_refused_arguments_write_nothing(workdir):
         (["split", "--sizes", "train=abc"], "--sizes must be name=fraction or name=count"),
         (["dedup", "--threshold", "1.5"], "--threshold must be in"),
         (["select", "--n", "5", "--by-label"], "--by-label: --vectors 'x.npy' holds no labels"),
-        (["select", "--n", "5", "--chunk-rows", "1"], "--chunk-rows must be an int >= 2"),
+        (["select", "--n", "5", "--approx-chunk-rows", "1"], "--approx-chunk-rows must be an int >= 2"),
         (["split", "--sizes", "train=0.5", "--by-label"], "--by-label is for --mode coreset"),
         (["report", "--curated", "floats.npy"], "--curated 'floats.npy' must hold a 1-D array of integer sample ids"),
     ]

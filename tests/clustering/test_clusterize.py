@@ -48,8 +48,8 @@ def test_stratified_ids_unique_across_labels(table):
 
 
 def test_chunks_are_seeded_and_ids_unique(table):
-    a = cluster(table, KMeans(2, seed=0), chunk_size=250, seed=1)
-    b = cluster(table, KMeans(2, seed=0), chunk_size=250, seed=1)
+    a = cluster(table, KMeans(2, seed=0), approx_chunk_size=250, seed=1)
+    b = cluster(table, KMeans(2, seed=0), approx_chunk_size=250, seed=1)
     assert np.array_equal(a, b)
     assert len(np.unique(a)) == 6  # 3 chunks x 2 clusters, never reused
 
@@ -70,7 +70,7 @@ def test_tree_fit_predict_and_n_clusters(table):
     assert len(np.unique(tree)) == 12
     agglomerative = cluster(table, AgglomerativeClustering(), n_clusters=4)
     assert len(np.unique(agglomerative)) == 4
-    capped = cluster(table, KMeans(2), n_clusters=1000, chunk_size=100)
+    capped = cluster(table, KMeans(2), n_clusters=1000, approx_chunk_size=100)
     assert capped.max() >= 100  # each chunk of 100 rows got at most 100 clusters, ids still unique
 
 
@@ -100,8 +100,8 @@ def test_bad_input(table, tmp_path):
         cluster(np.ones((3, 2)), KMeans(2))
     with pytest.raises(ValueError, match="per_sample"):
         cluster(table, KMeans(2), per_sample="first")
-    with pytest.raises(ValueError, match="chunk_size"):
-        cluster(table, KMeans(2), chunk_size=0)
+    with pytest.raises(ValueError, match="approx_chunk_size"):
+        cluster(table, KMeans(2), approx_chunk_size=0)
     with pytest.raises(TypeError, match="clusterer"):
         cluster(table, object())
     unlabeled = VectorTable.from_arrays(tmp_path / "u", np.ones((4, 2)))
@@ -120,3 +120,22 @@ def test_from_dataset_reuses_stored_clusters(tmp_path):
     assert VectorTable.open(tmp_path / "vectors")._dataset.version == version
     other = ClusterBatchSampler.from_dataset(data, torch.nn.Identity(), n_clusters=3, batch_size=5, path=tmp_path)
     assert other.n_clusters == 3
+
+
+def test_a_clusterer_with_a_memory_budget_streams_the_table(table, monkeypatch):
+    """cluster() used to read the whole table first, whatever the clusterer's budget."""
+    whole_reads = []
+    read = VectorTable.vectors
+
+    def counting(self, rows=None, **kwargs):
+        if rows is None:
+            whole_reads.append(len(self))
+        return read(self, rows, **kwargs)
+
+    expected = cluster(table, KMeans(3, seed=0), stratify_by_label=True)
+    monkeypatch.setattr(VectorTable, "vectors", counting)
+    streamed = cluster(table, KMeans(3, seed=0, memory_budget=1 << 20), stratify_by_label=True)
+    assert whole_reads == []
+    assert np.array_equal(streamed, expected)
+    cluster(table, KMeans(3, seed=0))
+    assert whole_reads  # without a budget the table is read whole (the spy sees it)

@@ -195,10 +195,10 @@ def test_label_quotas_follow_goldener():
 
 
 def test_chunks_bound_the_work_and_keep_quotas(blobs):
-    picked = select(blobs, 60, method="farthest", chunk_rows=400, seed=0)
+    picked = select(blobs, 60, method="farthest", approx_chunk_rows=400, seed=0)
     assert len(np.unique(picked)) == 60
-    assert np.array_equal(picked, select(blobs, 60, method="farthest", chunk_rows=400, seed=0))
-    chunked = select(blobs, 60, method="kcenter", chunk_rows=500, seed=0)
+    assert np.array_equal(picked, select(blobs, 60, method="farthest", approx_chunk_rows=400, seed=0))
+    chunked = select(blobs, 60, method="kcenter", approx_chunk_rows=500, seed=0)
     random = [coverage(blobs, select(blobs, 60, method="random", seed=s)) for s in range(5)]
     assert coverage(blobs, chunked) < min(random)
 
@@ -252,7 +252,7 @@ def test_bad_options_and_inputs(blobs):
     with pytest.raises(ValueError, match="metric must be one of"):
         select(blobs, 3, metric="manhattan")
     with pytest.raises(ValueError, match="chunk_rows must be an int >= 2"):
-        select(blobs, 3, chunk_rows=1)
+        select(blobs, 3, approx_chunk_rows=1)
     with pytest.raises(TypeError, match="labels must hold integer ids"):
         select(blobs, 3, labels=np.zeros(len(blobs)) + 0.5)
     with pytest.raises(ValueError, match=r"labels must hold one id per row \(1500\)"):
@@ -280,15 +280,15 @@ def test_memory_budget_reads_parts_and_gives_the_chunked_answer(tmp_path, blobs,
     options = {"samples": 200, "neighbors": 50} if method == "zcore" else {}
     for metric in ("l2", "cosine"):
         budgeted = select(table, 60, method=method, metric=metric, memory_budget=budget, seed=4, **options)
-        chunked = select(wide, 60, method=method, metric=metric, chunk_rows=fitting, seed=4, **options)
+        chunked = select(wide, 60, method=method, metric=metric, approx_chunk_rows=fitting, seed=4, **options)
         assert np.array_equal(budgeted, chunked)
         in_memory = select(wide, 60, method=method, metric=metric, memory_budget=budget, seed=4, **options)
         fitting_in_memory = budget // (per_row - 1024 * 4 * 2)
-        chunked = select(wide, 60, method=method, metric=metric, chunk_rows=fitting_in_memory, seed=4, **options)
+        chunked = select(wide, 60, method=method, metric=metric, approx_chunk_rows=fitting_in_memory, seed=4, **options)
         assert np.array_equal(in_memory, chunked)
         with_labels = select(table, 60, method=method, labels=labels, memory_budget=budget, seed=4, **options)
         assert np.array_equal(
-            with_labels, select(wide, 60, method=method, labels=labels, chunk_rows=fitting, seed=4, **options)
+            with_labels, select(wide, 60, method=method, labels=labels, approx_chunk_rows=fitting, seed=4, **options)
         )
         assert np.bincount(labels[with_labels]).tolist() == [20, 20, 20]
     roomy = select(table, 60, method=method, memory_budget=1 << 30, seed=4, **options)
@@ -303,7 +303,7 @@ def test_memory_budget_errors_and_untouched_input(tmp_path, blobs):
     bad = blobs.copy()
     bad[1400, 2] = np.nan
     with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 1400\)"):
-        select(bad, 5, chunk_rows=100, memory_budget=1 << 20)
+        select(bad, 5, approx_chunk_rows=100, memory_budget=1 << 20)
     with pytest.raises(ValueError, match=r"X holds NaN or inf \(row 1400\)"):
         select(bad, 5, labels=np.arange(len(bad)) % 2)
     zero = blobs.copy()

@@ -169,7 +169,7 @@ def _checked_vectors(args: argparse.Namespace) -> Any:
                 raise ValueError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}")
     if getattr(args, "curated", None):
         _id_file(args.curated, "--curated", sample_ids_of(args.vectors))
-    check_int(getattr(args, "chunk_rows", None), "--chunk-rows", minimum=2, allow_none=True)
+    check_int(getattr(args, "approx_chunk_rows", None), "--approx-chunk-rows", minimum=2, allow_none=True)
     if getattr(args, "by_label", False):
         if getattr(args, "mode", "coreset") != "coreset":
             raise ValueError(f"--by-label is for --mode coreset; --mode {args.mode} splits by clusters")
@@ -282,7 +282,7 @@ def _select(args: argparse.Namespace) -> None:
         metric=args.metric,
         labels=_table_labels(table, args.by_label),
         exclude=args.exclude_ids,
-        chunk_rows=args.chunk_rows,
+        approx_chunk_rows=args.approx_chunk_rows,
         memory_budget=args.memory_budget,
         seed=args.seed,
         **_within(args),
@@ -614,7 +614,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--method", choices=list(METHODS), default="kcenter")
     sub.add_argument("--metric", choices=["l2", "cosine"], default="l2")
     sub.add_argument("--by-label", action="store_true", help="each label gets its share (the table's labels)")
-    sub.add_argument("--chunk-rows", type=int, default=None, help="select in random chunks of this many rows")
+    sub.add_argument(
+        "--approx-chunk-rows",
+        type=int,
+        default=None,
+        help="select in random chunks of this many rows (an approximation that bounds the cost)",
+    )
     sub.add_argument("--exclude", help="sample ids already labelled (.npy, or a text file of one id a line)")
     within(sub)
     budget(sub)

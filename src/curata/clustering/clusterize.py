@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from curata._internal.checks import check_int
+from curata.store.rows import TableRows
 from curata.store.samples import per_sample_majority
 from curata.store.table import VectorTable
 
@@ -55,7 +56,7 @@ def _fresh(clusterer: Any) -> Any:
         return copy.deepcopy(clusterer)
 
 
-def _fit_labels(clusterer: Any, X: np.ndarray, n_clusters: int | None, seed: int) -> np.ndarray:
+def _fit_labels(clusterer: Any, X: Any, n_clusters: int | None, seed: int) -> np.ndarray:
     model = _fresh(clusterer)
     if n_clusters is not None:
         if not hasattr(model, "n_clusters"):
@@ -79,7 +80,7 @@ def cluster(
     n_clusters: int | None = None,
     reducer: Any = None,
     stratify_by_label: bool = False,
-    chunk_size: int | None = None,
+    approx_chunk_size: int | None = None,
     per_sample: str = "majority",
     seed: int = 0,
 ) -> np.ndarray:
@@ -93,14 +94,18 @@ def cluster(
         n_clusters: set on the clusterer for every part (capped at the part's rows).
         reducer: dimension reduction first (see ``reduce``).
         stratify_by_label: cluster each label separately (needs a label column).
-        chunk_size: cluster random (seeded) chunks of at most this many vectors separately.
+        approx_chunk_size: cluster random (seeded) chunks of at most this many vectors separately (Goldener's
+            chunking): an approximation that bounds the cost of clusterers that grow faster than linearly; the
+            answer differs from one fit over all rows.
         per_sample: "majority" returns one cluster per sample (the most frequent among its vectors; -1 for a
             sample with no vector); "all" returns the unique (sample, cluster) pairs, an (P, 2) array that
             ``ClusterBatchSampler`` accepts, listing a sample in every cluster its vectors fall in; "same" forces
             every vector of a sample into its majority cluster (written so in ``column``) and returns as "majority".
         seed: seed of the chunking and of clusterers whose seed is unset.
 
-    Cluster ids are unique across labels and chunks: each part's ids are offset past the previous parts'.
+    Cluster ids are unique across labels and chunks: each part's ids are offset past the previous parts'. A
+    clusterer with a ``memory_budget`` (``KMeans``, ``HierarchicalKMeans``) is handed each part as lazy rows of the
+    table, so it streams them under its budget; other clusterers (and any ``reducer``) get each part in memory.
 
     Example:
         >>> import tempfile, os
@@ -114,7 +119,7 @@ def cluster(
         raise TypeError(f"table must be a VectorTable, got {type(table).__name__}")
     if per_sample not in _PER_SAMPLE:
         raise ValueError(f"per_sample must be one of {_PER_SAMPLE}, got {per_sample!r}")
-    check_int(chunk_size, "chunk_size", minimum=1, allow_none=True)
+    check_int(approx_chunk_size, "approx_chunk_size", minimum=1, allow_none=True)
     check_int(n_clusters, "n_clusters", minimum=1, allow_none=True)
     if stratify_by_label and not table.has_labels:
         raise ValueError("stratify_by_label=True needs a table with a label column")
@@ -122,24 +127,34 @@ def cluster(
         raise TypeError(f"clusterer must have fit (with labels_) or fit_predict, got {type(clusterer).__name__}")
     if len(table) == 0:
         raise ValueError("table is empty: nothing to cluster")
-    vectors = table.vectors().astype(np.float32, copy=False)
-    if reducer is not None:
-        vectors = reduce(vectors, reducer)
+    # a clusterer with a memory budget streams the table's rows itself; a reducer needs them all in memory
+    streamed = reducer is None and getattr(clusterer, "memory_budget", None) is not None
+    vectors: Any = None
+    if not streamed:
+        vectors = table.vectors().astype(np.float32, copy=False)
+        if reducer is not None:
+            vectors = reduce(vectors, reducer)
+    rows_total = len(table)
     rng = np.random.default_rng(seed)
-    strata = table.column("label") if stratify_by_label else np.zeros(len(vectors), dtype=np.int64)
-    ids = np.full(len(vectors), -1, dtype=np.int64)
+    strata = table.column("label") if stratify_by_label else np.zeros(rows_total, dtype=np.int64)
+    ids = np.full(rows_total, -1, dtype=np.int64)
     offset = 0
     for stratum in np.unique(strata):
         rows = np.flatnonzero(strata == stratum)
-        if chunk_size is not None and len(rows) > chunk_size:
+        if approx_chunk_size is not None and len(rows) > approx_chunk_size:
             shuffled = rng.permutation(rows)
-            parts = np.array_split(shuffled, -(-len(rows) // chunk_size))
+            parts = np.array_split(shuffled, -(-len(rows) // approx_chunk_size))
         else:
             parts = [rows]
         for part in parts:
-            labels = _fit_labels(clusterer, vectors[np.sort(part)], n_clusters, seed)
+            part = np.sort(part)
+            if streamed:
+                X = table if len(part) == rows_total else TableRows(table, part)
+            else:
+                X = vectors[part]
+            labels = _fit_labels(clusterer, X, n_clusters, seed)
             _, dense = np.unique(labels, return_inverse=True)
-            ids[np.sort(part)] = dense + offset
+            ids[part] = dense + offset
             offset += int(dense.max()) + 1
     sample_idx = table.column("idx")
     if per_sample == "same":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -225,7 +226,7 @@ def select(
     clusters: Any = None,
     exclude: Any = None,
     within: Any = None,
-    chunk_rows: int | None = None,
+    approx_chunk_rows: int | None = None,
     memory_budget: int | None = None,
     pooling: str = "mean",
     seed: int = 0,
@@ -254,12 +255,13 @@ def select(
             "kcenter" and "kernel_points" they are anchors, counted as already picked.
         within: ids to choose among (e.g. those ``dedup`` kept); None: all. ``labels`` and ``clusters`` still
             hold one value per row (or sample) of the whole of X.
-        chunk_rows: split each label's rows at random into chunks of at most this many rows and select in each
-            with a quota in proportion (bounds the cost of "densest"/"farthest", O(chunk_rows^2 * dim)).
+        approx_chunk_rows: split each label's rows at random into chunks of at most this many rows and select in
+            each with a quota in proportion: an approximation of the selection over all rows that bounds the cost
+            of "densest"/"farthest", O(approx_chunk_rows^2 * dim).
         memory_budget: bytes of rows and per-row working arrays held at a time (at least 1 MiB). X is then read
             one part (label, chunk) at a time, never whole, and a part that does not fit is split at random into
-            chunks that do, as ``chunk_rows`` splits it; the methods' fixed-size blocks (at most ~64 MB each) come
-            on top. None reads X whole once.
+            chunks that do, as ``approx_chunk_rows`` splits it (with a warning: the answer is then approximate);
+            the methods' fixed-size blocks (at most ~64 MB each) come on top. None reads X whole once.
         pooling: how a table's sample with several vectors becomes one: "mean" of its vectors or its "first".
         seed: seed of every random choice.
         **options: the options of "kernel_points" and "zcore" named above.
@@ -277,7 +279,7 @@ def select(
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
     _check_options(method, options)
     check_int(n, "n", minimum=1)
-    check_int(chunk_rows, "chunk_rows", minimum=2, allow_none=True)
+    check_int(approx_chunk_rows, "approx_chunk_rows", minimum=2, allow_none=True)
     check_int(memory_budget, "memory_budget", minimum=1 << 20, allow_none=True)
     check_int(seed, "seed")
     view = as_samples(X, pooling=pooling)
@@ -294,7 +296,7 @@ def select(
     if method != "random" and metric == "cosine":
         warn_if_degenerate(view.X, f"select(method={method!r}, metric='cosine')", seed)
     picked = _select_rows(
-        view.X, n, method, metric, label_ids, cluster_ids, excluded, chunk_rows, memory_budget, seed, options
+        view.X, n, method, metric, label_ids, cluster_ids, excluded, approx_chunk_rows, memory_budget, seed, options
     )
     return view.answer(picked)
 
@@ -317,6 +319,16 @@ def _select_rows(
     if n > pool:
         raise ValueError(f"n ({n}) is larger than the pool ({pool} rows that are not excluded)")
     chunk = _chunk_for_budget(method, dim, chunk_rows, memory_budget, isinstance(X, (VectorTable, TableRows)))
+    if chunk is not None and chunk != chunk_rows:
+        largest = rows if label_ids is None else int(np.unique(label_ids, return_counts=True)[1].max())
+        if largest > chunk:
+            warnings.warn(
+                f"select: memory_budget={memory_budget} holds {chunk} rows of this method at a time, fewer than the "
+                f"{largest} of the largest part: it selects in random chunks, an approximation of the selection "
+                "over all rows; raise memory_budget for the exact answer",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     rng = np.random.default_rng(seed)
     parts = _parts(rows, n, excluded, label_ids, chunk, rng)
     whole = None
