@@ -64,8 +64,10 @@ def test_webdataset_shards_then_info(workdir, capsys):
     shown = capsys.readouterr().out
     assert "rows: 23" in shown and "dim: 5" in shown and "WebDatasetShards of 24 samples" in shown
     assert "00005.png: UnidentifiedImageError" in shown
+    assert "no vector: 1 samples (no cluster): 5" in shown
     assert command_line(["info", "run/vectors", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["unreadable"] == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["unreadable"] == 1 and info["without_vector_first"] == [5]
     # an explorer page of the same samples, with the curated subset and its tree
     main(["curate", "--vectors", "run/vectors", "--levels", "6", "2", "--target", "8", "--out", "cur"])
     main(["explore", "--vectors", "run/vectors", "--webdataset", "shard-*.tar", "--labels", "cur/labels.npy",

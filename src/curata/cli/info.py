@@ -20,15 +20,23 @@ def table_info(path: Any) -> dict[str, Any]:
         >>> info["rows"], info["dim"], info["dtype"], info["normalize"]
         (3, 2, 'float32', 'none')
     """
+    import numpy as np
+
     from curata.store.table import VectorTable
 
     table = VectorTable.open(path)
     fingerprint = table.fingerprint
     unreadable = table.get_attr("unreadable", [])
+    present = table.sample_ids()
+    length = int(fingerprint.get("dataset_length", int(present.max()) + 1 if len(present) else 0))
+    # samples of the dataset with no vector: unreadable, an empty mask, a shard not written yet
+    missing = np.setdiff1d(np.arange(length), present, assume_unique=True)
     return {
         "table": str(table.path),
         "rows": len(table),
-        "samples": int(len(table.sample_ids())),
+        "samples": int(len(present)),
+        "without_vector": int(len(missing)),
+        "without_vector_first": missing[:10].tolist(),
         "dim": table.dim,
         "dtype": table.dtype,
         "columns": table.columns,
@@ -64,6 +72,9 @@ def run_info(args: argparse.Namespace) -> None:
     for key in ("table", "rows", "samples", "dim", "dtype", "columns", "labels", "normalize", "produced_by"):
         value = ", ".join(info[key]) if isinstance(info[key], list) else info[key]
         print(f"{key:>12}: {value}")
+    first = ", ".join(str(i) for i in info["without_vector_first"])
+    more = ", ..." if info["without_vector"] > len(info["without_vector_first"]) else ""
+    print(f"{'no vector':>12}: {info['without_vector']} samples (no cluster)" + (f": {first}{more}" if first else ""))
     print(
         f"{'unreadable':>12}: {info['unreadable']}"
         + "".join(f"\n{'':>14}{u['where']}: {u['reason']}" for u in info["unreadable_first"])
