@@ -165,3 +165,16 @@ def test_staging_left_by_a_kill_is_removed_on_open_and_said(tmp_path):
     (tmp_path / "t").rename(tmp_path / ".t.retired-0123456789ab")
     with pytest.warns(RuntimeWarning, match="restored .t.retired-0123456789ab to t"):
         assert len(VectorTable.open(tmp_path / "t")) == 3
+
+
+def test_a_path_through_a_missing_folder_is_refused_before_any_write(tmp_path, monkeypatch):
+    """from_arrays on work/sub/../tbl used to stage under work/ and then fail in the rename, leaving it there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(ValueError, match=r"climbs \(\.\.\) out of 'work/sub', which does not exist"):
+        VectorTable.from_arrays("work/sub/../tbl", np.ones((3, 2)))
+    with pytest.raises(ValueError, match="which does not exist"):
+        VectorTable.create("work/sub/../tbl", dim=2)
+    assert list((tmp_path / "work").iterdir()) == []
+    (tmp_path / "work" / "sub").mkdir()
+    assert len(VectorTable.from_arrays("work/sub/../tbl", np.ones((3, 2)))) == 3

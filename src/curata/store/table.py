@@ -95,6 +95,24 @@ def _as_numpy(values: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be array-like, got {type(values).__name__}") from exc
 
 
+def _new_table_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` for a table about to be written, refused before any write when it climbs (``..``) out of a folder
+    that does not exist: the operating system cannot resolve it, though Lance would write through it.
+
+    Example:
+        >>> _new_table_path("runs/../vectors").name
+        'vectors'
+    """
+    path = Path(path)
+    for depth, part in enumerate(path.parts):
+        if part == ".." and not Path(*path.parts[:depth]).is_dir():
+            raise ValueError(
+                f"path {str(path)!r} climbs (..) out of {str(Path(*path.parts[:depth]))!r}, which does not exist: "
+                "create that folder, or give the path without '..'"
+            )
+    return path
+
+
 class DamagedTableError(ValueError):
     """A data file of the table is missing or not the size its manifest records."""
 
@@ -232,7 +250,7 @@ class VectorTable:
             >>> len(t)
             0
         """
-        path = Path(path)
+        path = _new_table_path(path)
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         _check_dtype(dtype)
@@ -305,7 +323,7 @@ class VectorTable:
             >>> t.column("idx_vector").tolist()
             [0, 1, 0, 1]
         """
-        path = Path(path)
+        path = _new_table_path(path)
         array = _as_numpy(vectors, "vectors")
         if array.ndim != 2 or array.shape[1] < 1:
             raise ValueError(f"vectors must be a 2-D array (rows, dim), got shape {array.shape}")
