@@ -45,7 +45,7 @@ def test_fires_on_raw_pooled_cnn_features_and_not_on_centred_ones(pooled_feature
     assert len([w for w in caught if "nearly parallel" in str(w.message)]) == 1  # once, not once per level
     for run in (
         lambda: select(features, 10, method="kcenter", metric="cosine"),
-        lambda: leakage({"a": np.arange(10), "b": np.arange(10, 20)}, features),
+        lambda: leakage({"a": np.arange(10), "b": np.arange(10, 20)}, features, space="raw"),
         lambda: dedup(features, space="raw", max_removed=1.0),
     ):
         with pytest.warns(RuntimeWarning, match="nearly parallel"):

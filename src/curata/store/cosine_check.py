@@ -46,9 +46,13 @@ def cosine_spread(X: Any, seed: int = 0, sample_rows: int = SAMPLE_ROWS) -> tupl
     block = block[norms > 0] / norms[norms > 0, None]
     if len(block) < 2:
         return float("nan"), float("nan"), len(block)
-    similarity = block @ block.T
-    upper = similarity[torch.triu_indices(len(block), len(block), offset=1).unbind()]
-    return float(upper.median()), float(torch.quantile(upper.float(), 0.05)), len(block)
+    similarity = (block @ block.T).numpy()
+    upper = similarity[np.triu_indices(len(block), 1)]
+    # torch's median (the lower middle value) and linear 5th percentile, by partial sorts: torch.quantile sorted
+    # all ~500k values, a fixed 0.2 s of every cosine fit
+    median = float(np.partition(upper, (len(upper) - 1) // 2)[(len(upper) - 1) // 2])
+    low = float(np.quantile(upper.astype(np.float32), 0.05))
+    return median, low, len(block)
 
 
 def warn_if_degenerate(X: Any, stage: str, seed: int = 0) -> float:
