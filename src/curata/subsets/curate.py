@@ -9,8 +9,9 @@ import numpy as np
 
 from curata._internal.checks import check_int
 from curata._internal.grouping import order_within_groups
+from curata.subsets import label_shares as shares_
 
-__all__ = ["curate", "water_fill"]
+__all__ = ["curate", "water_fill"]  # balance and label_allocation: curata.subsets.label_shares
 
 _STRATEGIES = ("random", "closest")
 
@@ -104,51 +105,8 @@ def _one_row_per_sample(labels: np.ndarray, sample_ids: np.ndarray) -> np.ndarra
     return np.sort(first[first >= 0])
 
 
-def curate(
-    tree: Any,
-    target_size: int,
-    *,
-    strategy: str = "random",
-    multiplier: int = 1,
-    within: Any = None,
-    seed: int = 0,
-) -> np.ndarray:
-    """Ids of a balanced subset of ``target_size`` samples, sampled top-down through the cluster tree.
-
-    At every node the budget is split over its children by water-filling (small clusters give all they have, the
-    large ones share the rest equally); in the level-1 clusters the picks are random members (``"random"``) or
-    those nearest the centroid (``"closest"``). ``multiplier`` m lets a row be picked up to m times. When the
-    pool cannot fill the target, all it can give is returned with a warning.
-
-    A tree fitted on a VectorTable answers in sample ids (its ``sample_ids_``); a sample with several vectors
-    takes part once, by a row of its most frequent level-1 cluster. Rows labelled -1 (no cluster: a sample with
-    no vector, as ``cluster()`` returns it) are never picked.
-
-    Args:
-        tree: a fitted ``HierarchicalKMeans`` or ``KMeans``, or labels (rows,) / (rows, levels), level 1 first.
-        target_size: samples wanted.
-        strategy: "random" or "closest" (needs the tree's ``distances_``).
-        multiplier: how many times one row may be picked.
-        within: ids (sample ids for a tree fitted on a table, else row ids) to choose among; None: all.
-        seed: seed of the random draws.
-
-    Returns:
-        Sorted ids: sample ids for a tree fitted on a VectorTable, else row positions in the clustered rows (a row
-        picked twice appears twice).
-
-    Example:
-        >>> labels = np.array([0] * 90 + [1] * 9 + [2])
-        >>> picked = curate(labels, 10, seed=0)
-        >>> np.bincount(labels[picked]).tolist()
-        [5, 4, 1]
-    """
-    check_int(target_size, "target_size", minimum=1)
-    check_int(multiplier, "multiplier", minimum=1)
-    if strategy not in _STRATEGIES:
-        raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
-    labels, distances, sample_ids = _tree_arrays(tree)
-    if strategy == "closest" and distances is None:
-        raise ValueError("strategy 'closest' needs distances: pass a fitted tree with distances_")
+def _pool_rows(labels: np.ndarray, sample_ids: np.ndarray | None, within: Any) -> np.ndarray:
+    """The rows curate draws from: with a cluster, inside ``within``, one per sample."""
     usable = (labels >= 0).all(axis=1)
     if within is not None:
         from curata._internal.checks import check_row_ids
@@ -164,25 +122,135 @@ def curate(
     rows = np.flatnonzero(usable)
     if sample_ids is not None and len(np.unique(sample_ids[rows])) < len(rows):
         rows = rows[_one_row_per_sample(labels[rows], sample_ids[rows])]
+    return rows
+
+
+def curate(
+    tree: Any,
+    target_size: int,
+    *,
+    strategy: str = "random",
+    multiplier: int = 1,
+    within: Any = None,
+    labels: Any = None,
+    label_shares: Any = "balanced",
+    within_label: str = "concepts",
+    report: bool = False,
+    seed: int = 0,
+) -> Any:
+    """Ids of a balanced subset of ``target_size`` samples, sampled top-down through the cluster tree.
+
+    At every node the budget is split over its children by water-filling (small clusters give all they have, the
+    large ones share the rest equally); in the level-1 clusters the picks are random members (``"random"``) or
+    those nearest the centroid (``"closest"``). ``multiplier`` m lets a row be picked up to m times. When the
+    pool cannot fill the target, all it can give is returned with a warning.
+
+    This balances the embedding's clusters, not classes. With ``labels`` the target is first shared over the
+    labels (``label_allocation``: "balanced" water-fills equal shares, "proportional" follows the pool, a
+    {label: share} dict gives those shares, labels it leaves out getting none), and each label's share is then
+    drawn from that label's rows: by balanced sampling through the tree restricted to them (``within_label=
+    "concepts"``), through its top level only ("coarse"), or uniformly ("random"). Rows labelled -1 are
+    unlabelled and left out when labels are given.
+
+    A tree fitted on a VectorTable answers in sample ids (its ``sample_ids_``); a sample with several vectors
+    takes part once, by a row of its most frequent level-1 cluster (whose label it takes). Rows labelled -1 in
+    the tree (no cluster: a sample with no vector, as ``cluster()`` returns it) are never picked.
+
+    Args:
+        tree: a fitted ``HierarchicalKMeans`` or ``KMeans``, or labels (rows,) / (rows, levels), level 1 first.
+        target_size: samples wanted.
+        strategy: "random" or "closest" (needs the tree's ``distances_``).
+        multiplier: how many times one row may be picked.
+        within: ids (sample ids for a tree fitted on a table, else row ids) to choose among; None: all.
+        labels: None, or a class label per row of the tree, or per sample (ascending sample id) for a tree with
+            ``sample_ids_``; integers (-1: unlabelled) or strings.
+        label_shares: with labels: "balanced", "proportional" or {label: share}.
+        within_label: with labels: "concepts", "coarse" or "random".
+        report: also return a ``BalanceReport`` (pool vs subset cluster and class balance).
+        seed: seed of the random draws.
+
+    Returns:
+        Sorted ids: sample ids for a tree fitted on a VectorTable, else row positions in the clustered rows (a row
+        picked twice appears twice); with ``report=True``, (ids, report).
+
+    Example:
+        >>> labels = np.array([0] * 90 + [1] * 9 + [2])
+        >>> picked = curate(labels, 10, seed=0)
+        >>> np.bincount(labels[picked]).tolist()
+        [5, 4, 1]
+        >>> classes = np.array([0] * 50 + [1] * 50)
+        >>> np.bincount(classes[curate(labels, 10, labels=classes, seed=0)]).tolist()
+        [5, 5]
+    """
+    check_int(target_size, "target_size", minimum=1)
+    check_int(multiplier, "multiplier", minimum=1)
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
+    shares_.check_shares(label_shares, within_label)
+    tree_labels, distances, sample_ids = _tree_arrays(tree)
+    if strategy == "closest" and distances is None:
+        raise ValueError("strategy 'closest' needs distances: pass a fitted tree with distances_")
+    per_row = None if labels is None else shares_.row_labels(labels, len(tree_labels), sample_ids)
+    rows = _pool_rows(tree_labels, sample_ids, within)
+    what = shares_.sentence(per_row is not None, label_shares, within_label)
+    names = classes = None
+    unlabelled = 0
+    if per_row is not None:
+        names, classes = shares_.label_classes(per_row[rows])
+        unlabelled = int((classes < 0).sum())
+        rows, classes = rows[classes >= 0], classes[classes >= 0]
     if len(rows) == 0:
-        raise ValueError("the tree has no row to pick from (every row is outside within= or has no cluster)")
-    picked = rows[
-        _balanced_rows(
-            labels[rows], None if distances is None else distances[rows], target_size, strategy, multiplier, seed
+        raise ValueError(
+            "the tree has no row to pick from (every row is outside within=, has no cluster or is unlabelled)"
         )
-    ]
-    return picked if sample_ids is None else np.sort(sample_ids[picked])
+    pool_labels = tree_labels[rows]
+    pool_distances = None if distances is None else distances[rows]
+    if classes is None:
+        positions = _balanced_rows(pool_labels, pool_distances, target_size, strategy, multiplier, seed)
+    else:
+        sizes = np.bincount(classes, minlength=len(names))
+        weights = shares_.label_weights(names, label_shares)
+        budget = shares_.label_allocation(multiplier * sizes, target_size, weights)
+        levels = {"concepts": pool_labels, "coarse": pool_labels[:, -1:], "random": pool_labels[:, :0]}[within_label]
+        positions = _balanced_rows(
+            _within_classes(levels, classes), pool_distances, target_size, strategy, multiplier, seed, classes, budget
+        )
+    picked = rows[positions]
+    ids = picked if sample_ids is None else np.sort(sample_ids[picked])
+    if not report:
+        return ids
+    return ids, shares_.make_report(pool_labels, positions, what, classes, names, unlabelled)
+
+
+def _within_classes(levels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The tree's levels split by class: node ids of (class, cluster) at each level; the class alone when the
+    tree has no level left (within_label="random")."""
+    if levels.shape[1] == 0:
+        return classes[:, None]
+    out = np.empty(levels.shape, dtype=np.int64)
+    for t in range(levels.shape[1]):
+        out[:, t] = np.unique(classes * (int(levels[:, t].max()) + 1) + levels[:, t], return_inverse=True)[1]
+    return out
 
 
 def _balanced_rows(
-    labels: np.ndarray, distances: np.ndarray | None, target_size: int, strategy: str, multiplier: int, seed: int
+    labels: np.ndarray,
+    distances: np.ndarray | None,
+    target_size: int,
+    strategy: str,
+    multiplier: int,
+    seed: int,
+    top: np.ndarray | None = None,
+    top_budget: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Vo et al.'s balanced hierarchical sampling over the rows of ``labels`` (all >= 0): sorted row positions."""
+    """Vo et al.'s balanced hierarchical sampling over the rows of ``labels`` (all >= 0): sorted row positions.
+    ``top`` (a group per row, e.g. its class) with ``top_budget`` (picks per group) replaces the root's single
+    budget of ``target_size``."""
     rng = np.random.default_rng(seed)
     rows, levels = labels.shape
     # node sizes and parents per level, from the top level down
-    budget = np.array([int(target_size)], dtype=np.int64)
-    parent_of_rows = np.zeros(rows, dtype=np.int64)  # the root
+    budget = np.array([int(target_size)], dtype=np.int64) if top_budget is None else top_budget
+    parent_of_rows = np.zeros(rows, dtype=np.int64) if top is None else top  # the root, or the top groups
     for t in range(levels - 1, -1, -1):
         nodes = labels[:, t]
         count = int(nodes.max()) + 1
