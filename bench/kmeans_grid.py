@@ -29,17 +29,25 @@ card's fp32 and tf32 matrix peak, measured in the same run.
 
 Goal (issue 16): worst ratio <= 1.0, median <= 0.8, same inertia within 1 %.
 
+--path picks curata's kernels: "compiled" (the default: what this CPU runs), "avx2" (what a CPU without AVX-512
+runs: the compiled AVX2 scan, score GEMMs by the BLAS; on this machine through the cap of
+curata.clustering.score_scan.limited_simd) or "plain" (no compiled code at all, as installed without a C compiler:
+numpy and torch alone). The header names the scan that ran and the GEMM.
+
     python bench/kmeans_grid.py [--rows 10000 100000 1000000 --dims 32 64 128 256 384 768 1024
                                  --ks 10 100 1000 10000 --iters 10 --repeats 2 --cell-seconds 60 --pause 0.3
-                                 --metrics l2 cosine --real]
+                                 --metrics l2 cosine --real --path compiled|avx2|plain]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import platform
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -48,7 +56,32 @@ import torch
 from kmeans import mixture, sgemm_peak  # bench/kmeans.py: the same mixture and peak as the single-shape bench
 
 from curata import KMeans
+from curata.clustering import score_scan
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred
+
+
+@contextlib.contextmanager
+def kernel_path(path: str) -> Iterator[None]:
+    """Within the block curata runs the --path kernels: "compiled" as they are, "avx2" capped at AVX2, "plain" with
+    the compiled scan off (CURATA_NATIVE_SCAN=0) and the kernels capped at none, so that no compiled code runs."""
+    if path == "compiled" or (path == "plain" and score_scan._score_scan is None):
+        yield
+        return
+    if score_scan._score_scan is None:
+        raise SystemExit(f"--path {path} needs the compiled curata.clustering._score_scan")
+    before = os.environ.get("CURATA_NATIVE_SCAN")
+    if path == "plain":
+        os.environ["CURATA_NATIVE_SCAN"] = "0"
+    try:
+        with score_scan.limited_simd("avx2" if path == "avx2" else "none") as level:
+            if path == "avx2" and level != "avx2":
+                raise SystemExit("--path avx2: this CPU has no AVX2")
+            yield
+    finally:
+        if path == "plain" and before is None:
+            del os.environ["CURATA_NATIVE_SCAN"]
+        elif path == "plain":
+            os.environ["CURATA_NATIVE_SCAN"] = before
 
 
 def real_features(path: Path) -> np.ndarray | None:
@@ -208,7 +241,14 @@ def main() -> None:
     parser.add_argument("--real-path", type=Path, default=Path("runs/evidence/train"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--metrics", nargs="+", choices=["l2", "cosine"], default=["l2", "cosine"])
+    parser.add_argument("--path", choices=["compiled", "avx2", "plain"], default="compiled", help="curata's kernels")
     args = parser.parse_args()
+    with kernel_path(args.path):
+        grid(args)
+
+
+def grid(args: argparse.Namespace) -> None:
+    """The cells, run and printed, under the kernels main() put in force."""
     try:
         import faiss
 
@@ -227,6 +267,7 @@ def main() -> None:
         else f"{platform.machine()}, {torch.get_num_threads()} threads, CPU GEMMs by "
         + ("our AVX-512 panel kernel (any k in memory, k >= 32 streamed), else " if panel_gemm_preferred() else "")
         + ("numpy" if numpy_gemm_preferred() else "torch")
+        + f"; --path {args.path}: {score_scan.scan_path()} scan"
     )
     print(
         f"bench/kmeans_grid.py, {date.today()}, {machine}, torch {torch.__version__}, faiss {faiss_version}; "
