@@ -245,11 +245,26 @@ def _cluster(args: argparse.Namespace) -> None:
 def _curate(args: argparse.Namespace) -> None:
     from curata.subsets.curate import curate
 
+    if args.labels_from_table and not _has_labels(Path(args.vectors)):
+        raise ValueError(f"--labels-from-table: --vectors {args.vectors!r} holds no labels (a 'label' column)")
     table = _checked_vectors(args)
     started = time.perf_counter()
     checkpoint = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     tree = _tree_or_kmeans(args).fit(table, **checkpoint)
-    ids = curate(tree, args.target, strategy=args.strategy, seed=args.seed, **_within(args))
+    by_label = {"labels": table.column("label")} if args.labels_from_table else {}
+    ids, balance = curate(
+        tree,
+        args.target,
+        strategy=args.strategy,
+        seed=args.seed,
+        label_shares=args.label_shares,
+        within_label=args.within_label,
+        report=True,
+        **by_label,
+        **_within(args),
+    )
+    if writes_outputs():  # rank 0 under torchrun
+        print(balance)
     _finish(
         args.out,
         "curate",
@@ -258,6 +273,7 @@ def _curate(args: argparse.Namespace) -> None:
         path_lists(table, {"curated": ids}),
         target=args.target,
         picked=len(ids),
+        balance=balance.to_dict(),
     )
 
 
@@ -608,6 +624,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--target", type=int, required=True)
     sub.add_argument("--strategy", choices=["random", "closest"], default="random")
     sub.add_argument("--checkpoint", type=Path, help="save each finished level here; a rerun resumes from it")
+    sub.add_argument("--labels-from-table", action="store_true", help="share the target over the table's labels")
+    sub.add_argument("--label-shares", choices=["balanced", "proportional"], default="balanced")
+    sub.add_argument("--within-label", choices=["concepts", "coarse", "random"], default="concepts")
     within(sub)
     sub = command("select", _select, "pick rows to annotate")
     sub.add_argument("--n", type=int, required=True)
