@@ -175,3 +175,61 @@ def test_bad_label_arguments():
         curate(tree, 2, labels=y[:3])
     with pytest.raises(ValueError, match="unlabelled"):
         curate(tree, 2, labels=np.full(4, -1))
+
+
+def test_cli_curates_by_the_tables_labels(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curata.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), [200, 100, 30, 10])
+    X = (rng.normal(size=(340, 6)) + labels[:, None] * 2).astype(np.float32)
+    pq.write_table(pa.table({"vector": list(X), "label": labels}), tmp_path / "l.parquet")
+    np.save(tmp_path / "x.npy", X)
+    main(
+        [
+            "curate",
+            "--vectors",
+            "l.parquet",
+            "--out",
+            "l",
+            "--levels",
+            "20",
+            "4",
+            "--target",
+            "80",
+            "--labels-from-table",
+        ]
+    )
+    picked = np.load(tmp_path / "l" / "curated_ids.npy")
+    assert np.bincount(labels[picked]).tolist() == [24, 23, 23, 10]
+    summary = json.loads((tmp_path / "l" / "summary.json").read_text())
+    assert summary["balance"]["class_counts"]["3"] == {"pool": 10, "subset": 10}
+    assert "classes, then concepts within each class" in capsys.readouterr().out
+    main(
+        [
+            "curate",
+            "--vectors",
+            "l.parquet",
+            "--out",
+            "p",
+            "--levels",
+            "20",
+            "--target",
+            "34",
+            "--labels-from-table",
+            "--label-shares",
+            "proportional",
+            "--within-label",
+            "random",
+        ]
+    )
+    assert np.bincount(labels[np.load(tmp_path / "p" / "curated_ids.npy")]).tolist() == [20, 10, 3, 1]
+    with pytest.raises(ValueError, match="--labels-from-table: --vectors 'x.npy' holds no labels"):
+        main(["curate", "--vectors", "x.npy", "--out", "x", "--levels", "4", "--target", "9", "--labels-from-table"])
+    assert not (tmp_path / "x").exists()
