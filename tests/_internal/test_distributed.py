@@ -37,12 +37,9 @@ def test_two_gloo_processes_equal_one(tmp_path):
     result = torchrun("distributed_job.py", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     two = np.load(out)
-    np.testing.assert_allclose(two["flat_centers"], single["flat_centers"], rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(two["flat_inertia"], single["flat_inertia"], rtol=1e-5)
-    np.testing.assert_allclose(two["parallel_centers"], single["parallel_centers"], rtol=1e-4, atol=1e-4)
-    for key in ("flat_labels", "sampled_labels", "parallel_labels", "tree_labels", "curated"):
+    # fixed-point sums: the same bits as one process, not merely close
+    for key in single:
         assert np.array_equal(two[key], single[key]), key
-    np.testing.assert_allclose(two["tree_centroids_1"], single["tree_centroids_1"], rtol=1e-4, atol=1e-4)
     # the sampler under a real process group: equal lengths, disjoint samples, the in-process simulation's batches
     from curata import ClusterBatchSampler
 
@@ -54,3 +51,23 @@ def test_two_gloo_processes_equal_one(tmp_path):
         simulated = ClusterBatchSampler(clusters, 16, seed=0, drop_last=True, num_replicas=2, rank=r)
         simulated.set_epoch(2)
         assert np.array_equal(np.array(list(simulated)), ranks[r])
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_any_number_of_processes_gives_one_process_s_fit_bit_for_bit(tmp_path):
+    """Issue 30: on crowded, uncentred CNN-like features, float sums rounded in an order that followed the sharding
+    moved centroids by their last bits, near-tie labels flipped and fits parted (3 processes: 151 of 6,000 KMeans
+    labels and most centroid values differed). Fixed-point sums make 1, 2 and 3 processes agree bit for bit."""
+    sys.path.insert(0, str(HERE / "_internal"))
+    from sharding_job import crowded_features, fit_all
+
+    X = crowded_features()
+    np.save(tmp_path / "X.npy", X)
+    single = fit_all(X)
+    for processes in (2, 3):
+        out = tmp_path / f"{processes}.npz"
+        result = torchrun("_internal/sharding_job.py", str(tmp_path / "X.npy"), str(out), processes=processes)
+        assert result.returncode == 0 or TEARDOWN_ABORT in result.stderr, result.stderr[-3000:]
+        several = np.load(out)
+        for key in single:
+            assert np.array_equal(several[key], single[key]), (processes, key)

@@ -6,6 +6,7 @@ import torch
 import curata.clustering.nearest
 from curata.clustering import cpu_gemm
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred, single_threaded_blas
+from curata.clustering.fixed_point import from_fixed
 from curata.clustering.nearest import nearest_centroids
 from curata.store.rows import MemoryShard
 
@@ -80,13 +81,13 @@ def test_every_gemm_finds_the_true_nearest_centroid_and_sums(monkeypatch, metric
         monkeypatch.setattr(curata.clustering.nearest, "numpy_gemm_preferred", lambda numpy_gemm=numpy_gemm: numpy_gemm)
         monkeypatch.setattr(curata.clustering.nearest, "panel_gemm_preferred", lambda panel=panel: panel)
         shard = MemoryShard(x, metric, 0, len(x))
-        labels, d2, sums = nearest_centroids(shard, centers, metric, 256, True)
+        labels, d2, sums = nearest_centroids(shard, centers, metric, 256, True, sum_bits=40)
         assert torch.equal(labels, want_labels)
         assert torch.allclose(d2.double(), want_d2, rtol=1e-4, atol=1e-4)
         want_sums = torch.zeros(len(centers), 48, dtype=torch.float64).index_add_(0, want_labels, x.double())
         assert sums is not None
-        assert torch.allclose(sums[:, :-1], want_sums, rtol=1e-5, atol=1e-4)
-        assert torch.equal(sums[:, -1], torch.bincount(want_labels, minlength=len(centers)).double())
+        assert torch.allclose(from_fixed(sums[:, :-1], 40), want_sums, rtol=1e-5, atol=1e-4)
+        assert torch.equal(sums[:, -1], torch.bincount(want_labels, minlength=len(centers)))
         results.append(labels)
     assert all(torch.equal(results[0], other) for other in results[1:])
 

@@ -69,7 +69,7 @@ def test_a_pass_under_serial_main_thread_still_uses_every_core(monkeypatch):
     alone = nearest_centroids(shard, centers, "l2", 512, True)
     assert torch.equal(labels, alone[0]) and torch.equal(d2, alone[1])
     assert sums is not None and alone[2] is not None
-    assert torch.allclose(sums, alone[2], rtol=1e-6)  # float32 partial sums differ with the workers' shares
+    assert torch.equal(sums, alone[2])  # fixed-point sums: the workers' shares do not matter
 
 
 needs_native_pass = pytest.mark.skipif(
@@ -186,9 +186,10 @@ def test_more_workers_than_the_compiled_team_takes(monkeypatch):
     assert torch.equal(labels, exact) and sums is not None and int(sums[:, -1].sum()) == len(x)
 
 
-def test_gpu_sums_add_in_a_fixed_order_without_torch_s_deterministic_mode(monkeypatch):
+def test_sums_off_cpu_need_no_deterministic_mode(monkeypatch):
     """The per-cluster sums off CPU once switched torch.use_deterministic_algorithms on for the whole process while a
-    pass ran (and off after it); index_put_(accumulate=True) is the kernel that mode ran, with nothing switched."""
+    pass ran; fixed-point sums are integers, the same in any order of the adds, with nothing switched."""
+    from curata.clustering.fixed_point import to_fixed
     from curata.clustering.nearest import stage_rows
 
     def switched(*args, **kwargs):
@@ -196,12 +197,14 @@ def test_gpu_sums_add_in_a_fixed_order_without_torch_s_deterministic_mode(monkey
 
     monkeypatch.setattr(torch, "use_deterministic_algorithms", switched)
     rng = np.random.default_rng(0)
-    block = torch.from_numpy(rng.integers(-50, 50, size=(500, 7)).astype(np.float32))  # exact sums in any order
+    block = torch.from_numpy(rng.normal(size=(500, 7)).astype(np.float32))
     labels = torch.from_numpy(rng.integers(0, 9, size=500))
-    stage = torch.zeros(9, 7)
-    stage_rows(stage, labels, block, native=False)
-    expected = torch.zeros(9, 7).index_add_(0, labels, block)
-    assert torch.equal(stage, expected) and not torch.are_deterministic_algorithms_enabled()
+    stage = torch.zeros(9, 7, dtype=torch.int64)
+    stage_rows(stage, labels, block, 30, native=False)
+    backwards = torch.zeros(9, 7, dtype=torch.int64)
+    for i in reversed(range(500)):  # the other order, one row at a time
+        backwards[labels[i]] += to_fixed(block[i], 30)
+    assert torch.equal(stage, backwards) and not torch.are_deterministic_algorithms_enabled()
 
 
 def test_nested_and_overlapping_fp32_blocks_put_the_setting_back_once():

@@ -62,17 +62,22 @@ def test_best_two_matches_numpy(monkeypatch, cols):
 
 @needs_native
 @pytest.mark.parametrize("dim", [1, 5, 64])
-def test_add_rows_matches_index_add(monkeypatch, dim):
-    x = torch.randn(3000, dim, generator=torch.Generator().manual_seed(dim))
+@pytest.mark.parametrize("bits", [-3, 0, 1, 40])
+def test_add_rows_matches_index_add(monkeypatch, dim, bits):
+    """C's rounding to fixed point (8 lanes at a time, or scalar rint) is torch's, halves to even included."""
+    x = torch.randn(3000, dim, generator=torch.Generator().manual_seed(dim)) * 50
+    x[:40] = torch.arange(40).float().unsqueeze(1) / 2 - 10  # halves and odd multiples of 2^-1: rounding ties
     labels = torch.randint(0, 17, (3000,), generator=torch.Generator().manual_seed(1))
-    start = torch.randn(17, dim, generator=torch.Generator().manual_seed(2))
+    start = torch.randint(-1000, 1000, (17, dim), generator=torch.Generator().manual_seed(2))
 
     def run():
         stage = start.clone()
-        add_rows(stage, labels, x)
+        add_rows(stage, labels, x, bits)
         return [stage]
 
     _equal(*_both(monkeypatch, run))
+    with score_scan.limited_simd("none"):  # the scalar kernel of CPUs without AVX-512
+        _equal(*_both(monkeypatch, run))
 
 
 @needs_native
@@ -126,7 +131,9 @@ def test_bad_buffers_are_refused():
     with pytest.raises(ValueError, match="scores"):
         best_two(scores.double(), None, *ok)
     with pytest.raises(ValueError, match="labels"):
-        add_rows(torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3))
+        add_rows(torch.zeros(2, 3, dtype=torch.int64), torch.tensor([0, 2]), torch.zeros(2, 3), 0)
+    with pytest.raises(ValueError, match="int64"):
+        add_rows(torch.zeros(2, 3), torch.tensor([0, 1]), torch.zeros(2, 3), 0)
     with pytest.raises(ValueError, match="close"):
         settle_rows(ok[0], ok[2], None, 1.0, 1e-6, None, None, torch.empty(2, dtype=torch.long))
 
@@ -187,26 +194,18 @@ def test_row_distances_match_numpy(monkeypatch, dim):
 
 @needs_native
 def test_sum_pass_matches_the_workers_sums():
-    """Worker w adds chunks w, w + workers, ... in float32, flushed into float64: what nearest.py's workers do."""
+    """Fixed-point sums: whatever the chunks, workers and threads, the one total of every row rounded alone."""
+    from curata.clustering.fixed_point import fraction_bits, to_fixed
+
     g = torch.Generator().manual_seed(4)
     x, labels = torch.randn(5000, 9, generator=g) * 100, torch.randint(0, 13, (5000,), generator=g)
-    chunk, workers, flush = 300, 3, 600
-    expected = torch.zeros(13, 9, dtype=torch.float64)
-    for w in range(workers):
-        stage, sums, staged = torch.zeros(13, 9), torch.zeros(13, 9, dtype=torch.float64), 0
-        for s in range(w * chunk, 5000, workers * chunk):
-            e = min(s + chunk, 5000)
-            stage.index_add_(0, labels[s:e], x[s:e])
-            staged += e - s
-            if staged >= flush and e % chunk == 0:
-                sums += stage
-                stage.zero_()
-                staged = 0
-        expected += sums + stage
-    for threads in (1, 2, 4):
-        out = sum_pass(x, labels, 13, chunk, flush, workers, threads)
-        assert torch.equal(out[:, :9], expected)
-        assert torch.equal(out[:, 9], torch.bincount(labels, minlength=13).double())
+    bits = fraction_bits(float(x.abs().max()), len(x))
+    expected = torch.zeros(13, 9, dtype=torch.int64).index_add_(0, labels, to_fixed(x, bits))
+    for chunk, workers in ((300, 3), (64, 1), (5000, 2), (7, 256)):
+        for threads in (1, 2, 4):
+            out = sum_pass(x, labels, 13, chunk, bits, workers, threads)
+            assert torch.equal(out[:, :9], expected)
+            assert torch.equal(out[:, 9], torch.bincount(labels, minlength=13))
 
 
 def test_bad_pass_arguments_are_refused():

@@ -10,7 +10,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["rank_and_world", "is_distributed", "all_reduce_sum", "shard_range", "all_gather_rows"]
+__all__ = ["rank_and_world", "is_distributed", "all_reduce_sum", "all_reduce_max", "shard_range", "all_gather_rows"]
 
 
 def is_distributed() -> bool:
@@ -57,12 +57,25 @@ def _backend_device(tensor: torch.Tensor) -> torch.device:
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` over all ranks (in place, also returned)."""
+    """Sum ``tensor`` over all ranks (in place, also returned). Float sums round in an order the backend picks, which
+    changes with the number of ranks: what must not depend on it is summed as int64 (see clustering/fixed_point.py)."""
     if not is_distributed():
         return tensor
     device = _backend_device(tensor)
     moved = tensor.to(device)
     dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+    if moved is not tensor:
+        tensor.copy_(moved.to(tensor.device))
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """The largest value over all ranks, elementwise (in place, also returned): exact, so in any order the same."""
+    if not is_distributed():
+        return tensor
+    device = _backend_device(tensor)
+    moved = tensor.to(device)
+    dist.all_reduce(moved, op=dist.ReduceOp.MAX)
     if moved is not tensor:
         tensor.copy_(moved.to(tensor.device))
     return tensor

@@ -1,5 +1,5 @@
 /* The kernels of a k-means pass over one block of rows: the scan of a row's scores for its best two, the score GEMM
- * on packed centroid panels (AVX-512), and the per-cluster float32 sums. Used by the Python bindings
+ * on packed centroid panels (AVX-512), and the per-cluster fixed-point sums. Used by the Python bindings
  * (_score_scan.c) one block at a time, and by the threaded pass (_scan_pass.c) over a whole shard. */
 #include "_scan_kernels.h"
 
@@ -387,10 +387,43 @@ void scan_row(const float *s, const float *bias, int64_t cols, Best *out, int wa
     }
 }
 
-void add_rows_f32(float *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld) {
+/* One term of a fixed-point sum: round(v * scale) half to even, scale being a power of two (exact in double). rint
+ * rounds to nearest even in the default rounding mode, as torch.round does in the Python fallback. */
+static inline int64_t fixed_term(float v, double scale) { return (int64_t)rint((double)v * scale); }
+
+#ifdef SCAN_AVX512
+static int has_avx512dq(void) {
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx512dq") ? 1 : 0;
+    return known;
+}
+
+/* to[c] += fixed_term(from[c], scale), 8 at a time: float32 -> float64 (exact), times the power of two (exact),
+ * rounded to int64 to nearest even whatever the MXCSR says (the Python fallback's torch.round) */
+__attribute__((target("avx512f,avx512dq"))) static void add_fixed8(int64_t *to, const float *from, int64_t dim,
+                                                                   double scale) {
+    const __m512d s = _mm512_set1_pd(scale);
+    for (int64_t c = 0; c < dim; c += 8) {
+        __mmask8 m = dim - c >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (dim - c)) - 1);
+        __m256 f = _mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16)m, from + c)); /* no AVX-512VL needed */
+        __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(f), s);
+        __m512i q = _mm512_cvt_roundpd_epi64(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_epi64(to + c, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, to + c), q));
+    }
+}
+#endif
+
+void add_rows_fixed(int64_t *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld,
+                    double scale) {
+#ifdef SCAN_AVX512
+    if (has_avx512() && has_avx512dq()) {
+        for (int64_t i = 0; i < rows; i++) add_fixed8(stage + labels[i] * dim, x + i * ld, dim, scale);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < rows; i++) {
-        float *to = stage + labels[i] * dim;
+        int64_t *to = stage + labels[i] * dim;
         const float *from = x + i * ld;
-        for (int64_t c = 0; c < dim; c++) to[c] += from[c];
+        for (int64_t c = 0; c < dim; c++) to[c] += fixed_term(from[c], scale);
     }
 }

@@ -45,8 +45,10 @@ void panel_gemm(const float *x, int64_t ldx, int64_t rows, int64_t dim, const fl
 /* sum((x - c)^2) over dim floats in a fixed order (sixteen lanes, then halves: see _scan_kernels.c) */
 float row_distance(const float *x, const float *c, int64_t dim);
 
-/* stage[labels[i], :] += x[i, :] in row order, one float32 add per element */
-void add_rows_f32(float *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld);
+/* stage[labels[i], :] += round(x[i, :] * scale) in int64 (scale a power of two, rounding half to even): integer
+ * adds, so the totals do not depend on the order of the rows (see curata/clustering/fixed_point.py) */
+void add_rows_fixed(int64_t *stage, const int64_t *labels, const float *x, int64_t rows, int64_t dim, int64_t ld,
+                    double scale);
 
 /* What follows the scan for one row (l2: sq = |x|^2, has_sq = 1; cosine between unit vectors: has_sq = 0): the
  * squared distance from the best score, clamped at 0, into *best (if given); the rounding bound of the scores (l2:

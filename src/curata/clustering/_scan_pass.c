@@ -16,7 +16,7 @@
 #define BOUNDED_ROWS 256        /* rows per unit of a bounded pass, of which only the stale are scored */
 #define COMBINE_CLUSTERS 64     /* clusters per unit of the final addition of the workers' sums */
 
-enum { SCORES, STAGE, SUMS, COUNTS, GATHERED, STALE }; /* team_scratch slots */
+enum { SCORES, SUMS, COUNTS, GATHERED, STALE }; /* team_scratch slots */
 
 typedef struct {
     const float *x, *x_sq, *panels, *bias, *centers;
@@ -135,66 +135,53 @@ int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, 
 typedef struct {
     const float *x;
     const int64_t *labels;
-    int64_t ldx, rows, dim, k, chunk, flush;
-    double *out;
+    int64_t ldx, rows, dim, k, chunk;
+    double scale;
+    int64_t *out;
     int64_t workers;
     atomic_int failed;
 } SumJob;
 
-/* worker w: its chunks (w, w + workers, ...) into its own float32 stage, flushed into its float64 sums */
+/* worker w: its chunks (w, w + workers, ...) into its own int64 fixed-point sums and counts */
 static void sum_unit(void *arg, int64_t w, int thread) {
     SumJob *j = arg;
     int64_t kd = j->k * j->dim;
-    float *stage = team_scratch((int)w, STAGE, (size_t)kd * sizeof(float));
-    double *sums = team_scratch((int)w, SUMS, (size_t)kd * sizeof(double));
+    int64_t *sums = team_scratch((int)w, SUMS, (size_t)kd * sizeof(int64_t));
     int64_t *counts = team_scratch((int)w, COUNTS, (size_t)j->k * sizeof(int64_t));
-    if (!stage || !sums || !counts) {
+    if (!sums || !counts) {
         atomic_store(&j->failed, 1);
         return;
     }
-    memset(stage, 0, (size_t)kd * sizeof(float));
-    memset(sums, 0, (size_t)kd * sizeof(double));
+    memset(sums, 0, (size_t)kd * sizeof(int64_t));
     memset(counts, 0, (size_t)j->k * sizeof(int64_t));
-    int64_t staged = 0;
     for (int64_t c = w; c * j->chunk < j->rows; c += j->workers) {
         int64_t s = c * j->chunk, e = s + j->chunk < j->rows ? s + j->chunk : j->rows;
-        add_rows_f32(stage, j->labels + s, j->x + s * j->ldx, e - s, j->dim, j->ldx);
+        add_rows_fixed(sums, j->labels + s, j->x + s * j->ldx, e - s, j->dim, j->ldx, j->scale);
         for (int64_t i = s; i < e; i++) counts[j->labels[i]]++;
-        staged += e - s;
-        if (staged >= j->flush && e % j->chunk == 0) {
-            for (int64_t t = 0; t < kd; t++) sums[t] += (double)stage[t];
-            memset(stage, 0, (size_t)kd * sizeof(float));
-            staged = 0;
-        }
     }
-    if (staged)
-        for (int64_t t = 0; t < kd; t++) sums[t] += (double)stage[t];
 }
 
-/* clusters [u * COMBINE_CLUSTERS, ...): the sums of worker 0 + worker 1 + ... (in that order) and the counts */
+/* clusters [u * COMBINE_CLUSTERS, ...): the workers' sums and counts added (integers: in any order, the same) */
 static void combine_unit(void *arg, int64_t u, int thread) {
     SumJob *j = arg;
     int64_t c0 = u * COMBINE_CLUSTERS, c1 = c0 + COMBINE_CLUSTERS < j->k ? c0 + COMBINE_CLUSTERS : j->k;
     for (int64_t c = c0; c < c1; c++) {
-        double *to = j->out + c * (j->dim + 1);
+        int64_t *to = j->out + c * (j->dim + 1);
         int64_t count = 0;
+        memset(to, 0, (size_t)j->dim * sizeof(int64_t));
         for (int w = 0; w < j->workers; w++) {
-            const double *from = (const double *)team_scratch(w, SUMS, 0) + c * j->dim;
-            if (w == 0) {
-                memcpy(to, from, (size_t)j->dim * sizeof(double));
-            } else {
-                for (int64_t t = 0; t < j->dim; t++) to[t] += from[t];
-            }
+            const int64_t *from = (const int64_t *)team_scratch(w, SUMS, 0) + c * j->dim;
+            for (int64_t t = 0; t < j->dim; t++) to[t] += from[t];
             count += ((const int64_t *)team_scratch(w, COUNTS, 0))[c];
         }
-        to[j->dim] = (double)count;
+        to[j->dim] = count;
     }
 }
 
 int sum_pass(const float *x, int64_t ldx, const int64_t *labels, int64_t rows, int64_t dim, int64_t k,
-             int64_t chunk, int64_t flush, int64_t workers, int64_t threads, double *out) {
+             int64_t chunk, double scale, int64_t workers, int64_t threads, int64_t *out) {
     if (workers < 1 || workers > TEAM_MAX) return -2;
-    SumJob job = {x, labels, ldx, rows, dim, k, chunk, flush, out, workers, 0};
+    SumJob job = {x, labels, ldx, rows, dim, k, chunk, scale, out, workers, 0};
     team_run((int)threads, workers, sum_unit, &job);
     if (atomic_load(&job.failed)) return -1;
     team_run((int)threads, (k + COMBINE_CLUSTERS - 1) / COMBINE_CLUSTERS, combine_unit, &job);

@@ -17,11 +17,12 @@ int64_t scan_pass(const float *x, int64_t ldx, const float *x_sq, int64_t rows, 
                   const float *bias, const float *centers, int64_t k, int64_t threads, float largest, float unit,
                   int exact, int64_t *labels, float *best, float *lower, int filled, float grow, int64_t *scored);
 
-/* Per-cluster sums of the rows and counts into out (k, dim + 1) float64, counts in the last column, on up to
- * `threads` threads. Worker w (of `workers`) adds its chunks (w, w + workers, ...) in row order into float32
- * partial sums, flushed into its float64 sums once `flush` rows are staged at a chunk's end; the workers' sums are
- * added in worker order. Returns 0, -1 when out of memory, -2 for a worker count outside [1, TEAM_MAX]. */
+/* Per-cluster sums of the rows and counts into out (k, dim + 1) int64, counts in the last column, on up to
+ * `threads` threads. Every value goes in as round(x * scale) (scale a power of two, half to even: add_rows_fixed),
+ * so that the sums are integers and the same bit for bit however the rows are split: worker w (of `workers`) adds
+ * its chunks (w, w + workers, ...), then the workers' sums are added. Returns 0, -1 when out of memory, -2 for a
+ * worker count outside [1, TEAM_MAX]. */
 int sum_pass(const float *x, int64_t ldx, const int64_t *labels, int64_t rows, int64_t dim, int64_t k,
-             int64_t chunk, int64_t flush, int64_t workers, int64_t threads, double *out);
+             int64_t chunk, double scale, int64_t workers, int64_t threads, int64_t *out);
 
 #endif

@@ -6,8 +6,8 @@
  * column, as numpy's argmin does (the Python fallback in score_scan.py takes argmin, hides it, takes argmin again,
  * and gives the same answer bit for bit: the bias is one float32 add, then only comparisons).
  *
- * add_rows: stage[labels[i]] += x[i] for i in row order, one float32 add per element, which is what torch's
- * index_add_ does on one CPU thread (same sums bit for bit).
+ * add_rows: stage[labels[i]] += round(x[i] * scale) in int64 (fixed point, see fixed_point.py): integer sums, the
+ * same bit for bit as the torch fallback's in any order.
  *
  * scan_pass, sum_pass: the same for every block of a shard in memory, on a team of threads (see _scan_pass.h).
  *
@@ -87,13 +87,13 @@ static PyObject *best_two(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
-/* add_rows(stage, labels, x, rows, dim, ld): stage[labels[i], :] += x[i, :] in row order */
+/* add_rows(stage, labels, x, rows, dim, ld, bits): stage[labels[i], :] += round(x[i, :] * 2^bits) */
 static PyObject *add_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     void *p[3];
-    int64_t n[3];
-    if (parse(args, nargs, 6, p, n, 3, "add_rows") < 0) return NULL;
+    int64_t n[4];
+    if (parse(args, nargs, 7, p, n, 3, "add_rows") < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS;
-    add_rows_f32(p[0], p[1], p[2], n[0], n[1], n[2]);
+    add_rows_fixed(p[0], p[1], p[2], n[0], n[1], n[2], ldexp(1.0, (int)n[3]));
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
 }
@@ -190,14 +190,14 @@ static PyObject *py_row_distances(PyObject *self, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
-/* sum_pass(x, labels, out, rows, dim, k, ldx, chunk, flush, workers, threads) */
+/* sum_pass(x, labels, out, rows, dim, k, ldx, chunk, bits, workers, threads): int64 out, values times 2^bits */
 static PyObject *py_sum_pass(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     void *p[3];
     int64_t n[8];
     if (parse(args, nargs, 11, p, n, 3, "sum_pass") < 0) return NULL;
     int failed;
     Py_BEGIN_ALLOW_THREADS;
-    failed = sum_pass(p[0], n[3], p[1], n[0], n[1], n[2], n[4], n[5], n[6], n[7], p[2]);
+    failed = sum_pass(p[0], n[3], p[1], n[0], n[1], n[2], n[4], ldexp(1.0, (int)n[5]), n[6], n[7], p[2]);
     Py_END_ALLOW_THREADS;
     if (failed == -2) {
         PyErr_SetString(PyExc_ValueError, "sum_pass takes 1 to 256 workers");

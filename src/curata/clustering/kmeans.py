@@ -2,6 +2,9 @@
 
 Under an initialised torch.distributed process group every rank passes the same X (array or VectorTable) and
 works on its contiguous block of rows; per-cluster sums and counts are all-reduced, never the assignments.
+Everything summed over rows that steers the fit (per-cluster sums, inertias, k-means++ potentials) is summed in
+fixed point (``curata.clustering.fixed_point``): integer sums, the same for any number of ranks, workers or chunks,
+so that a fit gives the same labels and centroids, bit for bit, under any number of processes (issue 30).
 """
 
 from __future__ import annotations
@@ -13,9 +16,23 @@ import numpy as np
 import torch
 
 from curata._internal.checks import check_finite, check_int, first_nonfinite_row
-from curata._internal.distributed import all_gather_rows, all_reduce_sum, is_distributed, rank_and_world, shard_range
+from curata._internal.distributed import (
+    all_gather_rows,
+    all_reduce_max,
+    all_reduce_sum,
+    is_distributed,
+    rank_and_world,
+    shard_range,
+)
 from curata.clustering.estimator import check_fitted, cluster_bases, validated_rows
-from curata.clustering.nearest import chunk_rows, full_fp32_matmuls, nearest_centroids, serial_main_thread
+from curata.clustering.fixed_point import fraction_bits, from_fixed, to_fixed
+from curata.clustering.nearest import (
+    chunk_rows,
+    full_fp32_matmuls,
+    largest_value,
+    nearest_centroids,
+    serial_main_thread,
+)
 from curata.clustering.parallel_seeding import kmeans_parallel, squared_distances
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
@@ -49,6 +66,32 @@ def _check_finite(x: torch.Tensor, name: str) -> None:
     bad = torch.tensor([0.0 if first_nonfinite_row(x) is None else 1.0], dtype=torch.float64)
     if all_reduce_sum(bad).item() > 0:
         raise ValueError(f"{name} holds NaN or inf")
+
+
+def _global_largest(shard: _Shard) -> float:
+    """The largest |value| over every rank's rows (a streamed shard is read once); raises on every rank when any
+    rank's rows hold NaN or inf."""
+    largest = all_reduce_max(torch.tensor([largest_value(shard)], dtype=torch.float64)).item()
+    if not math.isfinite(largest):
+        raise ValueError("X holds NaN or inf")
+    return largest
+
+
+def _distance_bound(metric: str, dim: int, largest: float, centers: torch.Tensor | None = None) -> float:
+    """A bound on a squared distance from a row (values at most ``largest``) to ``centers`` (None: to another row),
+    the same on every rank: dim (|x| + |c|)^2 elementwise, twice over for the rounding of float32 distances
+    (cosine: 2 - 2 cos <= 4, twice over)."""
+    if metric == "cosine":
+        return 8.0
+    other = largest if centers is None or centers.numel() == 0 else float(centers.abs().max())
+    if not math.isfinite(other):
+        raise ValueError("the centroids hold NaN or inf")
+    return 2.0 * dim * (largest + other) ** 2
+
+
+def _total(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """The fixed-point sum of ``values`` (int64, one element): rank by rank, added by ``all_reduce_sum`` as is."""
+    return to_fixed(values, bits).sum().reshape(1).cpu()
 
 
 def _gather_rows(shard: _Shard, ids: torch.Tensor) -> torch.Tensor:
@@ -233,8 +276,9 @@ class KMeans(*cluster_bases()):
         rank, world = _rank_world()
         start, stop = shard_range(n, rank, world)
         data = load_shard(X, start, stop, self.metric, self.device, self.memory_budget, self._chunk)
-        if isinstance(data, MemoryShard):  # a streamed shard is checked by its first pass (see _lloyd)
-            _check_finite(data.x, "X")
+        # the bound on every value that sets the fixed-point sums' resolution, one collective per fit; it also
+        # finds NaN and inf, in memory or streamed, on every rank at once
+        self._largest = _global_largest(data)
         generator = torch.Generator().manual_seed(int(self.seed))
         fit_set = data
         if self.max_points_per_centroid is not None and n > self.n_clusters * self.max_points_per_centroid:
@@ -248,7 +292,10 @@ class KMeans(*cluster_bases()):
                 bounds = None
             labels, distances, _ = nearest_centroids(data, centers, self.metric, self._chunk, False, bounds=bounds)
             labels = labels.clone()  # bounds.labels when bounded: not to be shared with the next init
-            inertia = all_reduce_sum(distances.sum(dtype=torch.float64).reshape(1)).item()
+            # the exact distances (sums of squares of each row alone) in fixed point: an inertia, and so the choice
+            # among the inits, that does not depend on the ranks
+            bits = fraction_bits(_distance_bound(self.metric, centers.shape[1], self._largest, centers), data.total)
+            inertia = from_fixed(all_reduce_sum(_total(distances, bits)), bits).item()
             if best is None or inertia < best[0]:
                 best = (inertia, centers, iterations, labels, distances)
         assert best is not None
@@ -303,36 +350,44 @@ class KMeans(*cluster_bases()):
         return str(self.init)
 
     def _kmeans_plus_plus(self, data: MemoryShard, generator: torch.Generator) -> torch.Tensor:
-        """Greedy k-means++; per pick, ranks exchange one potential each and the candidates, never row data."""
+        """Greedy k-means++; per pick, ranks exchange one potential each and the candidates, never row data.
+
+        The squared distances are rounded to fixed point (a monotone rounding, so minima commute with it) and the
+        potentials summed as int64: every rank's cumulative potential is then exactly a slice of the one process's,
+        each draw falls in exactly one rank's slice, and the candidates' potentials compare alike under any number
+        of ranks."""
         k, trials = int(self.n_clusters), 2 + int(math.log(int(self.n_clusters)))
         rank, world = _rank_world()
         x = data.x
+        bits = fraction_bits(_distance_bound(self.metric, x.shape[1], self._largest), data.total)
         centers = torch.empty((k, x.shape[1]), dtype=torch.float32, device=x.device)
         first = torch.randint(data.total, (1,), generator=generator)
         centers[0] = _gather_rows(data, first)[0]
-        closest = squared_distances(data, centers[:1], self.metric)[:, 0]
+        closest = to_fixed(squared_distances(data, centers[:1], self.metric)[:, 0], bits)
         for i in range(1, k):
-            potentials = torch.zeros(world, dtype=torch.float64)
-            potentials[rank] = closest.sum(dtype=torch.float64).item()
+            potentials = torch.zeros(world, dtype=torch.int64)
+            potentials[rank] = int(closest.sum())
             potentials = all_reduce_sum(potentials)
-            total = potentials.sum().item()
-            offset = potentials[:rank].sum().item()
-            draws = torch.rand(trials, generator=generator, dtype=torch.float64) * total
+            total = int(potentials.sum())
+            offset = int(potentials[:rank].sum())
+            # a draw in [0, total): the same integers on every rank and under any number of ranks
+            draws = (torch.rand(trials, generator=generator, dtype=torch.float64) * total).floor().long()
+            draws.clamp_(max=max(total - 1, 0))
             if total <= 0:  # every row already is a centre: take distinct rows at random
                 picks = torch.randint(data.total, (trials,), generator=generator)
                 candidates = _gather_rows(data, picks)
             else:
                 local = draws - offset
-                mine = (local >= 0) & ((local < potentials[rank]) | (rank == world - 1))
+                mine = (local >= 0) & (local < int(potentials[rank]))
                 candidates = torch.zeros((trials, x.shape[1]), dtype=torch.float32, device=x.device)
-                if bool(mine.any()) and len(x):
-                    cumulative = torch.cumsum(closest.double(), dim=0)
+                if bool(mine.any()):
+                    cumulative = torch.cumsum(closest, dim=0)
                     where = torch.searchsorted(cumulative, local[mine].to(x.device), right=True)
-                    candidates[mine.to(x.device)] = x[where.clamp_(max=len(x) - 1)]
-                candidates = all_reduce_sum(candidates)
-            to_candidates = squared_distances(data, candidates, self.metric)
-            new_potentials = torch.minimum(closest.unsqueeze(1), to_candidates).sum(dim=0, dtype=torch.float64)
-            choice = int(torch.argmin(all_reduce_sum(new_potentials.cpu())))
+                    candidates[mine.to(x.device)] = x[where]
+                candidates = all_reduce_sum(candidates)  # each row comes from one rank, zeros from the others
+            to_candidates = to_fixed(squared_distances(data, candidates, self.metric), bits)
+            new_potentials = torch.minimum(closest.unsqueeze(1), to_candidates).sum(dim=0)
+            choice = int(torch.argmin(all_reduce_sum(new_potentials.cpu())))  # ties: the first candidate
             centers[i] = candidates[choice]
             closest = torch.minimum(closest, to_candidates[:, choice])
         return centers
@@ -341,18 +396,30 @@ class KMeans(*cluster_bases()):
         previous = math.inf
         iterations = 0
         last_labels: torch.Tensor | None = None
+        dim = centers.shape[1]
+        # the same resolution on every rank and every pass: from the global largest value and row count
+        sum_bits = fraction_bits(self._largest, data.total)
         for _ in range(int(self.n_iter)):
             iterations += 1
-            labels, distances, sums = nearest_centroids(data, centers, self.metric, self._chunk, True, bounds=bounds)
+            labels, distances, sums = nearest_centroids(
+                data, centers, self.metric, self._chunk, True, bounds=bounds, sum_bits=sum_bits,
+                exact_distances=self.tol > 0,
+            )  # fmt: skip
             assert sums is not None
-            sums = all_reduce_sum(sums)  # the last column holds the counts: one collective per iteration
+            # one collective per iteration: the sums (counts in the last column), then a row of the inertia in fixed
+            # point (exact distances when tol needs it: score-based ones round with the GEMM's blocking) and the
+            # number of rows whose label changed
             changed = len(labels) if last_labels is None else int((labels != last_labels).sum())
-            local = torch.tensor([float(distances.sum(dtype=torch.float64)), float(changed)], dtype=torch.float64)
-            inertia, changed_anywhere = all_reduce_sum(local).tolist()
-            if not math.isfinite(inertia):  # every rank sees the same all-reduced value, so all raise together
-                raise ValueError("X holds NaN or inf")
+            inertia_bits = fraction_bits(_distance_bound(self.metric, dim, self._largest, centers), data.total)
+            extra = torch.zeros((1, sums.shape[1]), dtype=torch.int64, device=sums.device)
+            extra[0, 0] = _total(distances, inertia_bits)[0]
+            extra[0, 1] = changed
+            reduced = all_reduce_sum(torch.cat([sums, extra]))
+            sums = reduced[:-1]
+            inertia = from_fixed(reduced[-1, 0], inertia_bits).item()
+            changed_anywhere = int(reduced[-1, 1])
             filled = bool((sums[:, -1] > 0).all())
-            centers = self._update(sums, centers)
+            centers = self._update(sums, centers, sum_bits)
             # No label moved: the means are those of the last pass, bit for bit, so every further pass would give
             # the same centroids (unless an empty cluster is split). Stopping here gives the n_iter-pass result, sooner.
             if changed_anywhere == 0 and (filled or self.empty_clusters == "keep"):
@@ -363,11 +430,12 @@ class KMeans(*cluster_bases()):
             last_labels = labels.clone()
         return centers, iterations
 
-    def _update(self, sums: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-        counts = sums[:, -1].clone()
+    def _update(self, sums: torch.Tensor, centers: torch.Tensor, bits: int) -> torch.Tensor:
+        """The new centroids from the all-reduced fixed-point sums (int64, counts in the last column)."""
+        counts = sums[:, -1].to(torch.float64)
         filled = counts > 0
         # one division for every cluster (an empty one's is dropped below): boolean-mask indexing cost ~40 us a pass
-        means = sums[:, :-1] / counts.clamp(min=1.0).unsqueeze(1)
+        means = from_fixed(sums[:, :-1], bits) / counts.clamp(min=1.0).unsqueeze(1)
         some_empty = not bool(filled.all())
         if some_empty:
             means = torch.where(filled.unsqueeze(1), means, centers.double())

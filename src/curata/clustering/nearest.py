@@ -9,8 +9,9 @@ assignment here).
 
 Rows in memory on a CPU with AVX-512 (where the compiled extension is built) go through one compiled pass instead
 (``score_scan.scan_pass`` and ``sum_pass``, on a team of C threads): the same workers, chunks and float operations,
-so the same labels, distances and sums bit for bit, without a Python call per block. The Python workers remain for
-streamed shards, GPUs, and CPUs or installs without the extension.
+so the same labels, distances and sums bit for bit, without a Python call per block. The sums are fixed-point
+integers (``curata.clustering.fixed_point``), so they are also the same whatever the chunks, workers or ranks. The
+Python workers remain for streamed shards, GPUs, and CPUs or installs without the extension.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from curata.clustering.cpu_gemm import numpy_gemm_preferred, panel_gemm_preferred, single_threaded_blas
+from curata.clustering.fixed_point import fraction_bits, to_fixed
 from curata.clustering.row_bounds import RowBounds, sum_rounding
 from curata.clustering.score_scan import (
     PANEL,
@@ -44,7 +46,15 @@ from curata.clustering.score_scan import (
 )
 from curata.store.rows import MemoryShard, StreamedShard
 
-__all__ = ["CENTROID_TILE", "chunk_rows", "nearest_centroids", "serial_main_thread", "full_fp32_matmuls", "stage_rows"]
+__all__ = [
+    "CENTROID_TILE",
+    "chunk_rows",
+    "largest_value",
+    "nearest_centroids",
+    "serial_main_thread",
+    "full_fp32_matmuls",
+    "stage_rows",
+]
 
 _DISTANCE_ROWS = 256  # rows whose (x - c) differences are held at once, at least
 _DISTANCE_FLOATS_GPU = 1 << 24
@@ -171,6 +181,8 @@ class _Worker:
         labels: torch.Tensor,
         best: torch.Tensor,
         bounds: RowBounds | None,
+        sum_bits: int = 0,
+        exact_distances: bool | None = None,
     ) -> None:
         k, dim, device = centroids.k, centroids.dim, centroids.t.device
         self.k, self.tile, self.chunk = k, min(k, CENTROID_TILE), chunk
@@ -206,14 +218,11 @@ class _Worker:
         self.scored = 0
         # A Lloyd pass (with sums) only adds its distances up into the inertia; the others report them, and rank
         # rows by them (resampling), so they get the sums of squares that follow the row alone.
-        self.exact_distances = not with_sums
-        # Chunk sums are staged in float32 and flushed to the float64 totals every `flush` rows (a few thousand terms
-        # per float32 sum at most), so that the (k, dim) flush costs little next to the rows it covers.
-        self.sums = self._buffer(k * dim, torch.float64).view(k, dim).zero_() if with_sums else None
-        self.stage = self._buffer(k * dim, torch.float32).view(k, dim).zero_() if with_sums else None
-        # Flushes happen only at the end of a chunk, so that a streamed pass, whose windows may cut a chunk into
-        # blocks, adds the same rows into the same float32 partial sums as an in-memory one.
-        self.flush, self.staged = max(chunk, 4 * k), 0
+        self.exact_distances = not with_sums if exact_distances is None else exact_distances
+        # fixed-point sums (int64 multiples of 2^-sum_bits): integer adds, so whatever rows a worker, chunk or
+        # streamed window holds, the totals are the same
+        self.sums = self._buffer(k * dim, torch.int64).view(k, dim).zero_() if with_sums else None
+        self.sum_bits = sum_bits
 
     def _buffer(self, numel: int, dtype: torch.dtype) -> torch.Tensor:
         """A 1-D buffer of at least ``numel`` (CPU: from the scratch pool, given back by ``release``)."""
@@ -259,11 +268,8 @@ class _Worker:
                 best[stale] = some_best
                 bounds.record(s, stale, second)
             self.scored += m
-        if self.stage is not None:
-            stage_rows(self.stage, labels, block, native=self.on_cpu)
-            self.staged += rows
-            if self.staged >= self.flush and e % self.chunk == 0:
-                self.flush_sums()
+        if self.sums is not None:
+            stage_rows(self.sums, labels, block, self.sum_bits, native=self.on_cpu)
 
     def _search(
         self, block: torch.Tensor, block_sq: torch.Tensor | None, labels: torch.Tensor, best: torch.Tensor
@@ -334,12 +340,6 @@ class _Worker:
             )
         return bound
 
-    def flush_sums(self) -> None:
-        if self.stage is not None and self.sums is not None and self.staged:
-            self.sums += self.stage
-            self.stage.zero_()
-            self.staged = 0
-
 
 def _tile_best_two(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """On a GPU, per row of a score tile: the smallest score and its column, the second smallest and its column (inf
@@ -351,26 +351,40 @@ def _tile_best_two(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return two[:, 0], where[:, 0], two[:, 1], where[:, 1]
 
 
-def stage_rows(stage: torch.Tensor, labels: torch.Tensor, block: torch.Tensor, *, native: bool) -> None:
-    """Add each row of ``block`` to the row of ``stage`` its label names, in an order that does not change from run to
-    run: on CPU in C (``native``, score_scan.add_rows), elsewhere by torch's sorted accumulation.
+def stage_rows(stage: torch.Tensor, labels: torch.Tensor, block: torch.Tensor, bits: int, *, native: bool) -> None:
+    """Add each row of ``block``, in fixed point (round(x * 2^bits) as int64), to the row of ``stage`` its label names:
+    on CPU in C (``native``, score_scan.add_rows), elsewhere by torch's ``index_add_``.
 
-    On a GPU, ``index_add_`` adds with atomics in whatever order the threads run, so that the sums (and the centroids)
-    changed in their last bits from run to run. ``index_put_(accumulate=True)`` sorts by label first and adds each
-    label's rows in their order: the very kernel that ``index_add_`` runs in torch's deterministic mode (it calls
-    ``index_put_(..., source * alpha, True)``, and alpha = 1 is exact), the same sums bit for bit, without switching
-    that process-wide mode on while a pass runs.
+    Integer adds give the same totals in any order, so ``index_add_``'s atomics on a GPU (whose float sums changed
+    in their last bits from run to run) need neither sorting nor torch's process-wide deterministic mode.
 
     Example:
-        >>> stage = torch.zeros(2, 2)
-        >>> stage_rows(stage, torch.tensor([1, 0, 1]), torch.tensor([[1.0, 2], [3, 4], [5, 6]]), native=False)
+        >>> stage = torch.zeros(2, 2, dtype=torch.int64)
+        >>> stage_rows(stage, torch.tensor([1, 0, 1]), torch.tensor([[1.0, 2], [3, 4], [5, 6]]), 0, native=False)
         >>> stage.tolist()
-        [[3.0, 4.0], [6.0, 8.0]]
+        [[3, 4], [6, 8]]
     """
     if native:
-        add_rows(stage, labels, block, checked=False)
+        add_rows(stage, labels, block, bits, checked=False)
     else:
-        stage.index_put_((labels,), block, accumulate=True)
+        stage.index_add_(0, labels, to_fixed(block, bits))
+
+
+def largest_value(shard: MemoryShard | StreamedShard) -> float:
+    """The largest |value| of the shard's rows (as the passes see them: unit rows for cosine), inf when one is not
+    finite: with the row count, what bounds the fixed-point sums (``fraction_bits``). A streamed shard is read once.
+
+    Example:
+        >>> largest_value(MemoryShard(torch.tensor([[1.0, -3.0], [2.0, 0.5]]), "l2", 0, 2))
+        3.0
+    """
+    largest = 0.0
+    parts = [shard.x] if isinstance(shard, MemoryShard) else (block for _, block, _ in shard.blocks(1 << 16))
+    for part in parts:
+        if part.numel():
+            top = float(part.abs().max())
+            largest = math.inf if not math.isfinite(top) else max(largest, top)
+    return largest
 
 
 # torch's float32 matmul settings, per backend: the fp32_precision of (backend, "matmul") since torch 2.9 (where it
@@ -494,9 +508,8 @@ def serial_main_thread(device: str | torch.device) -> Iterator[None]:
 
 
 def _threads_for(shard: MemoryShard | StreamedShard, chunk: int) -> int:
-    """The workers a pass deals its chunks to: as many as there are cores (and chunks). They decide the float32
-    partial sums, so a pass gives the same sums whether its workers run in parallel or one after the other, in C or
-    in Python."""
+    """The workers a pass deals its chunks to: as many as there are cores (and chunks). The sums are integers, so
+    they do not depend on the workers; nor do the labels (near-ties are settled by sums of squares of the row alone)."""
     if shard.device.type != "cpu":
         return 1
     cores = _cores.get() or torch.get_num_threads()
@@ -580,6 +593,8 @@ def _native_pass(
     labels: torch.Tensor,
     best: torch.Tensor,
     bounds: RowBounds | None,
+    sum_bits: int,
+    exact: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """A pass over rows in memory on the compiled thread team (score_scan.scan_pass and sum_pass): the same
     chunks, workers and operations as the Python workers, the same results bit for bit, without a Python call per
@@ -588,14 +603,14 @@ def _native_pass(
     bias = shared.sq.reshape(-1) if shared.sq is not None else None
     _, scored = scan_pass(
         x, shard.x_sq, shared.panels, bias, shared.rows, labels, best, threads, shared.largest_norm,
-        shared.unit_slack, exact=not with_sums, checked=False, lower=None if bounds is None else bounds.lower,
+        shared.unit_slack, exact=exact, checked=False, lower=None if bounds is None else bounds.lower,
         filled=bounds is not None and bounds.filled, grow=1 + bounds.relative_slack if bounds is not None else 1.0,
     )  # fmt: skip
     if bounds is not None:
         bounds.filled, bounds.scored = True, scored
     if not with_sums:
         return labels, best, None
-    sums = sum_pass(x, labels, shared.k, chunk, max(chunk, 4 * shared.k), threads, threads, checked=False)
+    sums = sum_pass(x, labels, shared.k, chunk, sum_bits, threads, threads, checked=False)
     return labels, best, sums
 
 
@@ -607,9 +622,18 @@ def nearest_centroids(
     with_sums: bool,
     *,
     bounds: RowBounds | None = None,
+    sum_bits: int | None = None,
+    exact_distances: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Labels and squared distances of the shard's rows (cosine: between unit vectors); with ``with_sums``, a
-    (k, dim + 1) float64 tensor of per-cluster sums with the counts in the last column.
+    (k, dim + 1) int64 tensor of per-cluster sums in fixed point (multiples of 2^-sum_bits, see
+    ``curata.clustering.fixed_point``) with the counts in the last column. ``sum_bits`` must be the same for every
+    part of the rows whose sums are added (a fit passes one from the global largest value and row count); None: from
+    this shard's own (a streamed shard is then read once more).
+
+    The distances are sums of squares of each row alone (the same whatever the chunks, threads or ranks) when
+    ``exact_distances`` is true, by default without sums; a pass with sums (None) takes them from the scores, which
+    round with the GEMM's blocking.
 
     With ``bounds`` (the same RowBounds on every pass over this shard), only the rows whose label may have changed
     since the last pass are scored; the labels returned are ``bounds.labels``.
@@ -640,9 +664,13 @@ def nearest_centroids(
     # k = 10); a whole pass in C (below) gains more than that
     panel_gemm = device.type == "cpu" and panel_gemm_preferred() and (len(centers) >= PANEL or whole_pass)
     shared = _Centroids(centers, metric, numpy_gemm, panel_gemm)
+    if with_sums and sum_bits is None:
+        sum_bits = fraction_bits(largest_value(shard), shard.rows)
+    bits = 0 if sum_bits is None else sum_bits
+    exact = not with_sums if exact_distances is None else exact_distances
     if whole_pass and panel_gemm and threads <= _TEAM_MAX and native_scan():
-        return _native_pass(shard, shared, chunk, threads, with_sums, labels, best, bounds)
-    workers = [_Worker(shared, chunk, with_sums, labels, best, bounds) for _ in range(threads)]
+        return _native_pass(shard, shared, chunk, threads, with_sums, labels, best, bounds, bits, exact)
+    workers = [_Worker(shared, chunk, with_sums, labels, best, bounds, bits, exact) for _ in range(threads)]
     try:
         # threadpoolctl takes ~60 us a pass: only when numpy's BLAS runs the GEMMs
         with single_threaded_blas() if numpy_gemm and shared.panels is None else contextlib.nullcontext():
@@ -652,17 +680,15 @@ def nearest_centroids(
             bounds.scored = sum(worker.scored for worker in workers)
         sums = None
         if with_sums:
-            for worker in workers:
-                worker.flush_sums()
             sums = workers[0].sums
             assert sums is not None
             for worker in workers[1:]:
                 assert worker.sums is not None
                 sums += worker.sums
             if device.type == "cpu":  # numpy's is ~4x faster than torch's here
-                counts = torch.from_numpy(np.bincount(labels.numpy(), minlength=len(centers)).astype(np.float64))
+                counts = torch.from_numpy(np.bincount(labels.numpy(), minlength=len(centers)).astype(np.int64))
             else:
-                counts = torch.bincount(labels, minlength=len(centers)).to(torch.float64)
+                counts = torch.bincount(labels, minlength=len(centers))
             sums = torch.cat([sums, counts.unsqueeze(1)], dim=1)
     finally:
         for worker in workers:

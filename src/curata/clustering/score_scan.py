@@ -23,6 +23,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from curata.clustering.fixed_point import to_fixed
+
 try:
     from curata.clustering import _score_scan
 except ImportError:  # not built: no C compiler where the package was installed
@@ -202,20 +204,23 @@ def runner_up_columns(scores: torch.Tensor, bias: torch.Tensor | None, first_at:
     return torch.from_numpy(np.argmin(rows.numpy(), axis=1))
 
 
-def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, *, checked: bool = True) -> None:
-    """``stage[labels[i]] += x[i]`` for every row i, in row order (float32, as ``index_add_`` on one thread);
+def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, bits: int, *, checked: bool = True) -> None:
+    """``stage[labels[i]] += round(x[i] * 2^bits)`` for every row i: int64 fixed-point sums of float32 rows (see
+    ``curata.clustering.fixed_point``), which are the same bit for bit in C and in torch, in any order of the rows;
     ``checked=False`` as for ``best_two``.
 
     Example:
-        >>> stage = torch.zeros(2, 2)
-        >>> add_rows(stage, torch.tensor([1, 1, 0]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+        >>> stage = torch.zeros(2, 2, dtype=torch.int64)
+        >>> add_rows(stage, torch.tensor([1, 1, 0]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.5]]), 1)
         >>> stage.tolist()
-        [[5.0, 6.0], [4.0, 6.0]]
+        [[10, 13], [8, 12]]
     """
     native = native_scan() and (not checked or (stage.is_contiguous() and labels.is_contiguous() and x.stride(1) == 1))
     if checked:
-        _f32(stage, "stage")
-        _f32(x, "x")
+        if stage.dtype != torch.int64:
+            raise ValueError(f"stage must hold int64 values, got {stage.dtype}")
+        if x.dtype != torch.float32:
+            raise ValueError(f"x must hold float32 values, got {x.dtype}")
         if labels.dtype != torch.long or len(labels) != len(x) or x.shape[1:] != stage.shape[1:]:
             raise ValueError(
                 f"add_rows needs int64 labels for each of {len(x)} rows of {tuple(stage.shape[1:])} floats"
@@ -224,10 +229,12 @@ def add_rows(stage: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, *, chec
             raise ValueError(f"labels must lie in [0, {len(stage)})")
     if native:
         _score_scan.add_rows(
-            stage.data_ptr(), labels.data_ptr(), x.data_ptr(), len(x), stage.shape[1], x.stride(0) if len(x) else 0
-        )
+            stage.data_ptr(), labels.data_ptr(), x.data_ptr(), len(x), stage.shape[1], x.stride(0) if len(x) else 0,
+            int(bits),
+        )  # fmt: skip
         return
-    stage.index_add_(0, labels, x)
+    # integer adds: index_add_ gives the same totals in any order (a GPU's atomics included)
+    stage.index_add_(0, labels, to_fixed(x, bits))
 
 
 def settle_rows(
@@ -548,21 +555,21 @@ def sum_pass(
     labels: torch.Tensor,
     k: int,
     chunk: int,
-    flush: int,
+    bits: int,
     workers: int,
     threads: int,
     *,
     checked: bool = True,
 ) -> torch.Tensor:
-    """Per-cluster sums and counts of the rows of ``x`` as a (k, dim + 1) float64 tensor (counts last), on up to
-    ``threads`` threads in C: worker w (of ``workers``) adds its chunks of ``chunk`` rows (w, w + workers, ...) into
-    float32 partial sums in row order, flushed into float64 once ``flush`` rows are staged at a chunk's end; the
-    workers' sums are added in worker order. What nearest.py's Python workers give for the same chunks, bit for
-    bit, whatever the threads. ``checked=False`` as for ``best_two``.
+    """Per-cluster sums and counts of the rows of ``x`` as a (k, dim + 1) int64 tensor (counts last), the sums in
+    fixed point (each value rounded to a multiple of 2^-bits, as ``add_rows``), on up to ``threads`` threads in C:
+    worker w (of ``workers``) adds its chunks of ``chunk`` rows (w, w + workers, ...), then the workers' sums are
+    added. Integer sums: what nearest.py's Python workers give, bit for bit, whatever the chunks, workers or threads.
+    ``checked=False`` as for ``best_two``.
 
     Example:
-        >>> sum_pass(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([1, 1]), 2, 1, 1, 2, 2).tolist()
-        [[0.0, 0.0, 0.0], [4.0, 6.0, 2.0]]
+        >>> sum_pass(torch.tensor([[1.0, 2.0], [3.0, 4.5]]), torch.tensor([1, 1]), 2, 1, 1, 2, 2).tolist()
+        [[0, 0, 0], [8, 13, 2]]
     """
     rows, dim = x.shape
     if checked:
@@ -571,16 +578,15 @@ def sum_pass(
             raise ValueError(f"labels must be {rows} contiguous int64 values")
         if rows and (int(labels.min()) < 0 or int(labels.max()) >= k):
             raise ValueError(f"labels must lie in [0, {k})")
-        if chunk < 1 or not 1 <= workers <= 256 or threads < 1 or flush < 0:
+        if chunk < 1 or not 1 <= workers <= 256 or threads < 1:
             raise ValueError(
-                f"chunk and threads must be >= 1, workers in [1, 256] and flush >= 0, got {chunk}, {threads}, "
-                f"{workers} and {flush}"
+                f"chunk and threads must be >= 1 and workers in [1, 256], got {chunk}, {threads} and {workers}"
             )
         if _score_scan is None:
             raise RuntimeError("sum_pass needs the compiled curata.clustering._score_scan")
-    out = torch.empty((k, dim + 1), dtype=torch.float64)
+    out = torch.empty((k, dim + 1), dtype=torch.int64)
     _score_scan.sum_pass(
-        x.data_ptr(), labels.data_ptr(), out.data_ptr(), rows, dim, k, x.stride(0) if rows else dim, chunk, flush,
+        x.data_ptr(), labels.data_ptr(), out.data_ptr(), rows, dim, k, x.stride(0) if rows else dim, chunk, int(bits),
         workers, threads,
     )  # fmt: skip
     return out
