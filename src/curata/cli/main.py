@@ -28,7 +28,7 @@ from curata.cli.info import run_info
 from curata.cli.run_files import finish as _finish
 from curata.cli.run_files import path_lists, recorded_locations, writes_outputs
 from curata.exporting.export import FORMATS
-from curata.subsets.cosine_space import SPACES
+from curata.subsets.cosine_space import AUTO, SPACES
 from curata.subsets.select import METHODS
 
 __all__ = ["command_line", "main", "load_vectors", "sample_ids_of", "source_rows"]
@@ -334,10 +334,11 @@ def _split(args: argparse.Namespace) -> None:
 
 
 def _dedup(args: argparse.Namespace) -> None:
-    from curata.subsets.dedup import dedup, dedup_curve
+    from curata.subsets.dedup import dedup, dedup_curve, dedup_space
 
     table = _checked_vectors(args)
     started = time.perf_counter()
+    space = dedup_space(table, args.space, **_within(args))  # "auto" resolved, for the summary
     common = {
         "keep": args.keep,
         "space": args.space,
@@ -354,7 +355,7 @@ def _dedup(args: argparse.Namespace) -> None:
                 f"threshold {point['threshold']:.3f}: {point['removed']} rows would go ({point['share']:.1%}), "
                 f"largest group {point['largest_group']}"
             )
-        _finish(args.out, "dedup --dry-run", started, {}, curve=curve)
+        _finish(args.out, "dedup --dry-run", started, {}, curve=curve, space=space)
         return
     kept, groups = dedup(table, threshold=args.threshold, max_removed=args.max_removed, **common)
     texts = path_lists(table, {"kept": kept})
@@ -367,6 +368,7 @@ def _dedup(args: argparse.Namespace) -> None:
         texts,
         groups=len(groups),
         removed=int(sum(len(g) - 1 for g in groups)),
+        space=space,
     )
 
 
@@ -417,7 +419,7 @@ def _exact(args: argparse.Namespace) -> None:
 
 
 def _contamination(args: argparse.Namespace) -> None:
-    from curata.subsets.contamination import contamination
+    from curata.subsets.contamination import contamination, contamination_space
 
     rows, dim = _source_shape(args.vectors, "--vectors")
     reference_rows, reference_dim = _source_shape(args.reference, "--reference")
@@ -445,6 +447,7 @@ def _contamination(args: argparse.Namespace) -> None:
         contaminated=len(hit),
         rows=rows,
         reference_rows=reference_rows,
+        space=contamination_space(table, reference, args.space),
         scores={"contaminated_ids.npy": "similarity.npy"},
     )
 
@@ -653,7 +656,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
     sub.add_argument("--keep", choices=["central", "random", "first"], default="central")
     sub.add_argument("--max-removed", type=float, default=0.5, help="refuse when a larger share of rows would go")
-    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub.add_argument(
+        "--space",
+        choices=[AUTO, *SPACES],
+        default=AUTO,
+        help="vectors the cosine is taken between (auto: whitened from 1.5 rows per dimension, centred below)",
+    )
     sub.add_argument(
         "--margin", type=float, help="how far above a row's 11th-nearest neighbour a duplicate must be (0: off)"
     )
@@ -667,7 +675,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("contamination", _contamination, "rows of --vectors within the threshold of a --reference row")
     sub.add_argument("--reference", required=True, help="the set to protect (e.g. test): table, .npy or .parquet")
     sub.add_argument("--threshold", type=float, help="cosine from which rows are duplicates (default: the space's)")
-    sub.add_argument("--space", choices=list(SPACES), default="whitened", help="vectors the cosine is taken between")
+    sub.add_argument(
+        "--space",
+        choices=[AUTO, *SPACES],
+        default=AUTO,
+        help="vectors the cosine is taken between (auto: whitened from 1.5 rows per dimension, centred below)",
+    )
     sub.add_argument(
         "--reference-clusters", type=int, help="compare only within the nearest of this many reference clusters"
     )

@@ -19,10 +19,10 @@ from curata._internal.grouping import rows_per_group
 from curata.clustering.kmeans import KMeans
 from curata.store.rows import as_matrix, rows_at, shape_of
 from curata.store.samples import as_samples
-from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on
+from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on, resolve_space
 from curata.subsets.dedup import _check_threshold
 
-__all__ = ["contamination"]
+__all__ = ["contamination", "contamination_space"]
 
 
 def contamination(
@@ -30,7 +30,7 @@ def contamination(
     reference: Any,
     *,
     threshold: float | None = None,
-    space: str = "whitened",
+    space: str = "auto",
     reference_clusters: int | None = None,
     probes: int = 2,
     chunk_rows: int = 4096,
@@ -41,8 +41,10 @@ def contamination(
     Args:
         X: (rows, dim) array, tensor or VectorTable, e.g. the training set.
         reference: the set to protect, e.g. the test set, with the same dim.
-        threshold: cosine similarity in (0, 1]; None: the space's default, as ``dedup``.
-        space: "whitened", "centred" or "raw", as ``dedup``; fitted on both sets together.
+        threshold: cosine similarity in (0, 1]; None: the default of the space used, as ``dedup``.
+        space: "whitened", "centred", "raw" or "auto" (the default), as ``dedup``; fitted on both sets together,
+            so "auto" whitens when X and reference together hold at least 1.5 rows per dimension
+            (``contamination_space(X, reference)`` says which).
         reference_clusters: None compares every pair (exact). k: cluster the reference (cosine k-means on a
             seeded sample of at most 256 rows per cluster) and compare each row of X only with the reference rows
             of its ``probes`` nearest clusters; about reference rows / 1000 suits two sets of millions.
@@ -61,7 +63,9 @@ def contamination(
         >>> rows.tolist(), nearest.tolist()
         ([1], [0])
     """
-    threshold = _check_threshold(threshold, space=check_space(space))
+    check_space(space, auto=True)
+    if threshold is not None:
+        _check_threshold(threshold)
     check_int(chunk_rows, "chunk_rows", minimum=1)
     shape_of(X), shape_of(reference)  # 2-D, or a clear error before any read
     x_view, ref_view = as_samples(X), as_samples(reference)
@@ -74,6 +78,8 @@ def contamination(
     if reference_clusters is not None and reference_clusters > ref_rows:
         raise ValueError(f"reference_clusters ({reference_clusters}) must be <= the reference's rows ({ref_rows})")
     check_int(probes, "probes", minimum=1)
+    space = resolve_space(space, rows + ref_rows, dim)
+    threshold = _check_threshold(threshold, space=space)
     cosine = fit_space_on([("X", X), ("reference", reference)], space, seed, chunk_rows)
     if reference_clusters is None:
         best, nearest = _all_pairs(X, reference, cosine, chunk_rows)
@@ -83,6 +89,21 @@ def contamination(
     found, nearest_ids = x_view.answer(hit), ref_view.answer(nearest[hit].numpy())
     order = np.argsort(found, kind="stable")
     return found[order], nearest_ids[order], best[hit].numpy().astype(np.float64)[order]
+
+
+def contamination_space(X: Any, reference: Any, space: str = "auto") -> str:
+    """The space ``contamination(X, reference, space=space)`` compares in: "auto" resolved by the rows of both sets
+    together (samples, for tables) and their dim, the others as given.
+
+    Example:
+        >>> contamination_space(np.zeros((400, 1280)), np.zeros((60, 1280)))
+        'centred'
+        >>> contamination_space(np.zeros((1800, 1280)), np.zeros((200, 1280)))
+        'whitened'
+    """
+    check_space(space, auto=True)
+    rows, dim = shape_of(as_samples(X).X)
+    return resolve_space(space, rows + shape_of(as_samples(reference).X)[0], dim)
 
 
 def _all_pairs(X: Any, reference: Any, cosine: CosineSpace, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor]:

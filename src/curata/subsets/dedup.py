@@ -1,6 +1,8 @@
 """dedup(): near-duplicates by cosine similarity, without chaining, compared within clusters, memory bounded.
 
-Cosines are taken between whitened rows by default (``curata.subsets.cosine_space``). A row is removed only when a row
+Cosines are taken between whitened rows when there are at least 1.5 rows per dimension to estimate the whitening
+from, between centred rows otherwise (``space="auto"``, ``curata.subsets.cosine_space.resolve_space``;
+``dedup_space`` says which). A row is removed only when a row
 that is *kept* lies within the threshold. Rows are visited in the order ``keep`` states (most central first, random,
 or first id first); a visited row is kept unless a kept row is within the threshold. Linking duplicates
 transitively instead (connected components) merges chains of similar but distinct samples into one group: on 600
@@ -29,9 +31,15 @@ from curata.clustering.kmeans import KMeans, _check_budget
 from curata.store.rows import TableRows, as_matrix, shape_of
 from curata.store.samples import Samples, as_samples
 from curata.store.table import VectorTable
-from curata.subsets.cosine_space import check_space, default_margin, default_threshold, fit_space_on
+from curata.subsets.cosine_space import (
+    check_space,
+    default_margin,
+    default_threshold,
+    fit_space_on,
+    resolve_space,
+)
 
-__all__ = ["dedup", "dedup_curve", "REFERENCE_NEIGHBOUR"]
+__all__ = ["dedup", "dedup_curve", "dedup_space", "REFERENCE_NEIGHBOUR"]
 
 _KEEP = ("central", "random", "first")
 _TAKE_ROWS = 4096
@@ -46,12 +54,28 @@ def _check_threshold(threshold: Any, name: str = "threshold", space: str = "whit
     return float(threshold)
 
 
+def _check_given(threshold: Any, margin: Any) -> None:
+    """A ValueError naming ``threshold`` or ``margin`` when either is given and out of range, before any row is
+    read (None: the resolved space's default, checked later)."""
+    if threshold is not None:
+        _check_threshold(threshold)
+    if margin is not None:
+        _check_margin(margin, "whitened")
+
+
 def _check_margin(margin: Any, space: str) -> float:
     if margin is None:
         return default_margin(space)
     if isinstance(margin, bool) or not isinstance(margin, (int, float, np.floating)) or not 0 <= margin <= 2:
         raise ValueError(f"margin must be a cosine difference in [0, 2] or None (the space's default), got {margin!r}")
     return float(margin)
+
+
+def _settings(space: Any, threshold: Any, margin: Any, shape: tuple[int, int]) -> tuple[str, float, float]:
+    """The space ``space`` resolves to for (rows, dim) ``shape``, and the threshold and margin: the given ones,
+    or that space's defaults where None."""
+    resolved = resolve_space(space, *shape)
+    return resolved, _check_threshold(threshold, space=resolved), _check_margin(margin, resolved)
 
 
 def _check_order(keep: Any, chunk_rows: Any) -> None:
@@ -251,7 +275,7 @@ def dedup(
     threshold: float | None = None,
     clusters: Any = None,
     keep: str = "central",
-    space: str = "whitened",
+    space: str = "auto",
     margin: float | None = None,
     max_removed: float = 0.5,
     within: Any = None,
@@ -270,19 +294,21 @@ def dedup(
     Args:
         X: (rows, dim) array, tensor or VectorTable; a table answers in sample ids, a sample with several vectors
             pooled into one by ``pooling`` ("mean" or "first") and kept or removed whole.
-        threshold: cosine similarity in (0, 1] from which a row duplicates a kept one; None: the space's default
-            (0.6 whitened, 0.9 centred, 0.95 raw, measured in docs/dedup.md).
+        threshold: cosine similarity in (0, 1] from which a row duplicates a kept one; None: the default of the
+            space used (0.6 whitened, 0.9 centred, 0.95 raw, measured in docs/dedup.md).
         clusters: a cluster id per row, to compare within.
         keep: the order rows are visited in, so which row of near-duplicates stays: "central" (nearest its
             cluster's mean direction first), "random", "first" (lowest row id first).
         space: where cosines are taken (``curata.subsets.cosine_space``): "whitened" (centred, then every direction
-            scaled to a like variance, with shrinkage), "centred" (mean row subtracted) or "raw". Pooled CNN
-            features all point one way, so raw cosines find "duplicates" everywhere; whitened ones separate
-            re-encoded copies from similar distinct images best (docs/dedup.md).
+            scaled to a like variance, with shrinkage), "centred" (mean row subtracted), "raw", or "auto" (the
+            default): "whitened" when the rows compared number at least 1.5 per dimension, "centred" below
+            (``dedup_space(X)`` says which). Pooled CNN features all point one way, so raw cosines find
+            "duplicates" everywhere; whitened ones separate re-encoded copies from similar distinct images best,
+            given rows enough to estimate the whitening: with fewer, centred ones find more copies (docs/dedup.md).
         margin: a pair's cosine must also exceed each row's cosine with its 11th-nearest other row of the
             cluster by this much (cosines halfway from the threshold to 1 or higher always count; in a cluster of
-            11 rows or fewer the threshold alone decides); None: the space's default (0.35 whitened, 0 centred
-            and raw), 0: the threshold alone.
+            11 rows or fewer the threshold alone decides); None: the default of the space used (0.35 whitened, 0
+            centred and raw), 0: the threshold alone.
         max_removed: refuse (ValueError) when more than this share of the rows would go: a sign of raw
             features or a threshold too low. ``dedup_curve`` shows the share per threshold; 1.0 accepts anything.
         within: ids to deduplicate among (the others are neither compared nor returned); None: all.
@@ -300,12 +326,13 @@ def dedup(
         >>> kept.tolist(), [g.tolist() for g in groups]
         ([0, 2, 4], [[0, 1], [2, 3]])
     """
-    threshold = _check_threshold(threshold, space=check_space(space))
-    margin = _check_margin(margin, space)
+    check_space(space, auto=True)
+    _check_given(threshold, margin)
     _check_order(keep, chunk_rows)
     if isinstance(max_removed, bool) or not isinstance(max_removed, (int, float)) or not 0 <= max_removed <= 1:
         raise ValueError(f"max_removed must be a share in [0, 1], got {max_removed!r}")
     view, view_clusters = _view(X, clusters, within, pooling)
+    space, threshold, margin = _settings(space, threshold, margin, shape_of(view.X))
     (owner,) = _owners(
         view.X,
         [threshold],
@@ -348,38 +375,45 @@ def dedup_curve(
     *,
     clusters: Any = None,
     keep: str = "central",
-    space: str = "whitened",
+    space: str = "auto",
     margin: float | None = None,
     seed: int = 0,
     chunk_rows: int = 2048,
     memory_budget: int | None = None,
     within: Any = None,
     pooling: str = "mean",
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     """How many rows ``dedup`` would remove at each threshold, before anything is removed.
 
+    The arguments are ``dedup``'s; ``space="auto"`` and ``margin=None`` resolve as there.
+
     Returns:
-        One dict per threshold: ``threshold``, ``removed`` (rows), ``share`` (of all rows), ``largest_group``.
+        One dict per threshold: ``threshold``, ``removed`` (rows), ``share`` (of all rows), ``largest_group`` and
+        ``space`` (the one used: "whitened", "centred" or "raw").
 
     Example:
         >>> X = np.array([[1.0, 0], [1.0, 0.01], [0, 1], [0.3, 1]])
         >>> [c["removed"] for c in dedup_curve(X, [0.9, 0.99999], clusters=np.zeros(4, int), space="raw")]
         [2, 0]
+        >>> dedup_curve(X, [0.9], clusters=np.zeros(4, int))[0]["space"]  # 4 rows of 2 dims: 2 per dim
+        'whitened'
     """
     values = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if values.ndim != 1 or len(values) == 0:
         raise ValueError(f"thresholds must be a non-empty list of numbers in (0, 1], got {thresholds!r}")
     for value in values:
         _check_threshold(float(value), "thresholds")
-    margin = _check_margin(margin, check_space(space))
+    check_space(space, auto=True)
+    _check_given(None, margin)
     _check_order(keep, chunk_rows)
     view, view_clusters = _view(X, clusters, within, pooling)
+    space, _, margin = _settings(space, None, margin, shape_of(view.X))
     owners = _owners(
         view.X,
         [float(v) for v in values],
         clusters=view_clusters,
         keep=keep,
-        space=check_space(space),
+        space=space,
         seed=seed,
         chunk_rows=chunk_rows,
         memory_budget=_check_budget(memory_budget),
@@ -390,5 +424,19 @@ def dedup_curve(
         removed = int((owner >= 0).sum())
         largest = int(np.bincount(owner[owner >= 0]).max()) + 1 if removed else 1
         share = removed / len(owner) if len(owner) else 0.0
-        curve.append({"threshold": float(value), "removed": removed, "share": share, "largest_group": largest})
+        point = {"threshold": float(value), "removed": removed, "share": share, "largest_group": largest}
+        curve.append({**point, "space": space})
     return curve
+
+
+def dedup_space(X: Any, space: str = "auto", *, within: Any = None, pooling: str = "mean") -> str:
+    """The space ``dedup(X, space=space, within=within, pooling=pooling)`` and ``dedup_curve`` compare in: "auto"
+    resolved by the rows compared (samples, for a table) and their dim, the others as given.
+
+    Example:
+        >>> dedup_space(np.zeros((460, 1280))), dedup_space(np.zeros((2000, 1280))), dedup_space(np.eye(3), "raw")
+        ('centred', 'whitened', 'raw')
+    """
+    check_space(space, auto=True)
+    view, _ = _view(X, None, within, pooling)
+    return resolve_space(space, *shape_of(view.X))

@@ -13,7 +13,7 @@ from curata._internal.grouping import order_within_groups
 from curata.clustering.kmeans import KMeans
 from curata.store.rows import as_matrix, rows_at, shape_of
 from curata.store.samples import as_samples
-from curata.subsets.cosine_space import check_space, fit_space_on
+from curata.subsets.cosine_space import check_space, fit_space_on, resolve_space
 from curata.subsets.dedup import _check_threshold
 from curata.subsets.select import METHODS, select
 
@@ -198,7 +198,7 @@ def leakage(
     X: Any,
     *,
     threshold: float | None = None,
-    space: str = "whitened",
+    space: str = "auto",
     pooling: str = "mean",
     chunk_rows: int = 4096,
     seed: int = 0,
@@ -211,8 +211,9 @@ def leakage(
     Args:
         splits: {name: ids}, as ``split`` returns them (sample ids for a VectorTable, row ids for arrays).
         X: (rows, dim) array, tensor or VectorTable (several vectors of a sample pooled by ``pooling``).
-        threshold: cosine in (0, 1]; None: the space's default, as ``dedup``.
-        space: "whitened", "centred" or "raw", as ``dedup`` (fitted on all of X).
+        threshold: cosine in (0, 1]; None: the default of the space used, as ``dedup``.
+        space: "whitened", "centred", "raw" or "auto" (the default), as ``dedup`` (fitted on all of X, so "auto"
+            whitens when X holds at least 1.5 samples per dimension; ``dedup_space(X)`` says which).
         pooling: "mean" or "first", as ``select``.
         chunk_rows: rows compared at a time.
         seed: seed of the whitening's row sample.
@@ -227,12 +228,16 @@ def leakage(
         >>> found["split_a"].tolist(), found["id_a"].tolist(), found["id_b"].tolist()
         (['train'], [0], [1])
     """
-    threshold = _check_threshold(threshold, space=check_space(space))
+    check_space(space, auto=True)
+    if threshold is not None:
+        _check_threshold(threshold)
     check_int(chunk_rows, "chunk_rows", minimum=1)
     if not isinstance(splits, Mapping) or not splits:
         raise ValueError(f"splits must be a non-empty dict of {{name: ids}}, got {splits!r:.80}")
     view = as_samples(X, pooling=pooling)
     positions = {name: np.sort(view.positions(ids, f"splits[{name!r}]")) for name, ids in splits.items()}
+    space = resolve_space(space, *shape_of(view.X))
+    threshold = _check_threshold(threshold, space=space)
     cosine = fit_space_on([("X", view.X)], space, seed, chunk_rows)
     names = list(positions)
     found: list[tuple[np.ndarray, ...]] = []
