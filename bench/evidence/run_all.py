@@ -24,6 +24,7 @@ import batch_composition  # noqa: E402
 import batching_training  # noqa: E402
 import coreset_split  # noqa: E402
 import coreset_split_text  # noqa: E402
+import curation_labels  # noqa: E402
 import curation_tail  # noqa: E402
 import gradient_noise  # noqa: E402
 from common import OUT, ROOT, load_vectors  # noqa: E402
@@ -35,6 +36,7 @@ STUDIES = {
     "batch_composition": ("4. Batch composition", batch_composition),
     "coreset_split": ("5. Coreset split → training set quality", coreset_split),
     "coreset_split_text": ("6. Coreset split on text", coreset_split_text),
+    "curation_labels": ("7. Curation by labels, then concepts", curation_labels),
 }
 
 INTRO = """# The evidence: what curation and smart batching do to training
