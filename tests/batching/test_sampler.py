@@ -198,7 +198,7 @@ def test_table_column_majority(tmp_path):
     ("args", "kwargs", "error", "match"),
     [
         ((np.arange(5), 0), {}, ValueError, "batch_size must be an int >= 1"),
-        ((np.array([0, -1, 2]), 2), {}, ValueError, "clusters must be >= 0, got -1 at sample 1"),
+        ((np.array([0, -2, 2]), 2), {}, ValueError, "clusters must be >= 0, or -1 .* got -2 at sample 1"),
         ((np.array([0.5, 1.0]), 2), {}, TypeError, "integer ids"),
         ((np.zeros((2, 3), dtype=int), 2), {}, ValueError, "1-D"),
         ((np.arange(5), 2), {"strategy": "drop"}, ValueError, "strategy"),

@@ -100,8 +100,9 @@ def _new_table_path(path: str | os.PathLike[str]) -> Path:
     that does not exist: the operating system cannot resolve it, though Lance would write through it.
 
     Example:
-        >>> _new_table_path("runs/../vectors").name
-        'vectors'
+        >>> _new_table_path("vectors/../vectors").name  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: path 'vectors/../vectors' climbs (..) out of 'vectors', which does not exist: ...
     """
     path = Path(path)
     for depth, part in enumerate(path.parts):
