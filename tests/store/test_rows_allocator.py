@@ -1,6 +1,6 @@
 """curata leaves glibc's allocator settings as they were: select and in-memory fits must not tune them for the
 whole process (a training loop that runs after them keeps glibc's adaptive mmap threshold). Only a table
-streamed under a memory budget still sets the threshold (see rows._keep_streamed_memory_in_budget)."""
+streamed under a memory budget still sets the threshold (see rows.keep_streamed_memory_in_budget)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ __all__ = [
     "shape_of",
     "MemoryShard",
     "StreamedShard",
+    "keep_streamed_memory_in_budget",
     "load_shard",
     "return_large_buffers_to_the_os",
     "rows_at",
@@ -305,14 +306,19 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 @functools.cache
-def _keep_streamed_memory_in_budget() -> None:
+def keep_streamed_memory_in_budget() -> None:
     """Have glibc serve blocks of 1 MiB and more with mmap, for the rest of the process: only where a memory
     budget is asked for and a table is streamed under it.
 
     glibc's adaptive threshold otherwise serves the engines' per-thread blocks from one arena per thread, and a
     streamed k-means fit of 300k x 128 rows under a 48 MiB budget peaked at +98 to +103 MB instead of +43 MB
     (tests/store/test_rows.py); trimming, even every 2 ms, did not bring it down. It is a process-wide change
-    (it ends glibc's adaptive threshold), so nothing else sets it: not ``select``, not in-memory fits.
+    (it ends glibc's adaptive threshold), so nothing else sets it: not in-memory fits, not ``select`` without a
+    budget (``select`` on a table under a budget does: kcenter on 300k x 128 rows under 24 MiB peaked at +93 MB
+    without it, +50 MB with it).
+
+    Example:
+        >>> keep_streamed_memory_in_budget()
     """
     if sys.platform.startswith("linux"):
         try:
@@ -362,7 +368,7 @@ def load_shard(
                 f"give at least {_BOOKKEEPING_BYTES_PER_ROW * table_rows + (4 << 20)}"
             )
         window = min(_MAX_WINDOW_ROWS, max(_MIN_WINDOW_ROWS, for_windows // (dim * _WINDOW_BYTES_PER_VALUE)))
-        _keep_streamed_memory_in_budget()
+        keep_streamed_memory_in_budget()
         if isinstance(X, VectorTable):
             rows = TableRows(X, start=start, stop=stop)
         else:

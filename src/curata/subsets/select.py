@@ -12,7 +12,14 @@ from curata._internal.checks import check_int, first_nonfinite_row
 from curata._internal.grouping import order_within_groups, rows_per_group
 from curata.clustering.kmeans import KMeans, assign
 from curata.store.cosine_check import warn_if_degenerate
-from curata.store.rows import TableRows, as_matrix, return_large_buffers_to_the_os, rows_at, shape_of
+from curata.store.rows import (
+    TableRows,
+    as_matrix,
+    keep_streamed_memory_in_budget,
+    return_large_buffers_to_the_os,
+    rows_at,
+    shape_of,
+)
 from curata.store.samples import as_samples
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
@@ -329,6 +336,8 @@ def _select_rows(
                 RuntimeWarning,
                 stacklevel=3,
             )
+    if memory_budget is not None and method != "random" and isinstance(X, (VectorTable, TableRows)):
+        keep_streamed_memory_in_budget()  # as a streamed fit: otherwise the reader threads' arenas keep the chunks
     rng = np.random.default_rng(seed)
     parts = _parts(rows, n, excluded, label_ids, chunk, rng)
     whole = None
