@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: test sanitize wheel-check demo demo-text bench evidence lint clean
+# make test-full: the same, with every case of the few slow parametrized tests (tests/conftest.py: --full)
+.PHONY: test test-full sanitize wheel-check demo demo-text bench evidence lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,12 +46,15 @@ $(CHROMEDRIVER):
 
 test: $(VENV)/.test-deps $(CHROMEDRIVER)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest --doctest-modules src tests
+	$(BIN)/python -m pytest --doctest-modules src tests $(PYTEST_FLAGS)
 	@if command -v gcc >/dev/null; then \
 		$(MAKE) --no-print-directory sanitize wheel-check; \
 	else \
 		echo "no gcc: make sanitize and make wheel-check skipped (they build the extension)"; \
 	fi
+
+test-full:
+	$(MAKE) --no-print-directory test PYTEST_FLAGS=--full
 
 # The compiled scan under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own: the package's
 # sources copied to build/asan with the sanitized extension beside them, first on PYTHONPATH (the dev install stays

@@ -1,4 +1,9 @@
-"""Tiny seeded models and datasets shared by the tests."""
+"""Tiny seeded models and datasets shared by the tests, and the ``--full`` option.
+
+``make test`` (CI) runs every test, but of a few slow parametrizations of one behaviour (the same kill at more
+points, the same Lightning check under more strategies) only the cases marked as representative; ``--full``
+(``make test-full``) runs them all. A case left to ``--full`` is marked ``@pytest.mark.full``.
+"""
 
 from __future__ import annotations
 
@@ -105,3 +110,26 @@ def digit_copies() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with torch.no_grad():
         features = torch.cat([embedder(images[i : i + 132]).flatten(1) for i in range(0, len(images), 132)])
     return features.numpy(), sources, labels
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true", help="also run the cases marked full (make test-full)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "full: a further case of a slow test, run with --full only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--full"):
+        return
+    skip = pytest.mark.skip(reason="a further case of a slow test: run with --full (make test-full)")
+    for item in items:
+        if "full" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def full_run(request: pytest.FixtureRequest) -> bool:
+    """Whether the run was asked for every case (``--full``)."""
+    return bool(request.config.getoption("--full"))

@@ -88,12 +88,13 @@ def test_torchrun_loader_built_before_the_process_group(tmp_path):
     check_epochs(read_ranks(out, 2))
 
 
+_FURTHER = pytest.mark.full  # each ~15 s: make test runs one per strategy and injection, --full the rest
 LIGHTNING_CONFIGS = [
     ("ddp", True, "hook"),
-    ("ddp", True, "module"),
-    ("ddp", False, "hook"),
+    pytest.param("ddp", True, "module", marks=_FURTHER),
+    pytest.param("ddp", False, "hook", marks=_FURTHER),
     ("ddp", False, "module"),
-    ("ddp_spawn", True, "hook"),
+    pytest.param("ddp_spawn", True, "hook", marks=_FURTHER),
     ("ddp_spawn", True, "module"),
     ("ddp_spawn", False, "module"),
 ]

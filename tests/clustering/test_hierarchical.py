@@ -157,7 +157,9 @@ def uninterrupted_labels(tmp_path_factory) -> np.ndarray:
 
 
 # renames: level 1 = centroids, labels, distances, tree.json (1-4); level 2 = 5-7; level 3 = 8-10
-@pytest.mark.parametrize("kill_at", [1, 3, 4, 5, 8])
+@pytest.mark.parametrize(  # one kill per level in make test, the others with --full
+    "kill_at", [1, pytest.param(3, marks=pytest.mark.full), pytest.param(4, marks=pytest.mark.full), 5, 8]
+)
 def test_checkpoint_resumes_after_a_kill_at_any_rename(tmp_path, kill_at, uninterrupted_labels):
     """A kill while the first level was being saved used to leave a checkpoint the next run refused."""
     job = [sys.executable, str(Path(__file__).parents[1] / "checkpoint_job.py")]
