@@ -5,14 +5,18 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 # make test-full: the same, with every case of the few slow parametrized tests (tests/conftest.py: --full)
-.PHONY: test test-full sanitize wheel-check demo demo-text bench evidence lint clean
+.PHONY: test test-full docs sanitize wheel-check demo demo-text bench evidence lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,docs]"
+	touch $@
+
+$(VENV)/.docs-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[docs]"
 	touch $@
 
 $(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
@@ -52,6 +56,11 @@ test: $(VENV)/.test-deps $(CHROMEDRIVER)
 	else \
 		echo "no gcc: make sanitize and make wheel-check skipped (they build the extension)"; \
 	fi
+
+# the documentation site (mkdocs.yml), warnings failing the build, into build/site; make test builds it as well
+# (tests/docs/test_pages.py, which also runs the code of the pages and checks the README's links into it)
+docs: $(VENV)/.docs-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 test-full:
 	$(MAKE) --no-print-directory test PYTEST_FLAGS=--full
