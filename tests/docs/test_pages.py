@@ -59,7 +59,7 @@ PAGES = sorted(page for page in DOCS.rglob("*.md") if any(why is None for _, why
 
 def test_every_page_with_code_is_run_or_says_why():
     for page in DOCS.rglob("*.md"):
-        for code, why in python_blocks(page):
+        for _code, why in python_blocks(page):
             assert why is None or why.strip(), page
     assert len(PAGES) >= 10, PAGES  # the getting-started pages, the tutorials and the concepts
 
@@ -79,5 +79,6 @@ def test_site_builds_strictly(built_site):
 
 
 def test_api_reference_covers_the_public_names():
-    documented = set(re.findall(r"^::: curata\.(\w+)$", "".join(p.read_text() for p in (DOCS / "api").glob("*.md")), re.M))
+    pages = "".join(page.read_text() for page in (DOCS / "api").glob("*.md"))
+    documented = set(re.findall(r"^::: curata\.(\w+)$", pages, re.M))
     assert set(curata.__all__) <= documented, sorted(set(curata.__all__) - documented)
