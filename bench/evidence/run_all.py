@@ -84,7 +84,7 @@ def main() -> None:
         f"Machine: {machine}. Time per study: {runs}. Describing the vectors takes about 2.5 min on the first "
         f"run and is cached after that ({vectors_seconds:.0f} s this time).",
         "",
-        'See also the short summary in the README\'s "What it does to your data".',
+        'See also the short summary on the home page (docs/index.md), "What it does to your data".',
         "",
     ]
     for name, (title, module) in STUDIES.items():
