@@ -218,3 +218,34 @@ def test_worker_processes_give_the_same_table(tmp_path, cnn, images):
     two = describe(images, cnn, tmp_path / "two", batch_size=4, num_workers=2, label_key="label", progress=False)
     np.testing.assert_allclose(two.vectors(), one.vectors(), rtol=1e-6, atol=1e-6)
     assert np.array_equal(two.column("idx"), one.column("idx"))
+
+
+def test_the_first_batch_is_committed_at_once(tmp_path, rng):
+    """A job stopped after its first batches (here: failing at the third) leaves a table to resume from, even
+    with a commit interval far beyond what it embedded."""
+    data = rng.random((40, 4), dtype=np.float32)
+    path = tmp_path / "v"
+    seen = []
+
+    def embed(batch):
+        seen.append(len(VectorTable.open(path)) if VectorTable.is_table(path) else None)
+        if len(seen) == 3:
+            raise RuntimeError("stopped")
+        return batch
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        describe(data, embed, path, batch_size=8, commit_rows=10**6, progress=False)
+    assert seen == [None, 8, 8]  # committed before the second batch was embedded
+    assert len(VectorTable.open(path)) == 16  # the second batch was kept as the job stopped
+
+
+def test_a_resume_says_how_many_samples_it_found(tmp_path, rng, capsys):
+    data = rng.random((12, 4), dtype=np.float32)
+    describe(data, nn.Identity(), tmp_path / "v", progress=True)
+    assert "resuming" not in capsys.readouterr().err
+    VectorTable.open(tmp_path / "v")._dataset.delete("idx >= 7")  # as if the job had stopped there
+    describe(data, nn.Identity(), tmp_path / "v", progress=False)
+    assert "resuming" not in capsys.readouterr().err  # quiet without progress
+    VectorTable.open(tmp_path / "v")._dataset.delete("idx >= 7")
+    describe(data, nn.Identity(), tmp_path / "v", progress=True)
+    assert "resuming: 7 of 12 samples already in the table" in capsys.readouterr().err

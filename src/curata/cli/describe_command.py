@@ -10,7 +10,7 @@ from typing import Any
 
 from curata.cli.run_files import finish
 
-__all__ = ["add_describe_options", "add_source_options", "build_source", "run_describe"]
+__all__ = ["Interrupted", "add_describe_options", "add_source_options", "build_source", "run_describe"]
 
 _SOURCES = ("data", "images", "webdataset", "texts", "hf", "embeddings")
 
@@ -107,6 +107,18 @@ def _loaded_model(args: argparse.Namespace, image_source: bool) -> Any:
     return loaded
 
 
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that the command has handled: its message says what was kept (``curata`` prints it as one line,
+    ``interrupted: ...``, and exits with status 130)."""
+
+
+def _rows_kept(path: Path) -> int:
+    """The rows committed to the table at ``path`` (0 when there is none yet)."""
+    from curata.store.table import VectorTable
+
+    return len(VectorTable.open(path)) if VectorTable.is_table(path) else 0
+
+
 def run_describe(args: argparse.Namespace) -> None:
     """Run ``curata describe``: everything is checked before the first sample is embedded."""
     from curata.embedding.job import describe
@@ -151,17 +163,20 @@ def run_describe(args: argparse.Namespace) -> None:
         dataset = saved if saved is not None else build_source(args, loaded.modality)
         embedder = loaded.embedder(args.layers or None, args.device)
         label_key = "label" if getattr(dataset, "labels", None) is not None else None
-    table = describe(
-        dataset,
-        embedder,
-        args.out / "vectors",
-        vectorizer=Vectorizer(args.pool),
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        label_key=label_key,
-        dtype=args.dtype,
-        normalize=args.normalize,
-    )
+    try:
+        table = describe(
+            dataset,
+            embedder,
+            args.out / "vectors",
+            vectorizer=Vectorizer(args.pool),
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            label_key=label_key,
+            dtype=args.dtype,
+            normalize=args.normalize,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(f"{_rows_kept(args.out / 'vectors')} rows kept; run the same command to resume") from None
     unreadable = len(table.get_attr("unreadable", []))
     finish(
         args.out,

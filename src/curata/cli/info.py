@@ -1,4 +1,5 @@
-"""`curata info TABLE`: rows, dimension, dtype, columns, normalisation, fingerprint and what produced the table."""
+"""`curata info TABLE`: rows, dimension, dtype, columns, normalisation, fingerprint, what produced the table, and
+whether the describe job that wrote it stopped before the end (``INCOMPLETE``)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ def table_info(path: Any) -> dict[str, Any]:
         >>> from curata.store.table import VectorTable
         >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((3, 2)))
         >>> info = table_info(t.path)
-        >>> info["rows"], info["dim"], info["dtype"], info["normalize"]
-        (3, 2, 'float32', 'none')
+        >>> info["rows"], info["dim"], info["dtype"], info["normalize"], info["incomplete"]
+        (3, 2, 'float32', 'none', None)
     """
     import numpy as np
 
@@ -31,6 +32,7 @@ def table_info(path: Any) -> dict[str, Any]:
     length = int(fingerprint.get("dataset_length", int(present.max()) + 1 if len(present) else 0))
     # samples of the dataset with no vector: unreadable, an empty mask, a shard not written yet
     missing = np.setdiff1d(np.arange(length), present, assume_unique=True)
+    incomplete = _incomplete(table, fingerprint, missing, unreadable)
     return {
         "table": str(table.path),
         "rows": len(table),
@@ -43,10 +45,33 @@ def table_info(path: Any) -> dict[str, Any]:
         "labels": table.has_labels,
         "normalize": table.normalization,
         "produced_by": _producer(fingerprint),
+        "incomplete": incomplete,
         "unreadable": len(unreadable),
         "unreadable_first": unreadable[:5],
         "fingerprint": fingerprint,
     }
+
+
+def _incomplete(table: Any, fingerprint: dict[str, Any], missing: Any, unreadable: list[Any]) -> str | None:
+    """Why the describe job that wrote ``table`` looks unfinished, or None: fragments its ranks wrote but never
+    committed, or samples of the recorded dataset length with no row that were not unreadable (checked only when
+    every sample gives vectors: with a ``mask_key`` or ``label_mask_key`` a sample may rightly have none)."""
+    import numpy as np
+
+    from curata.embedding.shards import uncommitted_sample_ids
+
+    uncommitted = uncommitted_sample_ids(table.path)
+    if len(uncommitted):
+        return f"{len(uncommitted)} samples in fragments not committed yet"
+    vectorizer = fingerprint.get("vectorizer")
+    if "dataset_length" not in fingerprint or not isinstance(vectorizer, dict):
+        return None
+    if vectorizer.get("mask_key") is not None or vectorizer.get("label_mask_key") is not None:
+        return None
+    not_embedded = np.setdiff1d(missing, [int(item["idx"]) for item in unreadable])
+    if len(not_embedded):
+        return f"{len(not_embedded)} of {fingerprint['dataset_length']} samples not embedded yet"
+    return None
 
 
 def _producer(fingerprint: dict[str, Any]) -> str:
@@ -72,6 +97,8 @@ def run_info(args: argparse.Namespace) -> None:
     for key in ("table", "rows", "samples", "dim", "dtype", "columns", "labels", "normalize", "produced_by"):
         value = ", ".join(info[key]) if isinstance(info[key], list) else info[key]
         print(f"{key:>12}: {value}")
+    if info["incomplete"]:
+        print(f"{'INCOMPLETE':>12}: {info['incomplete']} (a stopped describe: run the same command to finish it)")
     first = ", ".join(str(i) for i in info["without_vector_first"])
     more = ", ..." if info["without_vector"] > len(info["without_vector_first"]) else ""
     print(f"{'no vector':>12}: {info['without_vector']} samples (no cluster)" + (f": {first}{more}" if first else ""))

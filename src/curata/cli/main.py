@@ -767,11 +767,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def command_line(argv: list[str] | None = None) -> int:
     """The installed ``curata`` command: ``main``, with a user error printed as one line (``curata: error: ...``)
-    and exit status 2 instead of a traceback (set ``CURATA_TRACEBACK=1`` to see it)."""
+    and exit status 2 instead of a traceback (set ``CURATA_TRACEBACK=1`` to see it); a Ctrl-C as one line too
+    (``interrupted: ...``, status 130)."""
     import os
 
     try:
         main(argv)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: what was kept, in one line (describe says how many rows)
+        if os.environ.get("CURATA_TRACEBACK"):
+            raise
+        print(f"interrupted{': ' + str(interrupt) if str(interrupt) else ''}", file=sys.stderr)
+        return 130
     except _user_errors() as error:
         if os.environ.get("CURATA_TRACEBACK"):
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -240,13 +241,14 @@ def describe(
 ) -> VectorTable:
     """Embed every sample of ``dataset`` and store its vectors in the VectorTable at ``path``.
 
-    Rows are committed atomically every ``commit_rows`` rows (and at least once a minute). Rerunning after a
-    crash embeds only the samples not yet in the table; a rerun with other settings (a different fingerprint:
-    model weights, layers, fusion, vectorizer, dataset length, the data's content) is refused and says what
-    differs. The content is 16 items chosen by a fixed seed, read through the dataset's transform and
-    ``collate_fn`` as the model receives them, and hashed; a table of an older curata, which has no such record,
-    resumes with a warning. Bad inputs (a missing key, a model or item on the ``meta`` device) are refused
-    before anything is written.
+    Rows are committed atomically every ``commit_rows`` rows (and at least once a minute), and the first batch's
+    rows at once, so that the table exists from the first batch on. Rerunning after a crash or a Ctrl-C (the
+    rows embedded before it are committed) embeds only the samples not yet in the table, and says so (with
+    ``progress``); a rerun with other settings (a different fingerprint: model weights, layers, fusion,
+    vectorizer, dataset length, the data's content) is refused and says what differs. The content is 16 items
+    chosen by a fixed seed, read through the dataset's transform and ``collate_fn`` as the model receives them,
+    and hashed; a table of an older curata, which has no such record, resumes with a warning. Bad inputs (a
+    missing key, a model or item on the ``meta`` device) are refused before anything is written.
 
     Under an initialised torch.distributed process group (``torchrun``), every rank passes the same arguments and
     embeds its own contiguous share of the pending samples into its own fragments; when all are done, one commit
@@ -385,6 +387,8 @@ def _describe_locked(
         if world > 1:
             dist.barrier()  # every rank has read the manifests before any rank writes new ones
     pending = np.setdiff1d(np.arange(total, dtype=np.int64), done, assume_unique=True)
+    if progress and rank == 0 and len(done):
+        print(f"resuming: {len(done)} of {total} samples already in the table", file=sys.stderr, flush=True)
     if len(pending) == 0 and world == 1 and len(uncommitted) == 0:
         assert table is not None
         return table
@@ -424,7 +428,8 @@ def _describe_locked(
     try:
         for batch in batches:
             dim, has_label = buffer.absorb(batch, dim, has_label)
-            if buffer.due(commit_rows):
+            # the first rows are committed at once: a job stopped after its first batches resumes from them
+            if buffer.due(commit_rows) or (table is None and buffer.rows):
                 commit()
             bar.update(batch.samples)
         if dim is None:

@@ -1,0 +1,80 @@
+"""What a new user hits first: a Ctrl-C, a killed job, directories of texts, a run folder for its table, warnings,
+output folders, --version, --help (issue 32)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from curata import VectorTable
+from curata.cli.main import main
+
+SLOW_JOB = """
+import os, time
+import numpy as np, torch
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 400
+    def __getitem__(self, i):
+        time.sleep(0.005 if os.environ.get("SLOW_JOB") else 0)
+        return torch.full((4,), float(i))
+
+def make():
+    torch.manual_seed(0)
+    return Slow(), torch.nn.Linear(4, 3)
+"""
+
+
+def test_ctrl_c_in_describe_prints_one_line_and_the_rerun_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "slowjob.py").write_text(SLOW_JOB)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLOW_JOB": "1"}
+    env.pop("CURATA_TRACEBACK", None)
+    argv = ["describe", "--data", "slowjob:make", "--out", "d", "--batch-size", "8"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "curata.cli", *argv], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    vectors = tmp_path / "d" / "vectors"
+    while time.monotonic() < deadline and not (VectorTable.is_table(vectors) and len(VectorTable.open(vectors))):
+        time.sleep(0.02)
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert "Traceback" not in err
+    kept = len(VectorTable.open(vectors))
+    assert 0 < kept < 400
+    last = err.strip().splitlines()[-1]
+    assert last == f"interrupted: {kept} rows kept; run the same command to resume"
+    main(argv)  # in process, at full speed
+    assert f"resuming: {kept} of 400 samples already in the table" in capsys.readouterr().err
+    assert len(VectorTable.open(vectors)) == 400
+
+
+def test_info_marks_an_incomplete_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    from curata import describe
+
+    data = np.random.default_rng(0).random((30, 4), dtype=np.float32)
+    describe(data, lambda batch: batch, tmp_path / "v", batch_size=8, progress=False)
+    main(["info", "v"])
+    assert "INCOMPLETE" not in capsys.readouterr().out
+    VectorTable.open(tmp_path / "v")._dataset.delete("idx >= 20")  # as a job killed after 20 samples leaves it
+    main(["info", "v"])
+    out = capsys.readouterr().out
+    assert "INCOMPLETE: 10 of 30 samples not embedded yet" in out
+    main(["info", "v", "--json"])
+    assert json.loads(capsys.readouterr().out)["incomplete"] == "10 of 30 samples not embedded yet"
+    shards = tmp_path / "v" / "_curata_shards"  # a sharded job's fragments that nobody committed
+    shards.mkdir()
+    (shards / "r0.json").write_text(json.dumps({"first_idx": 20, "last_idx": 24, "fragments": []}))
+    main(["info", "v"])
+    assert "INCOMPLETE: 5 samples in fragments not committed yet" in capsys.readouterr().out
