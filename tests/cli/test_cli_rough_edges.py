@@ -11,9 +11,10 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from curata import VectorTable
-from curata.cli.main import main
+from curata.cli.main import command_line, main
 
 SLOW_JOB = """
 import os, time
@@ -78,3 +79,54 @@ def test_info_marks_an_incomplete_table(tmp_path, monkeypatch, capsys):
     (shards / "r0.json").write_text(json.dumps({"first_idx": 20, "last_idx": 24, "fragments": []}))
     main(["info", "v"])
     assert "INCOMPLETE: 5 samples in fragments not committed yet" in capsys.readouterr().out
+
+
+COUNTING_MODEL = """
+import pathlib, torch
+def embedder():
+    pathlib.Path("model_loaded").touch()
+    return lambda texts: torch.tensor([[float(len(t)), float(t.count(" "))] for t in texts])
+"""
+
+
+def test_texts_from_folders_and_patterns_errors_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "countmodel.py").write_text(COUNTING_MODEL)
+    (tmp_path / "quotes").mkdir()
+    (tmp_path / "quotes" / "a.txt").write_text("one quote\ntwo quotes here\n")
+    (tmp_path / "quotes" / "index.txt").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "quotes" / "same.txt").symlink_to(tmp_path / "quotes" / "a.txt")
+    model = ["--model", "countmodel:embedder"]
+    for wrong, error in (("nowhere", "--texts: 'nowhere' does not exist"), ("quotes/*.csv", "no file matches")):
+        assert command_line(["describe", "--texts", wrong, *model, "--out", "r"]) == 2
+        assert error in capsys.readouterr().err
+    assert command_line(["describe", "--texts", "quotes/index.txt", *model, "--out", "r"]) == 2
+    assert "--texts: every file is binary (NUL bytes), none holds text: quotes/index.txt" in capsys.readouterr().err
+    assert not (tmp_path / "model_loaded").exists() and not (tmp_path / "r").exists()
+    for texts in (["quotes"], ["quotes/*"]):
+        assert command_line(["describe", "--texts", *texts, *model, "--out", "r", "--batch-size", "1"]) == 0
+        err = capsys.readouterr().err
+        assert "warning: --texts: skipped 1 binary files (NUL bytes): quotes/index.txt" in err
+        assert json.loads((tmp_path / "r" / "summary.json").read_text())["samples"] == 2  # the link read once
+
+
+def test_a_run_folder_for_its_table_is_named_and_no_phantom_levels(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((56, 3), dtype=np.float32))
+    main(["select", "--vectors", "x.npy", "--out", "run", "--n", "3"])  # builds run/vectors
+    capsys.readouterr()
+    assert command_line(["select", "--vectors", "run", "--out", "s", "--n", "3"]) == 2
+    assert "did you mean 'run/vectors' (a run folder holds its table in RUN/vectors)" in capsys.readouterr().err
+    assert command_line(["info", "run"]) == 2
+    assert "did you mean 'run/vectors'" in capsys.readouterr().err
+    assert command_line(["curate", "--vectors", "x.npy", "--out", "c", "--target", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "--levels 100" not in err
+    assert "no --levels given: the default, 100 clusters, is more clusters than the 56 vectors" in err
+    assert "pass fewer: --levels 7" in err
+    with pytest.raises(ValueError, match=r"^--levels 80 is more clusters than the 56 vectors"):
+        main(["curate", "--vectors", "x.npy", "--out", "c", "--target", "10", "--levels", "80"])
+    np.save(tmp_path / "y.npy", np.random.default_rng(0).random((300, 3), dtype=np.float32))
+    main(["cluster", "--vectors", "y.npy", "--out", "k", "--n-iter", "2"])
+    assert "cluster: no --levels given: 100 clusters (the default)" in capsys.readouterr().err

@@ -83,3 +83,39 @@ def test_describe_embeds_texts_with_stable_ids_and_resumes(tmp_path):
         progress=False,
     )
     assert len(again) == 40  # the same ids: nothing re-embedded or repeated
+
+
+def fortunes(root):
+    """A folder laid out as Debian's fortunes: texts, their binary .dat indexes, .u8 links to the texts."""
+    root.mkdir()
+    for name, quotes in (("art", ["a painting", "a poem"]), ("law", ["a rule"])):
+        (root / name).write_text("\n%\n".join(quotes) + "\n%\n")
+        (root / f"{name}.dat").write_bytes(b"\x00\x00\x00\x02\x00" + name.encode())
+        (root / f"{name}.u8").symlink_to(root / name)
+    (root / ".hidden").write_text("not a fortune\n%\n")
+    return root
+
+
+def test_folders_and_patterns_of_texts_each_file_once_binaries_named(tmp_path):
+    root = fortunes(tmp_path / "fortunes")
+    with pytest.warns(UserWarning, match=r"skipped 2 binary files \(NUL bytes\): .*art\.dat, .*law\.dat$"):
+        folder = TextFiles([root], separator="%", label_by_file=True)
+    assert folder.texts == ["a painting", "a poem", "a rule"] and folder.classes == ["art", "law"]
+    with pytest.warns(UserWarning, match="skipped 2 binary files"):
+        pattern = TextFiles([str(root / "*")], separator="%")  # a pattern the shell left alone
+    assert pattern.texts == folder.texts
+    both = TextFiles([root / "law", root / "law.u8", root / "art"], separator="%")  # a link to a listed file
+    assert both.texts == ["a rule", "a painting", "a poem"]
+    (tmp_path / "docs" / "deeper").mkdir(parents=True)
+    (tmp_path / "docs" / "b.txt").write_text("second\n")
+    (tmp_path / "docs" / "deeper" / "a.txt").write_text("third\n")
+    (tmp_path / "docs" / "a.txt").write_text("first\n")
+    (tmp_path / "docs" / "image.png").write_bytes(b"\x89PNG\x00")
+    assert TextFiles([tmp_path / "docs"]).texts == ["first", "second", "third"]  # sorted, subfolders after
+    with pytest.raises(ValueError, match=r"every file is binary \(NUL bytes\), none holds text: .*art\.dat"):
+        TextFiles([root / "art.dat"], separator="%")
+    with pytest.raises(FileNotFoundError, match=r"no file matches '.*\*\.jsonl'"):
+        TextFiles([str(tmp_path / "docs" / "*.jsonl")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"folder '.*empty' holds no files ending in \.txt, \.jsonl"):
+        TextFiles([tmp_path / "empty"])

@@ -20,7 +20,12 @@ def add_source_options(sub: argparse.ArgumentParser, describing: bool = True) ->
     source = sub.add_argument_group("source (one of)")
     source.add_argument("--images", type=Path, help="a folder of images (subfolders are classes)")
     source.add_argument("--webdataset", nargs="+", help="WebDataset .tar shards or glob patterns ('shards/*.tar')")
-    source.add_argument("--texts", nargs="+", help=".txt (a text per line), .jsonl, .csv or .parquet files")
+    source.add_argument(
+        "--texts",
+        nargs="+",
+        help=".txt (a text per line), .jsonl, .csv or .parquet files, folders of them or patterns ('docs/*.txt');"
+        " binary files are skipped with a warning, links to a listed file read once",
+    )
     source.add_argument("--hf", type=Path, help="a Hugging Face dataset folder written by save_to_disk")
     if describing:
         source.add_argument("--embeddings", nargs="+", help=".npy or .parquet files of vectors already computed")
@@ -65,10 +70,11 @@ def build_source(args: argparse.Namespace, modality: str = "image") -> Any:
         data = "text" if modality == "text" else "image"
         return WebDatasetShards(args.webdataset, data=data, label=args.label_column, size=args.size)
     if args.texts:
-        from curata.sources.texts import TextFiles
+        from curata.sources.text_paths import expand_text_paths
+        from curata.sources.texts import TEXT_SUFFIXES, TextFiles
 
         return TextFiles(
-            args.texts,
+            expand_text_paths(args.texts, TEXT_SUFFIXES, args.separator, flag="--texts"),
             column=args.column,
             label_column=args.label_column,
             label_by_file=args.label_by_file,
@@ -85,16 +91,21 @@ def build_source(args: argparse.Namespace, modality: str = "image") -> Any:
     )
 
 
+def _refuse_other_modality(args: argparse.Namespace, image_source: bool) -> None:
+    """Refuse a preset of the other modality (a text model for images), before any file or weight is read."""
+    known = {"efficientnet-lite0": "image", "minilm": "text"}.get(args.model)
+    if known is not None and image_source != (known == "image"):
+        flag = "--images/--webdataset/--hf" if image_source else "--texts"
+        raise ValueError(f"--model {args.model!r} embeds {known}s; {flag} needs another model")
+
+
 def _loaded_model(args: argparse.Namespace, image_source: bool) -> Any:
     from torch import nn
 
     from curata.models.images import ImagePreprocess
     from curata.models.presets import LoadedModel, load_model
 
-    known = {"efficientnet-lite0": "image", "minilm": "text"}.get(args.model)
-    if known is not None and image_source != (known == "image"):  # refused before the weights are read
-        flag = "--images/--webdataset/--hf" if image_source else "--texts"
-        raise ValueError(f"--model {args.model!r} embeds {known}s; {flag} needs another model")
+    _refuse_other_modality(args, image_source)
     loaded = load_model(args.model, size=args.size, weights=args.weights)
     if loaded.modality == "any" and image_source and isinstance(loaded.model, nn.Module):
         # the image sources give uint8 pixels: a user's model gets the preprocessing the presets have
@@ -157,10 +168,14 @@ def run_describe(args: argparse.Namespace) -> None:
     else:
         if not args.model:
             raise ValueError(f"--{chosen[0]} needs --model (a preset, a folder, timm:NAME or module:function)")
-        saved = build_source(args, "any") if args.hf else None  # a saved dataset says whether it holds images
-        image_source = bool(args.images or args.webdataset or (saved is not None and saved.image))
+        # every source but WebDataset shards (read as the model's modality) is built, and its files checked,
+        # before the model loads; a saved dataset says whether it holds images
+        if not args.hf:
+            _refuse_other_modality(args, bool(args.images or args.webdataset))
+        early = None if args.webdataset else build_source(args, "any")
+        image_source = bool(args.images or args.webdataset or (args.hf and early.image))
         loaded = _loaded_model(args, image_source)
-        dataset = saved if saved is not None else build_source(args, loaded.modality)
+        dataset = early if early is not None else build_source(args, loaded.modality)
         embedder = loaded.embedder(args.layers or None, args.device)
         label_key = "label" if getattr(dataset, "labels", None) is not None else None
     try:

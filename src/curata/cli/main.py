@@ -31,7 +31,9 @@ from curata.exporting.export import FORMATS
 from curata.subsets.cosine_space import AUTO, SPACES
 from curata.subsets.select import METHODS
 
-__all__ = ["command_line", "main", "load_vectors", "sample_ids_of", "source_rows"]
+__all__ = ["DEFAULT_LEVELS", "command_line", "main", "load_vectors", "sample_ids_of", "source_rows"]
+
+DEFAULT_LEVELS = (100,)  # clusters per level of cluster and curate without --levels
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
@@ -144,12 +146,19 @@ def _checked_vectors(args: argparse.Namespace) -> Any:
         args.within_ids = _id_file(args.within, "--within", known) if getattr(args, "within", None) else None
         args.exclude_ids = _id_file(args.exclude, "--exclude", known) if getattr(args, "exclude", None) else None
         pool = np.unique(args.within_ids) if args.within_ids is not None else known
+    given = getattr(args, "levels", None) is not None
+    if hasattr(args, "levels") and not given:  # cluster and curate without --levels
+        args.levels = list(DEFAULT_LEVELS)
     levels = getattr(args, "levels", None)
     if levels is not None:
         if any(k < 1 for k in levels) or any(b >= a for a, b in zip(levels, levels[1:])):
             raise ValueError(f"--levels must be positive and decreasing, e.g. 500 50, got {levels}")
         if levels[0] > rows:
-            raise ValueError(f"--levels {levels[0]} is more clusters than the {rows} vectors of --vectors")
+            what = f"--levels {levels[0]} is" if given else f"no --levels given: the default, {levels[0]} clusters, is"
+            fewer = max(rows // 8, 1)
+            raise ValueError(f"{what} more clusters than the {rows} vectors of --vectors; pass fewer: --levels {fewer}")
+        if not given:
+            print(f"{args.command}: no --levels given: {levels[0]} clusters (the default)", file=sys.stderr)
         check_int(args.resampling, "--resampling", minimum=0)
         check_int(args.n_iter, "--n-iter", minimum=1)
     if getattr(args, "n", None) is not None:
@@ -602,7 +611,12 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     def clustering(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--levels", type=int, nargs="+", default=[100], help="clusters per level, e.g. 500 50")
+        sub.add_argument(
+            "--levels",
+            type=int,
+            nargs="+",
+            help=f"clusters per level, e.g. 500 50 (default: {' '.join(map(str, DEFAULT_LEVELS))})",
+        )
         sub.add_argument("--resampling", type=int, default=0, help="resampling steps per level")
         sub.add_argument("--n-iter", type=int, default=20)
         sub.add_argument("--metric", choices=["l2", "cosine"], default="l2", help="k-means distance")
@@ -765,14 +779,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, TypeError, KeyError, OSError, TableLockedError, DamagedTableError)
 
 
+def _one_line_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    """A warning of the ``curata`` command as one line, ``warning: ...``, without the Python source line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def command_line(argv: list[str] | None = None) -> int:
     """The installed ``curata`` command: ``main``, with a user error printed as one line (``curata: error: ...``)
     and exit status 2 instead of a traceback (set ``CURATA_TRACEBACK=1`` to see it); a Ctrl-C as one line too
-    (``interrupted: ...``, status 130)."""
+    (``interrupted: ...``, status 130), and each warning (``warning: ...``, no source line)."""
     import os
 
     try:
-        main(argv)
+        with warnings.catch_warnings():
+            if not os.environ.get("CURATA_TRACEBACK"):
+                warnings.showwarning = _one_line_warning
+            main(argv)
     except KeyboardInterrupt as interrupt:  # Ctrl-C: what was kept, in one line (describe says how many rows)
         if os.environ.get("CURATA_TRACEBACK"):
             raise

@@ -5,6 +5,7 @@ from curata.sources.embeddings import table_from_embeddings
 from curata.sources.huggingface import HuggingFaceDisk
 from curata.sources.images import ImageFolder
 from curata.sources.locations import Locations, open_source, record_source, recorded_source
+from curata.sources.text_paths import expand_text_paths
 from curata.sources.texts import TextFiles
 from curata.sources.unreadable import Unreadable
 from curata.sources.webdataset import WebDatasetShards
@@ -16,6 +17,7 @@ __all__ = [
     "TextFiles",
     "Unreadable",
     "WebDatasetShards",
+    "expand_text_paths",
     "open_source",
     "record_source",
     "recorded_source",

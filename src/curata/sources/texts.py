@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from curata.sources.labels import labelled_item, numbered_labels
 from curata.sources.locations import Locations
+from curata.sources.text_paths import expand_text_paths
 
 __all__ = ["TextFiles", "TEXT_SUFFIXES"]
 
@@ -89,7 +90,9 @@ class TextFiles(Dataset):
     ``label_by_file``).
 
     Args:
-        files: .txt (one text per line), .jsonl, .csv or .parquet files (the last three need ``column``).
+        files: .txt (one text per line), .jsonl, .csv or .parquet files (the last three need ``column``),
+            folders of them and glob patterns; each real file is read once (links to a listed file add nothing)
+            and binary files are skipped with a warning naming them (``expand_text_paths``).
         column: the field or column holding the text.
         label_column: a field or column holding each text's label: ints are kept, other values (strings) are
             numbered in sorted order (``classes``).
@@ -119,10 +122,8 @@ class TextFiles(Dataset):
             raise ValueError(f"files must be a non-empty list of paths, got {files!r}")
         if label_column is not None and label_by_file:
             raise ValueError("label_column and label_by_file both label the texts: pass one")
-        paths = [Path(f) for f in files]
+        paths = expand_text_paths(files, TEXT_SUFFIXES, separator)
         for path in paths:
-            if not path.is_file():
-                raise FileNotFoundError(f"text file {str(path)!r} does not exist")
             suffix = path.suffix.lower()
             if separator is not None:
                 if column is not None or label_column is not None:

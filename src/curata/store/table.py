@@ -216,7 +216,9 @@ class VectorTable:
         try:
             return lance.dataset(str(path))
         except Exception as exc:  # noqa: BLE001 - lance raises several types for "not a dataset"
-            raise ValueError(f"path {str(path)!r} exists but is not a VectorTable (no Lance dataset in it)") from exc
+            raise ValueError(
+                f"path {str(path)!r} exists but is not a VectorTable (no Lance dataset in it){_tables_inside(path)}"
+            ) from exc
 
     @staticmethod
     def _read_meta(path: Path, dataset: lance.LanceDataset) -> dict[str, Any]:
@@ -722,6 +724,24 @@ class VectorTable:
         """The whole table as a pandas DataFrame (needs pandas)."""
         with self._reading():
             return self._latest().to_table(columns=self.columns).to_pandas()
+
+
+def _tables_inside(folder: Path, looked_at: int = 20) -> str:
+    """A hint naming the VectorTables directly inside ``folder`` (a run folder holds its table in ``vectors``),
+    or "" when there is none among its first ``looked_at`` subfolders.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> run = Path(tempfile.mkdtemp())
+        >>> _ = VectorTable.from_arrays(run / "vectors", np.ones((2, 2)))
+        >>> _tables_inside(run).endswith("vectors' (a run folder holds its table in RUN/vectors)")
+        True
+    """
+    subfolders = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: (p.name != "vectors", p.name))
+    found = [str(p) for p in subfolders[:looked_at] if (p / "_versions").is_dir() and VectorTable.is_table(p)]
+    if not found:
+        return ""
+    return f"; did you mean {' or '.join(repr(p) for p in found)} (a run folder holds its table in RUN/vectors)"
 
 
 class _DamageReport:
