@@ -75,7 +75,7 @@ def test_every_command_end_to_end(workdir):
     )
     assert np.bincount(labels[np.load(workdir / "l" / "split_train.npy")]).tolist() == [70] * 4
     main(["report", "--vectors", "x.npy", "--out", "r", "--curated", "r/curated_ids.npy"])
-    assert (workdir / "r" / "report" / "index.html").exists()
+    assert (workdir / "r" / "index.html").exists() and not (workdir / "r" / "report").exists()  # no nested folder
 
 
 def test_config_file_supplies_the_arguments(workdir):

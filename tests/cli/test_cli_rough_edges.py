@@ -130,3 +130,26 @@ def test_a_run_folder_for_its_table_is_named_and_no_phantom_levels(tmp_path, mon
     np.save(tmp_path / "y.npy", np.random.default_rng(0).random((300, 3), dtype=np.float32))
     main(["cluster", "--vectors", "y.npy", "--out", "k", "--n-iter", "2"])
     assert "cluster: no --levels given: 100 clusters (the default)" in capsys.readouterr().err
+
+
+def test_summary_holds_the_parameters_version_and_help_show_defaults(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "y.npy", np.random.default_rng(0).random((300, 3), dtype=np.float32))
+    main(["curate", "--vectors", "y.npy", "--out", "c", "--target", "50", "--n-iter", "3"])
+    parameters = json.loads((tmp_path / "c" / "summary.json").read_text())["parameters"]
+    assert parameters["levels"] == [100] and parameters["target"] == 50 and parameters["n_iter"] == 3
+    assert parameters["vectors"] == "y.npy" and parameters["out"] == "c" and parameters["command"] == "curate"
+    main(["report", "--vectors", "y.npy", "--out", "c/report", "--curated", "c/curated_ids.npy"])
+    assert (tmp_path / "c" / "report" / "index.html").is_file() and not (tmp_path / "c" / "report" / "report").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    from curata import __version__
+
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"curata {__version__}"
+    with pytest.raises(SystemExit):
+        main(["curate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--n-iter N_ITER default: 20", "--seed SEED default: 0", "(default: random)", "default: 100)"):
+        assert shown in text, shown
+    assert "default: None" not in text and "default: False" not in text

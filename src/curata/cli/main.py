@@ -26,7 +26,7 @@ from curata._internal.checks import check_int
 from curata.cli.describe_command import add_describe_options, add_source_options, run_describe
 from curata.cli.info import run_info
 from curata.cli.run_files import finish as _finish
-from curata.cli.run_files import path_lists, recorded_locations, writes_outputs
+from curata.cli.run_files import path_lists, recorded_locations, recorded_parameters, writes_outputs
 from curata.exporting.export import FORMATS
 from curata.subsets.cosine_space import AUTO, SPACES
 from curata.subsets.select import METHODS
@@ -467,7 +467,7 @@ def _report(args: argparse.Namespace) -> None:
     table = _checked_vectors(args)
     started = time.perf_counter()
     curated = _rows_of(args.curated, "--curated", table.column("idx")) if args.curated else None
-    index = report(table, args.out / "report", curated=curated, seed=args.seed)
+    index = report(table, args.out, curated=curated, seed=args.seed)  # --out/index.html, as explore writes
     _finish(args.out, "report", started, {}, report=str(index))
 
 
@@ -593,6 +593,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="curata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", type=Path, help="TOML file with defaults per command")
+    parser.add_argument("--version", action="version", version=f"curata {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, run: Any, text: str, vectors: bool = True) -> argparse.ArgumentParser:
@@ -732,7 +733,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
     sub.add_argument("--target", type=int, default=5000)
     sub.add_argument("--text", action="store_true", help="the text demo: Debian's fortunes described with MiniLM")
+    for sub in _commands(parser).values():
+        _show_defaults(sub)
     return parser
+
+
+def _version() -> str:
+    from curata import __version__
+
+    return __version__
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Name each option's default in ``--help`` (``(default: 20)``), for the options that have one."""
+    for action in parser._actions:
+        if not action.option_strings or any(action.default is no for no in (None, False, argparse.SUPPRESS)):
+            continue
+        if action.help is argparse.SUPPRESS or "%(default)" in (action.help or ""):
+            continue
+        action.help = f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
 
 
 def _config_defaults(argv: list[str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
@@ -823,6 +842,7 @@ def main(argv: list[str] | None = None) -> None:
             if sub_action.dest in defaults:
                 sub_action.required = False
     args = parser.parse_args(argv)
+    parsed = [key for key in vars(args) if key != "run"]  # summary.json's parameters, as the command used them
     for name in ("n", "target", "batch_size"):
         if getattr(args, name, None) is not None:
             check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
@@ -831,7 +851,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from curata.store.locking import write_lock
 
-    with _process_group(args):
+    with _process_group(args), recorded_parameters(args, parsed):
         if not writes_outputs():
             args.run(args)
             return

@@ -3,9 +3,12 @@ table records its source, then summary.json (written last)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,38 @@ import numpy as np
 from curata._internal.atomic import save_npy_atomically, write_atomically
 from curata._internal.distributed import is_distributed, rank_and_world
 
-__all__ = ["finish", "path_lists", "recorded_locations", "writes_outputs"]
+__all__ = ["finish", "path_lists", "recorded_locations", "recorded_parameters", "writes_outputs"]
+
+_PARAMETERS: ContextVar[tuple[Any, list[str]] | None] = ContextVar("curata_run_parameters", default=None)
+
+
+@contextlib.contextmanager
+def recorded_parameters(args: Any, names: list[str]) -> Iterator[None]:
+    """Within it, ``finish`` writes the values of ``names`` in ``args`` (a command's parsed arguments, as the
+    command used them: defaults it resolved included) into ``summary.json`` as ``parameters``, so that a run says
+    how it was made.
+
+    Example:
+        >>> import argparse, tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> with recorded_parameters(argparse.Namespace(n=3, out=out), ["n"]):
+        ...     finish(out, "select", 0.0, {})  # doctest: +ELLIPSIS
+        {"command": "select", "files": [], "parameters": {"n": 3}, ...}
+    """
+    token = _PARAMETERS.set((args, list(names)))
+    try:
+        yield
+    finally:
+        _PARAMETERS.reset(token)
+
+
+def _parameters() -> dict[str, Any] | None:
+    recorded = _PARAMETERS.get()
+    if recorded is None:
+        return None
+    args, names = recorded
+    values = {name: getattr(args, name, None) for name in names}
+    return {name: str(v) if isinstance(v, Path) else v for name, v in values.items()}
 
 
 def writes_outputs() -> bool:
@@ -60,8 +94,8 @@ def finish(
     **summary: Any,
 ) -> None:
     """Save ``arrays`` as ``out/NAME.npy`` and ``texts`` as ``out/NAME`` (e.g. ``selected.txt``, ``duplicates.jsonl``),
-    then ``out/summary.json`` (the run is complete once it exists), and print the summary; under torchrun only
-    rank 0 does."""
+    then ``out/summary.json`` (the run is complete once it exists; with the command's parsed arguments as
+    ``parameters`` under ``recorded_parameters``), and print the summary; under torchrun only rank 0 does."""
     if not writes_outputs():
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +109,9 @@ def finish(
         "files": sorted([*(f"{name}.npy" for name in arrays), *(texts or {})]),
         **summary,
     }
+    parameters = _parameters()
+    if parameters is not None:
+        summary["parameters"] = parameters
     text = json.dumps(summary, indent=1, sort_keys=True, default=str)
     write_atomically(out / "summary.json", lambda f: f.write_text(text))  # last: the run is complete
     print(json.dumps(summary, sort_keys=True, default=str))
