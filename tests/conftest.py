@@ -7,6 +7,11 @@ points, the same Lightning check under more strategies) only the cases marked as
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +138,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def full_run(request: pytest.FixtureRequest) -> bool:
     """Whether the run was asked for every case (``--full``)."""
     return bool(request.config.getoption("--full"))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs site built with ``mkdocs build --strict`` (what ``make docs`` runs); a warning fails the test.
+
+    It lives here, not in ``tests/docs/conftest.py``: a second ``conftest`` module would shadow this one for the
+    tests that ``from conftest import TinyCNN``.
+    """
+    try:
+        import mkdocs  # noqa: F401
+    except ImportError:
+        pytest.fail("the docs extra is missing: pip install -e '.[docs]' (make test installs it)")
+    site = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return site

@@ -63,8 +63,12 @@ def _chain(tmp_path, case: int, seed: int) -> dict[str, object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unreadable items are announced; that is not under test here
         table = describe(
-            data, TorchEmbedder(model, ["stage"]), tmp_path / f"case{case}-{seed}", vectorizer=vectorizer,
-            label_key="label", progress=False,
+            data,
+            TorchEmbedder(model, ["stage"]),
+            tmp_path / f"case{case}-{seed}",
+            vectorizer=vectorizer,
+            label_key="label",
+            progress=False,
         )
         readable = np.setdiff1d(np.arange(n), unreadable)
         assert np.array_equal(np.unique(table.column("idx")), readable)

@@ -153,3 +153,45 @@ def test_summary_holds_the_parameters_version_and_help_show_defaults(tmp_path, m
     for shown in ("--n-iter N_ITER default: 20", "--seed SEED default: 0", "(default: random)", "default: 100)"):
         assert shown in text, shown
     assert "default: None" not in text and "default: False" not in text
+
+
+def test_long_fits_say_where_they_are_on_stderr(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    cli = importlib.import_module("curata.cli.main")
+    from curata import HierarchicalKMeans
+
+    monkeypatch.chdir(tmp_path)
+    x = np.random.default_rng(0).random((400, 3), dtype=np.float32)
+    np.save(tmp_path / "y.npy", x)
+    monkeypatch.setattr(cli, "FIT_PROGRESS_SECONDS", 0.0)  # every step prints
+    main(
+        [
+            "curate",
+            "--vectors",
+            "y.npy",
+            "--out",
+            "c",
+            "--target",
+            "50",
+            "--levels",
+            "20",
+            "4",
+            "--n-iter",
+            "3",
+            "--resampling",
+            "2",
+        ]
+    )
+    err = capsys.readouterr().err.splitlines()
+    progress = [line for line in err if line.startswith("curate: level")]
+    assert progress[0].startswith("curate: level 1 of 2 (20 clusters)")
+    assert any("level 2 of 2 (4 clusters), resampling step" in line for line in progress)
+    assert any("k-means of 20 clusters: iteration 3 of 3" in line for line in progress)
+    # the library stays quiet, and the progress changes nothing in the answer
+    tree = HierarchicalKMeans([20, 4], n_iter=3, seed=0).fit(x)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(cli, "FIT_PROGRESS_SECONDS", 1e9)  # never due: nothing printed
+    main(["cluster", "--vectors", "y.npy", "--out", "k", "--levels", "20", "4", "--n-iter", "3", "--resampling", "2"])
+    assert not [line for line in capsys.readouterr().err.splitlines() if "iteration" in line]
+    assert tree.labels_.shape == (400, 2)

@@ -95,10 +95,12 @@ def test_without_labels_the_ids_are_todays_and_one_label_changes_nothing():
     tree = np.stack([level1, level1 % 3], axis=1)
     today = [14, 16, 33, 35, 54, 73, 96, 97, 119, 140, 141, 145, 164, 189, 199]  # before labels= existed
     assert curate(tree, 15, seed=5).tolist() == today
-    assert curate(tree, 15, labels=np.zeros(200, dtype=int), seed=5).tolist() == today
+    # one label drawn through its concepts is the unlabelled draw
+    assert curate(tree, 15, labels=np.zeros(200, dtype=int), within_label="concepts", seed=5).tolist() == today
     big, y = long_tailed(3)
     for seed in range(3):
-        assert np.array_equal(curate(big, 250, seed=seed), curate(big, 250, labels=np.full(len(y), 4), seed=seed))
+        one_label = curate(big, 250, labels=np.full(len(y), 4), within_label="concepts", seed=seed)
+        assert np.array_equal(curate(big, 250, seed=seed), one_label)
 
 
 def test_unlabelled_rows_are_left_out_and_strings_work():
@@ -140,7 +142,7 @@ def test_report_tells_what_was_balanced():
     assert report.pool_counts == np.bincount(y).tolist()
     assert report.subset_counts == label_allocation(np.bincount(y), 200).tolist()
     assert report.class_kl[1] < report.class_kl[0] / 2
-    assert "classes, then concepts within each class" in str(report) and "class KL (10)" in str(report)
+    assert "classes, then uniformly at random within each class" in str(report) and "class KL (10)" in str(report)
     assert report.to_dict()["class_counts"]["9"] == {"pool": int(np.bincount(y)[9]), "subset": int(np.bincount(y)[9])}
     plain, plain_report = curate(tree, 200, report=True, seed=0)
     assert "clusters of the embedding" in str(plain_report) and plain_report.class_kl is None
@@ -210,7 +212,7 @@ def test_cli_curates_by_the_tables_labels(tmp_path, monkeypatch, capsys):
     assert np.bincount(labels[picked]).tolist() == [24, 23, 23, 10]
     summary = json.loads((tmp_path / "l" / "summary.json").read_text())
     assert summary["balance"]["class_counts"]["3"] == {"pool": 10, "subset": 10}
-    assert "classes, then concepts within each class" in capsys.readouterr().out
+    assert "classes, then uniformly at random within each class" in capsys.readouterr().out
     main(
         [
             "curate",

@@ -34,6 +34,7 @@ from curata.subsets.select import METHODS
 __all__ = ["DEFAULT_LEVELS", "command_line", "main", "load_vectors", "sample_ids_of", "source_rows"]
 
 DEFAULT_LEVELS = (100,)  # clusters per level of cluster and curate without --levels
+FIT_PROGRESS_SECONDS = 5.0  # at most one progress line of a k-means fit this often
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
@@ -644,7 +645,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--checkpoint", type=Path, help="save each finished level here; a rerun resumes from it")
     sub.add_argument("--labels-from-table", action="store_true", help="share the target over the table's labels")
     sub.add_argument("--label-shares", choices=["balanced", "proportional"], default="balanced")
-    sub.add_argument("--within-label", choices=["concepts", "coarse", "random"], default="concepts")
+    sub.add_argument(
+        "--within-label",
+        choices=["random", "coarse", "concepts"],
+        default="random",
+        help="how each label's share is drawn (random: measured best, docs/evidence.md study 7)",
+    )
     within(sub)
     sub = command("select", _select, "pick rows to annotate")
     sub.add_argument("--n", type=int, required=True)
@@ -849,15 +855,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:  # curata info: reads only
         args.run(args)
         return
+    from curata.clustering.progress import fit_progress
     from curata.store.locking import write_lock
 
     with _process_group(args), recorded_parameters(args, parsed):
         if not writes_outputs():
             args.run(args)
             return
+        # long k-means fits say where they are on stderr, one line every few seconds
+        held = contextlib.ExitStack()
+        held.enter_context(fit_progress(args.command, FIT_PROGRESS_SECONDS))
         # one command at a time per run directory; the lock file lies inside it (the run directory is never
         # replaced whole), so nothing is written beside --out
-        with write_lock(args.out, wait=0, inside=True):
+        with held, write_lock(args.out, wait=0, inside=True):
             args.run(args)
 
 

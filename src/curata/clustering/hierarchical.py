@@ -20,6 +20,7 @@ from curata._internal.checks import check_int, is_int
 from curata._internal.grouping import order_within_groups
 from curata.clustering.estimator import check_fitted, estimator_bases, validated_rows
 from curata.clustering.kmeans import KMeans, assign
+from curata.clustering.progress import stage
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.locking import write_lock
 from curata.store.rows import TableRows, as_matrix, shape_of
@@ -302,8 +303,10 @@ class HierarchicalKMeans(*estimator_bases()):
             if len(subset) < k:  # empty clusters gave nothing: top up with random other inputs
                 others = np.setdiff1d(np.arange(n), subset)
                 subset = np.sort(np.r_[subset, rng.choice(others, k - len(subset), replace=False)])
-            centroids, _, _ = self._level_centroids(_rows(inputs, subset), k, _derived_seed(self.seed, level, step))
-            labels, distances = self._assign(inputs, centroids)
+            with stage(f"resampling step {step} of {self.n_resampling_steps}"):
+                subset_rows = _rows(inputs, subset)
+                centroids, _, _ = self._level_centroids(subset_rows, k, _derived_seed(self.seed, level, step))
+                labels, distances = self._assign(inputs, centroids)
         return centroids.astype(np.float32), labels, distances
 
     def fit(self, X: Any, y: Any = None, *, checkpoint: str | os.PathLike[str] | None = None) -> HierarchicalKMeans:
@@ -343,7 +346,8 @@ class HierarchicalKMeans(*estimator_bases()):
                 raise ValueError(
                     f"n_clusters[{t}] ({levels[t]}) exceeds the {len(level_centroids[-1])} centroids below"
                 )
-            centroids, labels, level_distances = self._fit_level(inputs, levels[t], t + 1, sample_sizes[t])
+            with stage(f"level {t + 1} of {len(levels)} ({levels[t]} clusters)"):
+                centroids, labels, level_distances = self._fit_level(inputs, levels[t], t + 1, sample_sizes[t])
             level_centroids.append(centroids)
             level_labels.append(labels.astype(np.int64))
             if t == 0:

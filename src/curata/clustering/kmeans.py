@@ -34,6 +34,7 @@ from curata.clustering.nearest import (
     serial_main_thread,
 )
 from curata.clustering.parallel_seeding import kmeans_parallel, squared_distances
+from curata.clustering.progress import note
 from curata.clustering.row_bounds import RowBounds
 from curata.store.cosine_check import warn_if_degenerate
 from curata.store.rows import MemoryShard, StreamedShard, as_matrix, load_shard, shape_of
@@ -401,6 +402,7 @@ class KMeans(*cluster_bases()):
         sum_bits = fraction_bits(self._largest, data.total)
         for _ in range(int(self.n_iter)):
             iterations += 1
+            note(f"k-means of {len(centers)} clusters: iteration {iterations} of {self.n_iter}")
             labels, distances, sums = nearest_centroids(
                 data, centers, self.metric, self._chunk, True, bounds=bounds, sum_bits=sum_bits,
                 exact_distances=self.tol > 0,

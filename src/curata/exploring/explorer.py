@@ -123,9 +123,11 @@ def explore(
     curated_rows = None if curated is None else rows_of(table, curated, "curated")
     selected_rows = None if selected is None else rows_of(table, selected, "selected")
     split_rows = {str(k): rows_of(table, v, f"splits[{k!r}]") for k, v in (splits or {}).items()}
-    groups = [] if duplicates is None else [
-        rows_of(table, g, f"duplicates[{i}]") for i, g in enumerate(_checked_groups(duplicates))
-    ]
+    groups = (
+        []
+        if duplicates is None
+        else [rows_of(table, g, f"duplicates[{i}]") for i, g in enumerate(_checked_groups(duplicates))]
+    )
     sample_ids = table.column("idx").astype(np.int64)
     views = SampleViews(source, int(sample_ids.max()) + 1 if rows else 0)
     labels = table.column("label").astype(np.int64) if table.has_labels else None

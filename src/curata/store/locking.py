@@ -216,8 +216,7 @@ def _acquire(file: Path, path: str | os.PathLike[str], wait: float) -> int:
                     )
                 if not said:
                     print(
-                        f"curata: waiting up to {wait:.0f} s for {_holder(file)} to finish writing "
-                        f"{os.fspath(path)!r}",
+                        f"curata: waiting up to {wait:.0f} s for {_holder(file)} to finish writing {os.fspath(path)!r}",
                         file=sys.stderr,
                     )
                     said = True

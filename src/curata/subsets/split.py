@@ -266,4 +266,3 @@ def leakage(
         "id_b": view.answer(rows_b[order]),
         "cosine": values[order],
     }
-
