@@ -87,6 +87,9 @@ def test_the_page_in_headless_chromium(digits_run, tmp_path):
             assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", shown) > 0
             info = driver.find_element(By.ID, "info").text
             assert "sample id" in info and "curated" in info and "selected" in info and "split" in info
+            assert f"{os.sep}photos{os.sep}" in info and ".png" in info  # the sample's file
+        assert driver.find_element(By.ID, "colour").get_attribute("value") == "label"  # labels first, when there are
+        assert all(name in driver.find_element(By.ID, "legend").text for name in NAMES)
         gallery = driver.find_elements(By.CSS_SELECTOR, "#gallery .card")
         assert len(gallery) == 24
         loaded = driver.execute_script(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,11 @@ def test_a_path_through_a_missing_folder_is_refused_before_any_write(tmp_path, m
     assert list((tmp_path / "work").iterdir()) == []
     (tmp_path / "work" / "sub").mkdir()
     assert len(VectorTable.from_arrays("work/sub/../tbl", np.ones((3, 2)))) == 3
+
+
+def test_to_pandas_without_pandas_says_how_to_install_it(tmp_path, monkeypatch):
+    table = VectorTable.from_arrays(tmp_path / "t", np.ones((2, 3), np.float32))
+    monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` meets when it is missing
+    with pytest.raises(ImportError, match=r"to_pandas\(\) needs pandas: pip install pandas") as caught:
+        table.to_pandas()
+    assert not isinstance(caught.value, ModuleNotFoundError)  # ours, not the bare one from inside pyarrow

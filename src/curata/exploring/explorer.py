@@ -15,8 +15,9 @@ import numpy as np
 from curata._internal.atomic import write_atomically
 from curata._internal.checks import check_int
 from curata.exploring.page import render_page
-from curata.exploring.report import project_2d, tree_levels
+from curata.exploring.report import label_names, project_2d, tree_levels
 from curata.exploring.samples import SampleViews
+from curata.sources.locations import Locations, recorded_source
 from curata.store.samples import rows_of
 from curata.store.table import VectorTable
 from curata.subsets.curate import water_fill
@@ -44,21 +45,33 @@ def _map_rows(clusters: np.ndarray | None, budget: int, rng: np.random.Generator
     return np.sort(np.concatenate(picked))
 
 
-def _names(classes: Sequence[Any] | None, labels: np.ndarray | None) -> list[str] | None:
-    """Display name of each label value 0..max: the source's class names when they are names, else the number."""
-    if labels is None:
-        return None
-    top = int(labels.max()) + 1 if len(labels) else 0
-    named = classes is not None and len(classes) >= top and all(isinstance(c, str) for c in classes)
-    return [str(classes[v]) if named else str(v) for v in range(top)]  # type: ignore[index]
-
-
 def _label_mix(labels: np.ndarray | None, members: np.ndarray, names: list[str] | None) -> list[list[Any]]:
     if labels is None or not len(members):
         return []
     counts = np.bincount(labels[members], minlength=len(names or []))
     top = np.argsort(-counts, kind="stable")[:3]
     return [[names[t] if names else str(t), round(float(counts[t] / len(members)), 3)] for t in top if counts[t]]
+
+
+def _places(table: VectorTable, source: Any, samples: int) -> Locations | None:
+    """Where the samples lie (for their file names): the ``source``'s own ``locations()`` when it has them, else
+    those ``describe`` recorded with the table; None when neither is known or they do not cover the sample ids."""
+    locate = getattr(source, "locations", None)
+    try:
+        places = locate() if callable(locate) else recorded_source(table)
+    except (OSError, ValueError):  # its samples file is gone or damaged: the page goes without file names
+        places = None
+    return places if isinstance(places, Locations) and len(places) >= samples else None
+
+
+def _default_colour(labels: np.ndarray | None, levels: np.ndarray | None, points: Mapping[str, Any]) -> str:
+    """What the map is coloured by when the page opens: the labels when there are (the question a user asks first
+    is whether clusters follow classes), else the first cluster level, else the first flag there is."""
+    if labels is not None:
+        return "label"
+    if levels is not None:
+        return "cluster0"
+    return next((key for key in ("curated", "selected", "split") if points[key] is not None), "none")
 
 
 def _checked_groups(groups: Any) -> Sequence[Any]:
@@ -90,7 +103,8 @@ def explore(
 
     It holds a zoomable map of the vectors (UMAP when installed, else PCA; a seeded sample of ``max_points`` rows
     that keeps every cluster, small ones whole) where hovering or clicking a point shows its sample (thumbnail or
-    text), ids, label, clusters and flags, coloured by cluster level, label, curated or split; a gallery of the
+    text), file, ids, label, clusters and flags, coloured by label (when the table has labels, with a legend of
+    their names; else by cluster), cluster level, curated or split; a gallery of the
     largest clusters of each level (size, label mix, curated count, the samples nearest the centroid and a few at
     random); the curated subset against the pool per top cluster; ``duplicates`` groups side by side; the
     ``splits``' composition per cluster and their leakage pairs; the ``sampler``'s first batches.
@@ -99,12 +113,14 @@ def explore(
         table: the vectors.
         out_dir: where the page goes (created).
         source: the dataset the table was described from (indexed by sample id), for thumbnails or snippets;
-            without it the page works without pictures and says why.
+            without it the page works without pictures and says why. The samples' file names come from its
+            ``locations()``, else from the source ``describe`` recorded with the table.
         tree: a fitted HierarchicalKMeans or KMeans of these rows (else the table's ``cluster_column``).
         curated: sample ids of a curated subset; selected: sample ids picked by ``select`` (e.g. for
             annotation); splits: name -> sample ids; duplicates: groups of sample ids (``dedup``'s second result);
             sampler: a batch sampler over the samples (ClusterBatchSampler).
-        class_names: label names (default: the source's ``classes`` when they are names).
+        class_names: label names (default: the source's ``classes`` when they are names, else the class names of
+            the source ``describe`` recorded with the table).
         max_points, max_thumbnails: how many rows the map draws, and how many of them carry a thumbnail.
 
     Example:
@@ -131,7 +147,8 @@ def explore(
     sample_ids = table.column("idx").astype(np.int64)
     views = SampleViews(source, int(sample_ids.max()) + 1 if rows else 0)
     labels = table.column("label").astype(np.int64) if table.has_labels else None
-    names = _names(class_names if class_names is not None else getattr(source, "classes", None), labels)
+    names = label_names(table, labels, class_names, source)
+    places = _places(table, source, int(sample_ids.max()) + 1 if rows else 0)
     rng = np.random.default_rng(seed)
     shown = _map_rows(levels[:, 0] if levels is not None else np.zeros(rows, np.int64), max_points, rng)
     vectors = table.vectors(shown).astype(np.float32)
@@ -274,7 +291,13 @@ def explore(
         "selected": flags_selected[shown].astype(int).tolist() if selected_rows is not None else None,
         "split": split_of[shown].tolist() if split_rows else None,
         "group": group_of[shown].tolist() if groups else None,
+        "file": None,
     }
+    file_prefix = ""
+    if places is not None:  # the common start of the paths is written once: the JSON is MBs smaller at 20,000 points
+        files = [places.where(i) for i in points["idx"]]
+        file_prefix = os.path.commonprefix(files)
+        points["file"] = [f[len(file_prefix) :] for f in files]
     data = {
         "table": str(table.path),
         "rows": rows,
@@ -282,6 +305,8 @@ def explore(
         "method": method,
         "points": points,
         "names": names,
+        "colour": _default_colour(labels, levels, points),
+        "filePrefix": file_prefix,
         "splitNames": list(split_rows),
         "kind": views.kind,
         "why": views.why if views.kind is None else "",

@@ -15,6 +15,10 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 28px; }
 #mapbox { display: flex; gap: 14px; align-items: flex-start; }
 #map { border: 1px solid #ccc; background: #fbfbfb; cursor: crosshair; }
 #info { width: 300px; min-height: 200px; border: 1px solid #ddd; padding: 8px; font-size: 13px; }
+#info td { vertical-align: top; overflow-wrap: anywhere; }
+#legend { margin: 4px 0 8px; font-size: 13px; max-width: 1080px; }
+#legend .key { display: inline-block; margin-right: 12px; white-space: nowrap; }
+#legend .key i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
 #info img, .thumb img { image-rendering: pixelated; }
 .thumb img { width: 100%; height: 100%; object-fit: contain; }
 #info img { width: 144px; height: 144px; object-fit: contain; background: #eee; display: block; }
@@ -54,7 +58,7 @@ function sampleView(idx, extraClass) {
 // ---- the map: a canvas with zoom (wheel), pan (drag), hover and click
 const canvas = document.getElementById("map"), ctx = canvas.getContext("2d");
 const W = canvas.width, H = canvas.height, PAD = 12;
-let scale = 1, offX = 0, offY = 0, pinned = -1, hovered = -1, colourBy = "cluster0";
+let scale = 1, offX = 0, offY = 0, pinned = -1, hovered = -1, colourBy = D.colour;
 function screen(i) {
   return [PAD + (P.x[i] * (W - 2 * PAD)) * scale + offX, PAD + ((1 - P.y[i]) * (H - 2 * PAD)) * scale + offY];
 }
@@ -103,6 +107,7 @@ function showInfo(i) {
   const box = document.getElementById("info");
   if (i < 0) { box.innerHTML = "Hover over a point to see its sample; click to pin it."; return; }
   const rows = [["row", P.row[i]], ["sample id", P.idx[i]]];
+  if (P.file) rows.push(["file", D.filePrefix + P.file[i]]);
   if (P.label) rows.push(["label", labelName(P.label[i])]);
   P.levels.forEach((l, t) => rows.push([`cluster, level ${t + 1}`, l[i]]));
   if (P.curated) rows.push(["curated", P.curated[i] ? "yes" : "no"]);
@@ -146,8 +151,29 @@ if (P.label) select.add(new Option("label", "label"));
 if (P.curated) select.add(new Option("curated", "curated"));
 if (P.selected) select.add(new Option("selected", "selected"));
 if (P.split) select.add(new Option("split", "split"));
-if (!P.levels.length) { colourBy = select.options.length ? select.options[0].value : "none"; }
-select.addEventListener("change", () => { colourBy = select.value; draw(); });
+if (colourBy !== "none") select.value = colourBy;
+// the legend: a key per colour where colours name something (labels, flags, splits), a note for clusters
+const LEGEND_KEYS = 40;
+function legend() {
+  let keys = [], note = "";
+  if (colourBy === "label") {
+    const values = [...new Set(P.label)].sort((a, b) => a - b);
+    keys = values.slice(0, LEGEND_KEYS).map(v => [PALETTE[v % 20], labelName(v)]);
+    if (values.length > 20) note = "colours repeat every 20 labels";
+    if (values.length > LEGEND_KEYS) note += `; ${values.length - LEGEND_KEYS} more labels not listed`;
+  } else if (colourBy === "curated") keys = [["#e15759", "curated"], ["#c8c8c8", "not curated"]];
+  else if (colourBy === "selected") keys = [["#59a14f", "selected"], ["#c8c8c8", "not selected"]];
+  else if (colourBy === "split") keys = D.splitNames.map((n, k) => [PALETTE[k % 20], n]).concat([["#c8c8c8", "no split"]]);
+  else if (colourBy.startsWith("cluster")) {
+    const clusters = new Set(P.levels[+colourBy.slice(7)]).size;
+    note = `${clusters} clusters on the map` + (clusters > 20 ? "; colours repeat every 20 clusters" : "");
+  }
+  document.getElementById("legend").innerHTML = keys.map(k =>
+    `<span class="key"><i style="background:${k[0]}"></i>${esc(k[1])}</span>`).join("")
+    + (note ? `<span class="note">${esc(note)}</span>` : "");
+}
+select.addEventListener("change", () => { colourBy = select.value; legend(); draw(); });
+legend();
 document.getElementById("reset").addEventListener("click", () => { scale = 1; offX = 0; offY = 0; draw(); });
 
 // ---- gallery, balance, duplicates, splits, batches
@@ -222,6 +248,7 @@ def render_page(data_json: str) -> str:
 <h2>Map</h2>
 <div class="controls">colour by <select id="colour"></select> <button id="reset">reset zoom</button>
  · wheel to zoom, drag to pan, hover or click a point</div>
+<div id="legend"></div>
 <p class="note" id="why"></p>
 <div id="mapbox"><canvas id="map" width="760" height="560"></canvas><div id="info"></div></div>
 <section id="gallery-section"><h2>Clusters</h2>

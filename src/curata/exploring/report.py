@@ -6,7 +6,9 @@ import base64
 import html
 import io
 import itertools
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,13 @@ import numpy as np
 from curata._internal.atomic import write_atomically
 from curata._internal.checks import check_labels, check_row_ids
 from curata.clustering.clusterize import per_sample_majority
+from curata.sources.locations import recorded_classes
 from curata.store.table import VectorTable
 
-__all__ = ["report", "tree_levels", "project_2d"]
+__all__ = ["report", "tree_levels", "project_2d", "label_names"]
 
 _MAP_ROWS = 20_000  # rows drawn on the 2-D map (a seeded sample beyond that)
+_NAMED_TICKS = 40  # at most this many class names under the label histogram (every k-th beyond), so they stay legible
 
 
 def _pyplot() -> Any:
@@ -43,6 +47,42 @@ def project_2d(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
         centred = vectors.astype(np.float64) - vectors.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         return centred @ vt[:2].T, "PCA"
+
+
+def label_names(
+    table: VectorTable, labels: np.ndarray | None, class_names: Sequence[str] | None = None, source: Any = None
+) -> list[str] | None:
+    """Display name of each label value 0..max of ``labels`` (None without labels): ``class_names`` when given,
+    else the ``source``'s ``classes`` when they are names, else the class names of the source ``describe``
+    recorded with ``table``, else the numbers.
+
+    Raises TypeError when ``class_names`` is not a list of strings, ValueError when it names fewer classes than
+    the labels reach.
+
+    Example:
+        >>> import tempfile, os
+        >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((3, 2)), labels=[0, 1, 1])
+        >>> label_names(t, t.column("label"), ["cat", "dog"]), label_names(t, t.column("label"))
+        (['cat', 'dog'], ['0', '1'])
+    """
+    if class_names is not None:
+        given = class_names.tolist() if isinstance(class_names, np.ndarray) else class_names
+        named = isinstance(given, Sequence) and not isinstance(given, str) and all(isinstance(c, str) for c in given)
+        if not named:
+            raise TypeError(f"class_names must be a list of strings, one per label, got {class_names!r:.80}")
+    if labels is None:
+        return None
+    top = int(labels.max()) + 1 if len(labels) else 0
+    if class_names is not None:
+        if len(given) < top:
+            raise ValueError(
+                f"class_names has {len(given)} names but the table's labels go up to {top - 1}: give one per label"
+            )
+        return [str(name) for name in given[:top]]
+    for classes in (getattr(source, "classes", None), recorded_classes(table)):
+        if classes is not None and len(classes) >= top and all(isinstance(c, str) for c in classes):
+            return [str(name) for name in classes[:top]]
+    return [str(v) for v in range(top)]
 
 
 def _save(fig: Any, out_dir: Path, name: str, plt: Any) -> tuple[str, bytes]:
@@ -94,6 +134,7 @@ def report(
     tree: Any = None,
     curated: Any = None,
     sampler: Any = None,
+    class_names: Sequence[str] | None = None,
     cluster_column: str = "cluster",
     seed: int = 0,
 ) -> Path:
@@ -101,7 +142,9 @@ def report(
 
     Figures: cluster sizes per level (from ``tree``, or the table's ``cluster_column``); a 2-D map of the vectors
     (UMAP when installed, else PCA) coloured by cluster; label histograms of the pool and of the ``curated`` row
-    ids when the table has labels; the cluster composition of the ``sampler``'s first batches.
+    ids when the table has labels, under their ``class_names`` (default: the names of the classes of the source
+    ``describe`` recorded with the table, else the numbers); the cluster composition of the ``sampler``'s first
+    batches.
 
     Returns:
         The path of ``index.html``.
@@ -118,6 +161,8 @@ def report(
     level_labels = tree_levels(table, tree, cluster_column)
     if curated is not None:
         curated = check_row_ids(curated, "curated", rows)
+    labels = table.column("label").astype(np.int64) if table.has_labels else None
+    names = label_names(table, labels, class_names)  # checked before anything is written
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,9 +190,8 @@ def report(
         f"{method} of {len(shown)} vectors" + (", coloured by top-level cluster" if colour is not None else "")
     )
     figures.append(("Map of the vectors", *_save(fig, out, "map.png", plt)))
-    if table.has_labels:
-        labels = table.column("label")
-        classes = int(labels.max()) + 1
+    if labels is not None and names is not None:
+        classes = len(names)
         fig, ax = plt.subplots(figsize=(7, 3.2))
         pool = np.bincount(labels, minlength=classes) / len(labels)
         width = 0.4 if curated is not None else 0.8
@@ -155,7 +199,12 @@ def report(
         if curated is not None:
             picked = np.bincount(labels[curated], minlength=classes)
             ax.bar(np.arange(classes) + width / 2, picked / max(1, picked.sum()), width=width, label="curated")
-        ax.set_xlabel("label")
+        step = math.ceil(classes / _NAMED_TICKS) if classes else 1
+        slanted = classes > 10 or max((len(n) for n in names), default=0) > 6  # else the names overlap
+        ax.set_xticks(
+            np.arange(0, classes, step), names[::step], **({"rotation": 45, "ha": "right"} if slanted else {})
+        )
+        ax.set_xlabel("class")
         ax.set_ylabel("share")
         ax.legend()
         figures.append(("Labels: pool and curated subset", *_save(fig, out, "labels.png", plt)))

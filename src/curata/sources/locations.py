@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KINDS", "Locations", "open_source", "record_source", "recorded_source", "SAMPLES_FILE"]
+__all__ = ["KINDS", "Locations", "open_source", "record_source", "recorded_classes", "recorded_source", "SAMPLES_FILE"]
 
 KINDS = ("ImageFolder", "WebDatasetShards", "TextFiles", "HuggingFaceDisk")
 SAMPLES_FILE = "source_samples.parquet"
@@ -174,6 +174,24 @@ def recorded_source(table: Any) -> Locations | None:
             f"{recorded['samples']}: describe the source again into a new table"
         )
     return places
+
+
+def recorded_classes(table: Any) -> list[str] | None:
+    """The class names of the source ``describe`` recorded with ``table`` (labels index them), or None when it
+    recorded no source or its labels are not positions in a list of names. Reads the table's ``source`` attribute
+    only, not its per-sample file: cheap on any table.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> from curata import VectorTable
+        >>> table = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((1, 2)))
+        >>> recorded_classes(table) is None
+        True
+    """
+    recorded = table.get_attr("source")
+    if recorded is None or not recorded.get("named"):
+        return None
+    return [str(name) for name in recorded["classes"]]
 
 
 def open_source(places: Locations, size: int | None = None) -> Any:

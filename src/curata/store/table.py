@@ -721,7 +721,20 @@ class VectorTable:
         return np.unique(self.column("idx"))
 
     def to_pandas(self) -> Any:
-        """The whole table as a pandas DataFrame (needs pandas)."""
+        """The whole table as a pandas DataFrame (needs pandas: ``pip install 'curata[pandas]'``).
+
+        Example:
+            >>> import tempfile, os
+            >>> t = VectorTable.from_arrays(os.path.join(tempfile.mkdtemp(), "t"), np.ones((2, 3)), labels=[0, 1])
+            >>> t.to_pandas()["label"].tolist()
+            [0, 1]
+        """
+        try:  # checked here: pyarrow would raise a bare ModuleNotFoundError from deep inside its conversion
+            import pandas  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "VectorTable.to_pandas() needs pandas: pip install pandas (or pip install 'curata[pandas]')"
+            ) from exc
         with self._reading():
             return self._latest().to_table(columns=self.columns).to_pandas()
 
