@@ -9,6 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from curata import ClusterBatchSampler, HierarchicalKMeans, KMeans, VectorTable, cluster, curate, report
+from curata.exploring.report import project_2d
 
 
 @pytest.fixture
@@ -78,3 +79,11 @@ def test_bad_curated_or_foreign_tree_fails_before_writing(tmp_path, fitted):
     with pytest.raises(ValueError, match="cluster ids must be >= 0"):
         report(table, tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_few_rows_are_projected_by_pca_with_or_without_umap(tmp_path):
+    # UMAP (installed with the demo extras) raises on 3 rows: so few go to PCA, whatever is installed
+    xy, method = project_2d(np.random.default_rng(0).random((3, 5), dtype=np.float32), seed=0)
+    assert method == "PCA" and xy.shape == (3, 2) and np.isfinite(xy).all()
+    table = VectorTable.from_arrays(tmp_path / "t", np.random.default_rng(1).random((3, 5)), labels=[0, 1, 1])
+    assert report(table, tmp_path / "r").is_file()

@@ -23,6 +23,8 @@ from curata.store.table import VectorTable
 __all__ = ["report", "tree_levels", "project_2d", "label_names"]
 
 _MAP_ROWS = 20_000  # rows drawn on the 2-D map (a seeded sample beyond that)
+# UMAP's neighbour graph needs more rows than its 15 neighbours (on 3 rows its spectral start raises a TypeError)
+_UMAP_MIN_ROWS = 16
 _NAMED_TICKS = 40  # at most this many class names under the label histogram (every k-th beyond), so they stay legible
 
 
@@ -37,16 +39,31 @@ def _pyplot() -> Any:
     return plt
 
 
-def project_2d(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
-    """UMAP when installed, else PCA (an SVD of the centred rows)."""
+def _umap() -> Any:
+    """The umap module, or None when it is not installed."""
     try:
         import umap  # type: ignore[import-not-found]
-
-        return np.asarray(umap.UMAP(random_state=seed).fit_transform(vectors)), "UMAP"
     except ImportError:
-        centred = vectors.astype(np.float64) - vectors.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        return centred @ vt[:2].T, "PCA"
+        return None
+    return umap
+
+
+def project_2d(vectors: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    """UMAP when installed (``pip install 'curata[demo]'`` or ``umap-learn``) and there are at least
+    ``_UMAP_MIN_ROWS`` rows, else PCA (an SVD of the centred rows).
+
+    Example:
+        >>> xy, method = project_2d(np.eye(3, dtype=np.float32), seed=0)
+        >>> xy.shape, method
+        ((3, 2), 'PCA')
+    """
+    umap = _umap() if len(vectors) >= _UMAP_MIN_ROWS else None
+    if umap is not None:
+        # seeded, UMAP runs on one thread anyway: n_jobs=1 says so and spares a warning on every call
+        return np.asarray(umap.UMAP(random_state=seed, n_jobs=1).fit_transform(vectors)), "UMAP"
+    centred = vectors.astype(np.float64) - vectors.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, "PCA"
 
 
 def label_names(
