@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 # make test-full: the same, with every case of the few slow parametrized tests (tests/conftest.py: --full)
-.PHONY: test test-full docs sanitize wheel-check demo demo-text bench evidence lint clean
+.PHONY: test test-full docs sanitize wheel-check demo demo-record demo-text bench evidence lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -134,6 +134,12 @@ $(FORTUNES):
 # the text demo: Debian's fortunes described with MiniLM (all-MiniLM-L6-v2 from PyPI, read from disk)
 demo-text: $(VENV)/.demo-deps $(FORTUNES)
 	$(BIN)/curata demo --text --out runs/demo-text --target 3000
+
+# the recorded runs the README and docs/demo.md quote: from scratch, on a quiet machine
+demo-record: $(VENV)/.demo-deps $(FASHION_MNIST) $(FORTUNES)
+	rm -rf runs/demo-record runs/demo-text-record
+	$(BIN)/curata demo --out runs/demo-record --record docs/demo/fashion-mnist.txt
+	$(BIN)/curata demo --text --out runs/demo-text-record --target 3000 --record docs/demo/fortunes.txt
 
 bench: $(VENV)/.bench-deps $(FASHION_MNIST)
 	$(BIN)/python bench/describe.py

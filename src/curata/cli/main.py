@@ -586,7 +586,8 @@ def _chosen_by(ids_file: Path) -> tuple[str | None, np.ndarray | None]:
 def _demo(args: argparse.Namespace) -> None:
     from curata.cli.demo import main as demo_main
 
-    demo_main(["--out", str(args.out), "--target", str(args.target), *(["--text"] if args.text else [])])
+    record = ["--record", str(args.record)] if args.record else []
+    demo_main(["--out", str(args.out), "--target", str(args.target), *(["--text"] if args.text else []), *record])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -739,6 +740,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("demo", _demo, "the long-tailed Fashion-MNIST demo (what `make demo` runs)", vectors=False)
     sub.add_argument("--target", type=int, default=5000)
     sub.add_argument("--text", action="store_true", help="the text demo: Debian's fortunes described with MiniLM")
+    sub.add_argument("--record", type=Path, help="also write what the demo prints to this file, dated")
     for sub in _commands(parser).values():
         _show_defaults(sub)
     return parser

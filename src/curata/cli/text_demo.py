@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curata.cli.demo import kl_to_uniform, run_curation, run_smart_batches
+from curata.cli.demo import run_curation, run_export, run_smart_batches
 from curata.embedding.job import describe
 from curata.exploring.explorer import explore
 from curata.exploring.report import report
@@ -32,7 +32,8 @@ def fortune_files(root: Path = FORTUNES_DIR) -> list[Path]:
 
 
 def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> None:
-    """describe (minilm) -> hierarchical k-means -> curate -> smart batches -> report, on the fortunes."""
+    """describe (minilm) -> hierarchical k-means -> curate (without, with labels) -> smart batches -> export -> report,
+    on the fortunes."""
     texts = TextFiles(fortune_files(root), separator="%", label_by_file=True)
     topics = len(texts.classes)
     sizes = np.bincount(np.asarray(texts.labels), minlength=topics)
@@ -41,22 +42,10 @@ def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> N
     table = describe(texts, load_model("minilm").embedder(), out / "pool", label_key="label", batch_size=128)
     seconds = time.perf_counter() - start
     print(f"stored {len(table)} vectors of dimension {table.dim} at {table.path} ({seconds:.1f} s)")
-    tree, curated = run_curation(table, out, min(target, len(table) // 2), levels=(300, 30), classes=topics)
-    curated_sizes = np.bincount(table.column("label")[curated], minlength=topics)
-    for name, counts in (("pool", sizes), ("curated", curated_sizes)):
-        share = counts / counts.sum()
-        smallest = ", ".join(f"{texts.classes[i]} {share[i]:.1%}" for i in np.argsort(counts)[:3])
-        largest = ", ".join(f"{texts.classes[i]} {share[i]:.1%}" for i in np.argsort(counts)[::-1][:3])
-        print(f"{name:>8}: largest topics {largest}; smallest {smallest}")
-    top = np.asarray(tree.labels_)[:, -1]
-    groups = int(top.max()) + 1
-    for name, part in (("pool", top), ("curated", top[curated])):
-        share = np.bincount(part, minlength=groups) / len(part)
-        print(
-            f"{name:>8}: {groups} top-level clusters, the largest holds {share.max():.1%}, the smallest "
-            f"{share.min():.1%}; KL to uniform {kl_to_uniform(part, groups):.3f}"
-        )
+    tree, subsets = run_curation(table, out, min(target, len(table) // 2), levels=(300, 30), label_names=texts.classes)
     sampler = run_smart_batches(table, classes=topics)
-    index = report(table, out / "report", tree=tree, curated=curated, sampler=sampler)
+    run_export(table, subsets["by label"], out / "curated", "curate --labels-from-table")
+    index = report(table, out / "report", tree=tree, curated=subsets["by label"], sampler=sampler)
     print(f"report: {index}")
-    print(f"explorer: {explore(table, out / 'explorer', source=texts, tree=tree, curated=curated, sampler=sampler)}")
+    page = explore(table, out / "explorer", source=texts, tree=tree, curated=subsets["by label"], sampler=sampler)
+    print(f"explorer: {page}")
