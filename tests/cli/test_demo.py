@@ -47,7 +47,7 @@ def test_the_demos_steps_curate_by_label_batch_and_export_paths(digit_folder, tm
     paths = listing.read_text().splitlines()
     assert paths == [str(images.files[i].resolve()) for i in by_label.tolist()]
     assert records.read_text().splitlines()[0].startswith("id,path,label")
-    assert f"exported {len(by_label)} image paths" in capsys.readouterr().out
+    assert f"exported {len(by_label)} paths" in capsys.readouterr().out
 
 
 def test_balance_table_and_the_record(tmp_path, capsys):

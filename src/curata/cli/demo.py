@@ -266,7 +266,7 @@ def run_export(table: VectorTable, ids: np.ndarray, out: Path, command: str, sho
         export(table, ids, out.with_suffix(".csv"), command=command, overwrite=True),
     ]
     lines = written[0].read_text().splitlines()
-    print(f"exported {len(lines)} image paths to {written[0]} and their records to {written[1]}; the first:")
+    print(f"exported {len(lines)} paths to {written[0]} and their records to {written[1]}; the first:")
     for line in lines[:shown]:
         print(f"  {line}")
     return written
