@@ -35,6 +35,7 @@ from curata.subsets.contamination import contamination
 from curata.subsets.curate import curate
 from curata.subsets.dedup import dedup, dedup_curve
 from curata.subsets.exact_duplicates import exact_duplicates
+from curata.subsets.retrieve import retrieve
 from curata.subsets.select import select
 from curata.subsets.split import leakage, split
 
@@ -74,6 +75,7 @@ __all__ = [
     "recorded_source",
     "reduce",
     "report",
+    "retrieve",
     "select",
     "split",
     "table_from_embeddings",

@@ -1,5 +1,5 @@
-"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, report, explore,
-export, info, demo.
+"""The `curata` command: describe, cluster, curate, select, split, dedup, exact, contamination, retrieve, report,
+explore, export, info, demo.
 
 Every command writes into a run directory (``--out``): sample ids (the table's ``idx``) as ``.npy``, beside them
 the samples' paths as ``.txt`` when the table records its source, and a ``summary.json``; ``curata export`` turns
@@ -462,6 +462,53 @@ def _contamination(args: argparse.Namespace) -> None:
     )
 
 
+def _retrieve(args: argparse.Namespace) -> None:
+    from curata.subsets.retrieve import retrieve, retrieve_space
+
+    rows, dim = _source_shape(args.vectors, "--vectors")
+    seed_rows, seed_dim = _source_shape(args.seeds, "--seeds")
+    if -1 not in (dim, seed_dim) and dim != seed_dim:
+        raise ValueError(f"--seeds has dim {seed_dim}, --vectors has dim {dim}: describe both with the same model")
+    if args.method == "clusters" and (args.n_clusters is None) == (args.clusters_column is None):
+        raise ValueError("--method clusters needs one of --n-clusters K or --clusters-column NAME")
+    if args.method != "clusters" and (args.n_clusters is not None or args.clusters_column is not None):
+        raise ValueError("--n-clusters and --clusters-column are for --method clusters")
+    for flag in ("per_seed", "probes", "n_clusters"):
+        check_int(getattr(args, flag), f"--{flag.replace('_', '-')}", minimum=1, allow_none=True)
+    if args.threshold is not None and not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    table = _checked_vectors(args)
+    seeds = load_vectors(args.seeds, args.out, "seeds")
+    started = time.perf_counter()
+    ids, seed_ids, similarity = retrieve(
+        table,
+        seeds,
+        per_seed=args.per_seed,
+        method=args.method,
+        metric=args.metric,
+        space=args.space,
+        n_clusters=args.n_clusters,
+        clusters=args.clusters_column,
+        probes=args.probes,
+        exclude_near_copies=args.exclude_near_copies,
+        threshold=args.threshold,
+        seed=args.seed,
+    )
+    arrays = {"retrieved_ids": ids, "seed_ids": seed_ids, "similarity": similarity}
+    _finish(
+        args.out,
+        "retrieve",
+        started,
+        arrays,
+        path_lists(table, {"retrieved": ids}),
+        retrieved=len(ids),
+        rows=rows,
+        seed_rows=seed_rows,
+        space=retrieve_space(table, seeds, args.space) if args.metric == "cosine" else None,
+        scores={"retrieved_ids.npy": "similarity.npy"},
+    )
+
+
 def _report(args: argparse.Namespace) -> None:
     from curata.exploring.report import report
 
@@ -586,8 +633,8 @@ def _chosen_by(ids_file: Path) -> tuple[str | None, np.ndarray | None]:
 def _demo(args: argparse.Namespace) -> None:
     from curata.cli.demo import main as demo_main
 
-    record = ["--record", str(args.record)] if args.record else []
-    demo_main(["--out", str(args.out), "--target", str(args.target), *(["--text"] if args.text else []), *record])
+    argv = ["--out", str(args.out), "--target", str(args.target), "--seed", str(args.seed)]
+    demo_main([*argv, *(["--text"] if args.text else []), *(["--record", str(args.record)] if args.record else [])])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -707,6 +754,29 @@ def _parser() -> argparse.ArgumentParser:
         "--reference-clusters", type=int, help="compare only within the nearest of this many reference clusters"
     )
     sub.add_argument("--probes", type=int, default=2, help="--reference-clusters: clusters each row is compared with")
+    sub = command("retrieve", _retrieve, "the --vectors samples nearest each of --seeds (retrieval toward a target)")
+    sub.add_argument("--seeds", required=True, help="samples that stand for the target: table, .npy or .parquet")
+    sub.add_argument("--per-seed", type=int, default=4, help="samples retrieved per seed (--method neighbours)")
+    sub.add_argument(
+        "--method",
+        choices=["neighbours", "clusters"],
+        default="neighbours",
+        help="neighbours: each seed's nearest samples; clusters: every sample of the clusters nearest the seeds",
+    )
+    sub.add_argument("--metric", choices=["cosine", "l2"], default="cosine")
+    sub.add_argument(
+        "--space",
+        choices=[AUTO, *SPACES],
+        default=AUTO,
+        help="vectors the cosine is taken between (auto: whitened from 1.5 rows per dimension, centred below)",
+    )
+    sub.add_argument("--n-clusters", type=int, help="--method clusters: k-means on --vectors with this many clusters")
+    sub.add_argument("--clusters-column", help="--method clusters: a column of the --vectors table, e.g. level_1")
+    sub.add_argument("--probes", type=int, default=1, help="--method clusters: clusters each seed picks")
+    sub.add_argument(
+        "--exclude-near-copies", action="store_true", help="leave out near-copies of a seed (contamination's rule)"
+    )
+    sub.add_argument("--threshold", type=float, help="--exclude-near-copies: cosine of a copy (default: the space's)")
     sub = command("report", _report, "plots and an HTML report")
     sub.add_argument("--curated", help="curated sample ids to compare with the pool: curate's curated_ids.npy")
     sub = command("explore", _explore, "an interactive HTML page of the map, clusters, subsets and samples")
@@ -864,12 +934,9 @@ def main(argv: list[str] | None = None) -> None:
         if not writes_outputs():
             args.run(args)
             return
-        # long k-means fits say where they are on stderr, one line every few seconds
-        held = contextlib.ExitStack()
-        held.enter_context(fit_progress(args.command, FIT_PROGRESS_SECONDS))
-        # one command at a time per run directory; the lock file lies inside it (the run directory is never
-        # replaced whole), so nothing is written beside --out
-        with held, write_lock(args.out, wait=0, inside=True):
+        # long k-means fits say where they are on stderr, one line every few seconds; one command at a time per run
+        # directory, its lock file inside it (the run directory is never replaced whole: nothing beside --out)
+        with fit_progress(args.command, FIT_PROGRESS_SECONDS), write_lock(args.out, wait=0, inside=True):
             args.run(args)
 
 

@@ -9,6 +9,7 @@ less work, at the risk of missing a pair split across clusters.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from curata.store.samples import as_samples
 from curata.subsets.cosine_space import CosineSpace, check_space, fit_space_on, resolve_space
 from curata.subsets.dedup import _check_threshold
 
-__all__ = ["contamination", "contamination_space"]
+__all__ = ["cluster_rows", "contamination", "contamination_space", "pair_blocks", "similarities"]
 
 
 def contamination(
@@ -108,16 +109,45 @@ def contamination_space(X: Any, reference: Any, space: str = "auto") -> str:
 
 def _all_pairs(X: Any, reference: Any, cosine: CosineSpace, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of X: the largest cosine to any reference row, and that row."""
-    rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
+    rows = shape_of(X)[0]
     best = torch.full((rows,), -2.0)
     nearest = torch.full((rows,), -1, dtype=torch.int64)
+    for start, stop, ref_start, sims in pair_blocks(X, reference, cosine.apply, chunk_rows):
+        _keep_better(best, nearest, torch.arange(start, stop), sims, ref_start)
+    return best, nearest
+
+
+def similarities(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+    """(rows of a, rows of b) similarities of prepared rows: dot products (cosines of unit rows) for "cosine",
+    minus the euclidean distances for "l2" (larger is nearer in both).
+
+    Example:
+        >>> similarities(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), "l2").tolist()
+        [[-5.0]]
+    """
+    if metric == "cosine":
+        return a @ b.T
+    return -torch.cdist(a, b)
+
+
+def pair_blocks(
+    X: Any, reference: Any, prepare: Callable[[torch.Tensor], torch.Tensor], chunk_rows: int, metric: str = "cosine"
+) -> Iterator[tuple[int, int, int, torch.Tensor]]:
+    """Every pair of ``chunk_rows``-row chunks of X and reference (arrays, tensors or VectorTables streamed from
+    disk), X read once and the reference once per chunk of X, each chunk mapped by ``prepare``: yields (first X
+    row, X stop, first reference row, their (X rows, reference rows) ``similarities``). Memory: O(chunk_rows^2).
+
+    Example:
+        >>> [(a, b, r, tuple(s.shape)) for a, b, r, s in pair_blocks(np.eye(3), np.eye(3), torch.as_tensor, 2)]
+        [(0, 2, 0, (2, 2)), (0, 2, 2, (2, 1)), (2, 3, 0, (1, 2)), (2, 3, 2, (1, 1))]
+    """
+    rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
-        block = cosine.apply(as_matrix(X, start, stop))
+        block = prepare(as_matrix(X, start, stop))
         for ref_start in range(0, ref_rows, chunk_rows):
-            ref = cosine.apply(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)))
-            _keep_better(best, nearest, torch.arange(start, stop), block @ ref.T, ref_start)
-    return best, nearest
+            ref = prepare(as_matrix(reference, ref_start, min(ref_start + chunk_rows, ref_rows)))
+            yield start, stop, ref_start, similarities(block, ref, metric)
 
 
 def _keep_better(
@@ -136,17 +166,10 @@ def _within_clusters(
     X: Any, reference: Any, cosine: CosineSpace, k: int, probes: int, chunk_rows: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of X: the largest cosine to a reference row of its ``probes`` nearest reference clusters."""
-    rows, ref_rows = shape_of(X)[0], shape_of(reference)[0]
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(ref_rows, min(ref_rows, 256 * k), replace=False))
-    centroids = KMeans(k, metric="cosine", seed=seed).fit(cosine.apply(rows_at(reference, sample))).cluster_centers_
-    centroids_t = torch.nn.functional.normalize(torch.from_numpy(centroids), dim=1)
+    rows = shape_of(X)[0]
+    centroids_t, ref_labels = cluster_rows(reference, cosine.apply, k, chunk_rows, seed)
     probes = min(probes, k)
-    ref_labels = np.empty(ref_rows, dtype=np.int64)
     probed = np.empty((rows, probes), dtype=np.int64)
-    for start in range(0, ref_rows, chunk_rows):
-        block = cosine.apply(as_matrix(reference, start, min(start + chunk_rows, ref_rows)))
-        ref_labels[start : start + len(block)] = torch.argmax(block @ centroids_t.T, dim=1).numpy()
     for start in range(0, rows, chunk_rows):
         block = cosine.apply(as_matrix(X, start, min(start + chunk_rows, rows)))
         probed[start : start + len(block)] = torch.topk(block @ centroids_t.T, probes, dim=1).indices.numpy()
@@ -168,3 +191,29 @@ def _within_clusters(
                 ref = cosine.apply(rows_at(reference, ref_ids))
                 _keep_better(best, nearest, torch.from_numpy(ids), block @ ref.T, torch.from_numpy(ref_ids))
     return best, nearest
+
+
+def cluster_rows(
+    X: Any, prepare: Callable[[torch.Tensor], torch.Tensor], k: int, chunk_rows: int, seed: int, metric: str = "cosine"
+) -> tuple[torch.Tensor, np.ndarray]:
+    """k-means (``metric``) on a seeded sample of at most 256 prepared rows of X per cluster, then every row's
+    nearest centroid, read ``chunk_rows`` at a time. Returns (centroids, unit rows for "cosine"; cluster per row).
+
+    Example:
+        >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+        >>> centroids, labels = cluster_rows(X, torch.as_tensor, 2, 3, seed=0, metric="l2")
+        >>> bool(labels[0] == labels[1] != labels[2] == labels[3])
+        True
+    """
+    rows = shape_of(X)[0]
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(rows, min(rows, 256 * k), replace=False))
+    centroids = KMeans(k, metric=metric, seed=seed).fit(prepare(rows_at(X, sample))).cluster_centers_
+    centroids_t = torch.from_numpy(np.asarray(centroids, dtype=np.float32))
+    if metric == "cosine":
+        centroids_t = torch.nn.functional.normalize(centroids_t, dim=1)
+    labels = np.empty(rows, dtype=np.int64)
+    for start in range(0, rows, chunk_rows):
+        block = prepare(as_matrix(X, start, min(start + chunk_rows, rows)))
+        labels[start : start + len(block)] = torch.argmax(similarities(block, centroids_t, metric), dim=1).numpy()
+    return centroids_t, labels
