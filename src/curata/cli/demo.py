@@ -44,7 +44,6 @@ __all__ = [
     "CLASSES",
     "FOLDERS",
     "long_tailed",
-    "kl_to_uniform",
     "write_image_folder",
     "run_describe",
     "balance_table",
@@ -57,6 +56,7 @@ __all__ = [
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+BY_LABEL = "demo: curate by label (balanced shares, uniform within each)"  # what chose the exported subset
 FOLDERS = [name.lower().replace("/", "-").replace(" ", "-") for name in CLASSES]  # a class folder per label
 
 
@@ -131,21 +131,23 @@ def run_describe(out: Path, images: ImageFolder, size: int, batch_size: int) -> 
     path = out / "pool"
     already = len(VectorTable.open(path).sample_ids()) if VectorTable.is_table(path) else 0
     start = time.perf_counter()
-    table = describe(images, embedder, path, batch_size=batch_size, label_key="label", progress=False)
+    try:
+        table = describe(images, embedder, path, batch_size=batch_size, label_key="label", progress=False)
+    except ValueError as error:
+        if "was made by a different job" not in str(error):
+            raise
+        raise ValueError(f"{str(out)!r} holds the run of another demo version: remove that folder, then run again "
+                         f"({error})") from None  # fmt: skip
     seconds = time.perf_counter() - start
     print(f"stored {len(table)} vectors of dimension {table.dim} ({table.dtype}) at {table.path}")
     embedded = len(images) - already
-    if already:
+    if already and not embedded:
+        print(f"describe: all {already} images were already in the table")
+    elif already:
         print(f"resumed: {already} images were already in the table, {embedded} embedded now")
     if embedded:
         print(f"describe took {seconds:.1f} s for {embedded} images ({embedded / seconds:.0f} images/s)")
     return table
-
-
-def kl_to_uniform(labels: np.ndarray, classes: int = 10) -> float:
-    """KL(label histogram || uniform), 0 for a perfectly balanced set."""
-    p = np.bincount(labels, minlength=classes) / len(labels)
-    return float(np.sum(p[p > 0] * np.log(p[p > 0] * classes)))
 
 
 def balance_table(reports: dict[str, BalanceReport], pool_label: str = "pool") -> str:
@@ -157,7 +159,7 @@ def balance_table(reports: dict[str, BalanceReport], pool_label: str = "pool") -
         >>> labels = np.array([0] * 50 + [1] * 50)
         >>> print(balance_table({"picked": balance(tree, [0, 1, 90, 91], labels)}))
                                   pool  picked
-        rows                       100       4
+        samples                    100       4
         cluster KL, level 1 (2)  0.368   0.000
         class KL (2)             0.000   0.000
           0                         50       2
@@ -165,7 +167,7 @@ def balance_table(reports: dict[str, BalanceReport], pool_label: str = "pool") -
     """
     first = next(iter(reports.values()))
     header = ["", pool_label, *reports]
-    rows = [["rows", str(first.pool_size), *(str(r.subset_size) for r in reports.values())]]
+    rows = [["samples", str(first.pool_size), *(str(r.subset_size) for r in reports.values())]]
     for level, count in enumerate(first.clusters):
         cells = [f"{r.cluster_kl[level][1]:.3f}" for r in reports.values()]
         rows.append([f"cluster KL, level {level + 1} ({count})", f"{first.cluster_kl[level][0]:.3f}", *cells])
@@ -192,26 +194,32 @@ def run_curation(
     target: int,
     levels: Sequence[int] = (500, 50),
     label_names: Sequence[str] | None = None,
+    seed: int = 0,
 ) -> tuple[HierarchicalKMeans, dict[str, np.ndarray]]:
     """Hierarchical k-means with resampling, then two subsets of ``target`` samples: ``curate`` without labels
     (Vo et al.: balances the embedding's clusters) and with the table's labels (``label_shares="balanced"``:
-    classes first, uniformly within each). Prints what each balanced; saves their ids into ``out``."""
+    classes first, uniformly within each). Prints what each balanced; saves their ids into ``out`` as
+    ``no_labels_ids.npy`` and ``by_label_ids.npy``."""
     start = time.perf_counter()
-    tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, seed=0).fit(table, checkpoint=out / "tree")
+    checkpoint = out / "tree"
+    resumed = checkpoint.exists()
+    tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, seed=seed)
+    tree.fit(table, checkpoint=checkpoint)
     labels = table.column("label")  # per row of the table, as the tree's rows
     named = np.asarray(label_names)[labels] if label_names is not None else labels
     subsets: dict[str, np.ndarray] = {}
     reports: dict[str, BalanceReport] = {}
-    subsets["curated"] = curate(tree, target, seed=0)
-    reports["curated"] = balance(tree, subsets["curated"], labels=named)
-    subsets["by label"], reports["by label"] = curate(tree, target, labels=named, report=True, seed=0)
+    subsets["no labels"] = curate(tree, target, seed=seed)
+    reports["no labels"] = balance(tree, subsets["no labels"], labels=named)
+    subsets["by label"], reports["by label"] = curate(tree, target, labels=named, report=True, seed=seed)
+    fitted = f"read from its checkpoint {checkpoint}" if resumed else "fitted"
     print(
-        f"hierarchical k-means {list(levels)} with 5 resampling steps and two curate({target}) took "
+        f"hierarchical k-means {list(levels)} with 5 resampling steps {fitted}, and two curate({target}), in "
         f"{time.perf_counter() - start:.1f} s"
     )
-    print("what each subset balanced (KL to uniform, 0 is perfectly even):")
-    print("  curated:  clusters of the embedding (Vo et al.), no labels")
-    print(f"  by label: {reports['by label'].balanced}")
+    print("what each subset balanced (KL to uniform, 0 is perfectly even; level 1 is the finest):")
+    print("  no labels: clusters of the embedding (Vo et al.)")
+    print(f"  by label:  {reports['by label'].balanced}")
     print(balance_table(reports))
     for name, ids in subsets.items():
         np.save(out / f"{name.replace(' ', '_')}_ids.npy", ids, allow_pickle=False)
@@ -224,13 +232,13 @@ def _label_tv(labels: np.ndarray, batch: list[int], overall: np.ndarray) -> floa
 
 
 def run_smart_batches(
-    table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3, classes: int = 10
+    table: VectorTable, n_clusters: int = 64, batch_size: int = 64, shown: int = 3, classes: int = 10, seed: int = 0
 ) -> ClusterBatchSampler:
     """Cluster the vectors, build a ClusterBatchSampler (``pacing="proportional"``: every batch holds the clusters
     in proportion to their sizes) and print its first batches next to random ones."""
     start = time.perf_counter()
-    clusters = cluster(table, KMeans(n_clusters, seed=0))  # one cluster per sample id
-    sampler = ClusterBatchSampler(clusters, batch_size, pacing="proportional", seed=0)
+    clusters = cluster(table, KMeans(n_clusters, seed=seed))  # one cluster per sample id
+    sampler = ClusterBatchSampler(clusters, batch_size, pacing="proportional", seed=seed)
     print(
         f"clustered {len(table)} vectors into {n_clusters} clusters in {time.perf_counter() - start:.1f} s; "
         f'the sampler (pacing="proportional") gives {len(sampler)} batches of {batch_size}'
@@ -238,7 +246,7 @@ def run_smart_batches(
     labels = np.full(len(clusters), -1, dtype=np.int64)
     labels[table.column("idx")] = table.column("label")  # per sample id, as the sampler draws them
     overall = np.bincount(labels[labels >= 0], minlength=classes) / int((labels >= 0).sum())
-    random_order = np.random.default_rng(0).permutation(np.flatnonzero(clusters >= 0))
+    random_order = np.random.default_rng(seed).permutation(np.flatnonzero(clusters >= 0))
     smart = list(sampler)
     for i in range(shown):
         batch, rand = smart[i], random_order[i * batch_size : (i + 1) * batch_size].tolist()
@@ -311,12 +319,15 @@ def recorded_output(record: Path | None, command: str) -> Iterator[None]:
 
     record.parent.mkdir(parents=True, exist_ok=True)
     partial = record.with_name(record.name + ".partial")
-    with partial.open("w") as file:
-        file.write(f"# recorded {datetime.date.today().isoformat()} by: {command}\n")
-        file.write(f"# curata {__version__}; {machine()}\n")
-        with contextlib.redirect_stdout(_Tee(sys.stdout, file)):
-            yield
-    partial.replace(record)
+    try:
+        with partial.open("w") as file:
+            file.write(f"# recorded {datetime.date.today().isoformat()} by: {command}\n")
+            file.write(f"# curata {__version__}; {machine()}\n")
+            with contextlib.redirect_stdout(_Tee(sys.stdout, file)):
+                yield
+        partial.replace(record)
+    finally:
+        partial.unlink(missing_ok=True)  # a run that failed leaves the last complete record as it was
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,13 +340,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", type=int, default=5000, help="size of the curated subsets")
     parser.add_argument("--text", action="store_true", help="the text demo: Debian's fortunes, with MiniLM")
     parser.add_argument("--record", type=Path, help="also write what the demo prints to this file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the clusterings, the draws and the batches")
     args = parser.parse_args(argv)
     command = "curata demo " + " ".join(argv if argv is not None else sys.argv[1:])
     with recorded_output(args.record, command.strip()):
         if args.text:
             from curata.cli.text_demo import run_text_demo
 
-            run_text_demo(args.out, target=args.target)
+            run_text_demo(args.out, target=args.target, seed=args.seed)
             return
         _image_demo(args)
 
@@ -352,9 +364,9 @@ def _image_demo(args: argparse.Namespace) -> None:
         f"{root}/<class>/"
     )
     table = run_describe(args.out, images, args.size, args.batch_size)
-    tree, subsets = run_curation(table, args.out, args.target, label_names=images.classes)
-    sampler = run_smart_batches(table)
-    run_export(table, subsets["by label"], args.out / "curated", "curate --labels-from-table")
+    tree, subsets = run_curation(table, args.out, args.target, label_names=images.classes, seed=args.seed)
+    sampler = run_smart_batches(table, seed=args.seed)
+    run_export(table, subsets["by label"], args.out / "by_label", BY_LABEL)
     index = report(table, args.out / "report", tree=tree, curated=subsets["by label"], sampler=sampler)
     print(f"report: {index}")
     page = explore(table, args.out / "explorer", source=images, tree=tree, curated=subsets["by label"], sampler=sampler)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curata.cli.demo import run_curation, run_export, run_smart_batches
+from curata.cli.demo import BY_LABEL, run_curation, run_export, run_smart_batches
 from curata.embedding.job import describe
 from curata.exploring.explorer import explore
 from curata.exploring.report import report
@@ -31,7 +31,7 @@ def fortune_files(root: Path = FORTUNES_DIR) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8") and not p.is_symlink())
 
 
-def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> None:
+def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR, seed: int = 0) -> None:
     """describe (minilm) -> hierarchical k-means -> curate (without, with labels) -> smart batches -> export -> report,
     on the fortunes."""
     texts = TextFiles(fortune_files(root), separator="%", label_by_file=True)
@@ -42,9 +42,10 @@ def run_text_demo(out: Path, target: int = 3000, root: Path = FORTUNES_DIR) -> N
     table = describe(texts, load_model("minilm").embedder(), out / "pool", label_key="label", batch_size=128)
     seconds = time.perf_counter() - start
     print(f"stored {len(table)} vectors of dimension {table.dim} at {table.path} ({seconds:.1f} s)")
-    tree, subsets = run_curation(table, out, min(target, len(table) // 2), levels=(300, 30), label_names=texts.classes)
-    sampler = run_smart_batches(table, classes=topics)
-    run_export(table, subsets["by label"], out / "curated", "curate --labels-from-table")
+    size = min(target, len(table) // 2)
+    tree, subsets = run_curation(table, out, size, levels=(300, 30), label_names=texts.classes, seed=seed)
+    sampler = run_smart_batches(table, classes=topics, seed=seed)
+    run_export(table, subsets["by label"], out / "by_label", BY_LABEL)
     index = report(table, out / "report", tree=tree, curated=subsets["by label"], sampler=sampler)
     print(f"report: {index}")
     page = explore(table, out / "explorer", source=texts, tree=tree, curated=subsets["by label"], sampler=sampler)

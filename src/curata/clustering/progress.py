@@ -31,7 +31,8 @@ class _Lines:
             return
         self.last = now
         where = ", ".join([*self.stages, text] if text else self.stages)
-        print(f"{self.prefix}: {where} ({now - self.started:.0f} s)", file=self.stream, flush=True)
+        # the time since the command started, not since this fit: one clock for all of a command's lines
+        print(f"{self.prefix}: {where} (at {now - self.started:.0f} s)", file=self.stream, flush=True)
 
 
 @contextlib.contextmanager
@@ -46,7 +47,7 @@ def fit_progress(prefix: str, interval: float = 5.0, stream: TextIO | None = Non
         >>> with fit_progress("curate", interval=0, stream=out):
         ...     _ = HierarchicalKMeans([8, 2], n_resampling_steps=1, n_iter=2).fit(np.eye(16))
         >>> out.getvalue().splitlines()[0]
-        'curate: level 1 of 2 (8 clusters) (0 s)'
+        'curate: level 1 of 2 (8 clusters) (at 0 s)'
     """
     token = _CURRENT.set(_Lines(prefix, interval, stream or sys.stderr))
     try:
