@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
+import torch
+from launch import HERE, TEARDOWN_ABORT, torchrun
 
 from curata import VectorTable, contamination, retrieve
 from curata.subsets.retrieve import retrieve_space
@@ -223,3 +227,20 @@ def test_bad_input(tmp_path):
     assert retrieve(a, VectorTable.from_arrays(tmp_path / "d", np.eye(3), fingerprint=model), per_seed=1)[0].size
     assert retrieve(np.ones((0, 3)), seeds)[0].tolist() == []
     assert retrieve_space(np.zeros((400, 1280)), np.zeros((60, 1280))) == "centred"
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_two_gloo_ranks_equal_one_process(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from retrieve_job import retrieve_all
+
+    (tmp_path / "one").mkdir()
+    single = retrieve_all(tmp_path / "one")
+    (tmp_path / "two").mkdir()
+    result = torchrun("retrieve_job.py", str(tmp_path / "two" / "answers.npz"))
+    assert result.returncode == 0 or TEARDOWN_ABORT in result.stderr, result.stderr[-3000:]
+    two = np.load(tmp_path / "two" / "answers.npz")
+    assert sorted(two.files) == sorted(single)
+    for key, values in single.items():
+        assert np.array_equal(two[key], values) if key.endswith(("_i", "_s")) else np.allclose(two[key], values), key
+    assert not {10, 200} & set(single["copies_i"].tolist()) and {10, 200} <= set(single["cosine_i"].tolist())

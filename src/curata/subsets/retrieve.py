@@ -6,7 +6,9 @@ repeats. ``method="clusters"`` (DataComp's image-based filter, DINOv2's choice f
 the space dedup and contamination use (``space``: whitened, centred or raw, fitted on both sets together), or minus
 the euclidean distance (``metric="l2"``). Both sets are read ``chunk_rows`` rows at a time (VectorTables stream from
 disk) with contamination's scan (``pair_blocks``), so memory is O(chunk_rows^2 + seeds x per_seed) whatever the pool's
-size, and ``chunk_rows`` changes the speed, never the answer (ties go to the lower id).
+size, and ``chunk_rows`` changes the speed, never the answer (ties go to the lower id). Under torchrun each rank scans
+its block of the pool's rows for the neighbours and one all-gather merges them, with the answer of one process (the
+space's fit, the near-copy test and the clusters' assignment read the whole pool on every rank).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 
 from curata._internal.checks import check_int, check_labels
-from curata.store.rows import as_matrix, shape_of
+from curata._internal.distributed import all_gather_rows, is_distributed, rank_and_world, shard_range
+from curata.store.rows import TableRows, as_matrix, shape_of
 from curata.store.table import VectorTable
 from curata.subsets.contamination import cluster_rows, contamination, pair_blocks, similarities
 from curata.subsets.cosine_space import check_space, fit_space_on, resolve_space
@@ -236,7 +239,11 @@ def _nearest_rows(
     seed_rows = shape_of(seeds)[0]
     best = torch.full((seed_rows, keep), -torch.inf)
     found = torch.full((seed_rows, keep), -1, dtype=torch.int64)
-    for start, stop, seed_start, sims in pair_blocks(pool, seeds, prepare, chunk_rows, metric):
+    rank, world = rank_and_world() if is_distributed() else (0, 1)
+    low, high = shard_range(shape_of(pool)[0], rank, world)  # under torchrun each rank scans its block of rows
+    shard = TableRows(pool, start=low, stop=high) if isinstance(pool, VectorTable) else pool[low:high]
+    for start, stop, seed_start, sims in pair_blocks(shard, seeds, prepare, chunk_rows, metric):
+        start, stop = start + low, stop + low
         block = sims.T  # (seed rows, pool rows)
         if excluded is not None:
             block = block.masked_fill(excluded[start:stop], -torch.inf)
@@ -251,6 +258,11 @@ def _nearest_rows(
             values[tied], columns[tied] = _sorted_top(block[tied], every, values.shape[1])
         merged = _sorted_top(torch.cat([best[here], values], 1), torch.cat([found[here], columns], 1), keep)
         best[here], found[here] = merged
+    if world > 1:  # one merge: every rank's (seed rows, keep) best, side by side, cut to the best keep again
+        counts = [seed_rows] * world
+        every_best = all_gather_rows(best, counts).reshape(world, seed_rows, keep).permute(1, 0, 2)
+        every_found = all_gather_rows(found, counts).reshape(world, seed_rows, keep).permute(1, 0, 2)
+        best, found = _sorted_top(every_best.reshape(seed_rows, -1), every_found.reshape(seed_rows, -1), keep)
     found[torch.isneginf(best)] = -1
     return best.numpy(), found.numpy()
 
