@@ -176,3 +176,64 @@ def save_figure(fig: Any, name: str) -> None:
     fig.tight_layout()
     fig.savefig(OUT / f"{name}.png", dpi=110)
     plt.close(fig)
+
+
+def subset_row(vectors: Vectors, chosen: np.ndarray, seed: int, size: int, method: str) -> dict[str, Any]:
+    """One result row of a subset study: the subset's class balance and a linear probe trained on it."""
+    probe = train_probe(vectors.train[chosen], vectors.train_labels[chosen], seed)
+    return {
+        "seed": seed,
+        "size": size,
+        "method": method,
+        "kl_to_uniform": kl_to_uniform(vectors.train_labels[chosen]),
+        "class_counts": np.bincount(vectors.train_labels[chosen], minlength=CLASSES).tolist(),
+        **accuracies(probe, vectors.test, vectors.test_labels),
+    }
+
+
+def values_of(result: dict[str, Any], size: int, method: str, key: str) -> list[float]:
+    """``key`` of every seed's row for (``size``, ``method``)."""
+    return [r[key] for r in result["rows"] if r["size"] == size and r["method"] == method]
+
+
+def methods_of(result: dict[str, Any]) -> list[str]:
+    """The methods of a subset study's rows, in the order they were run."""
+    return list(dict.fromkeys(r["method"] for r in result["rows"]))
+
+
+def paired_table(result: dict[str, Any], comparisons: list[tuple[str, str]], keys: tuple[str, ...]) -> list[str]:
+    """Markdown lines: the paired differences (second - first) of ``keys`` across seeds, per size."""
+    lines = [
+        f"Paired across the {len(result['seeds'])} seeds (difference = second − first; p-values two-sided):",
+        "",
+        "| size | comparison | metric | mean diff ± std | paired t p | Wilcoxon p |",
+        "|---:|---|---|---:|---:|---:|",
+    ]
+    for size in result["sizes"]:
+        for first, second in comparisons:
+            for key in keys:
+                test = paired(values_of(result, size, first, key), values_of(result, size, second, key))
+                lines.append(
+                    f"| {size} | {first} → {second} | {key.replace('_', ' ')} | {test['mean_diff']:+.4f} ± "
+                    f"{test['std_diff']:.4f} | {test['t_p']:.3g} | {test['wilcoxon_p']:.3g} |"
+                )
+    return lines
+
+
+def plot_accuracies(result: dict[str, Any], title: str, name: str) -> None:
+    """Macro and rarest-5 accuracy of every seed, per method and size, into docs/evidence/NAME.png."""
+    fig, axes = panels(2, width=6.0, sharey=False)
+    methods = methods_of(result)
+    for ax, key in zip(axes, ("macro_accuracy", "tail5_accuracy")):
+        for i, method in enumerate(methods):
+            for j, size in enumerate(result["sizes"]):
+                values = values_of(result, size, method, key)
+                offset = 0.12 * (i - (len(methods) - 1) / 2)
+                ax.scatter(
+                    np.full(len(values), j + offset), values, s=10, color=f"C{i}", label=method if j == 0 else None
+                )
+        ax.set_xticks(range(len(result["sizes"])), [f"{s} rows" for s in result["sizes"]])
+        ax.set_title(key.replace("_", " "))
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title} ({len(result['seeds'])} seeds)")
+    save_figure(fig, name)

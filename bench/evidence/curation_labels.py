@@ -19,14 +19,14 @@ import numpy as np
 from common import (
     CLASSES,
     Vectors,
-    accuracies,
-    kl_to_uniform,
     mean_std,
+    methods_of,
     paired,
-    panels,
-    save_figure,
+    paired_table,
+    plot_accuracies,
     save_json,
-    train_probe,
+    subset_row,
+    values_of,
     verdict,
 )
 
@@ -74,18 +74,7 @@ def run(vectors: Vectors, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
     for seed in seeds:
         tree = HierarchicalKMeans(list(LEVELS), n_resampling_steps=5, n_iter=20, seed=seed).fit(x_pool)
         for size in SIZES:
-            for method, chosen in _subsets(vectors, size, seed, tree).items():
-                probe = train_probe(vectors.train[chosen], vectors.train_labels[chosen], seed)
-                rows.append(
-                    {
-                        "seed": seed,
-                        "size": size,
-                        "method": method,
-                        "kl_to_uniform": kl_to_uniform(vectors.train_labels[chosen]),
-                        "class_counts": np.bincount(vectors.train_labels[chosen], minlength=CLASSES).tolist(),
-                        **accuracies(probe, vectors.test, vectors.test_labels),
-                    }
-                )
+            rows += [subset_row(vectors, c, seed, size, m) for m, c in _subsets(vectors, size, seed, tree).items()]
         print(f"  curation_labels: seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
     pool_counts = np.bincount(vectors.train_labels[vectors.pool], minlength=CLASSES).tolist()
     result = {
@@ -97,16 +86,8 @@ def run(vectors: Vectors, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
         "rows": rows,
     }
     save_json(NAME, result)
-    _plot(result)
+    plot_accuracies(result, "Curation by labels, then concepts", NAME)
     return result
-
-
-def _values(result: dict[str, Any], size: int, method: str, key: str) -> list[float]:
-    return [r[key] for r in result["rows"] if r["size"] == size and r["method"] == method]
-
-
-def _methods(result: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(r["method"] for r in result["rows"]))
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -122,24 +103,10 @@ def markdown(result: dict[str, Any]) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for size in result["sizes"]:
-        for method in _methods(result):
-            cells = " | ".join(mean_std(_values(result, size, method, k)) for k in keys)
+        for method in methods_of(result):
+            cells = " | ".join(mean_std(values_of(result, size, method, k)) for k in keys)
             lines.append(f"| {size} | {method} | {cells} |")
-    lines += [
-        "",
-        f"Paired across the {len(result['seeds'])} seeds (difference = second − first; p-values two-sided):",
-        "",
-        "| size | comparison | metric | mean diff ± std | paired t p | Wilcoxon p |",
-        "|---:|---|---|---:|---:|---:|",
-    ]
-    for size in result["sizes"]:
-        for first, second in _comparisons():
-            for key in ("macro_accuracy", "tail5_accuracy"):
-                test = paired(_values(result, size, first, key), _values(result, size, second, key))
-                lines.append(
-                    f"| {size} | {first} → {second} | {key.replace('_', ' ')} | {test['mean_diff']:+.4f} ± "
-                    f"{test['std_diff']:.4f} | {test['t_p']:.3g} | {test['wilcoxon_p']:.3g} |"
-                )
+    lines += ["", *paired_table(result, _comparisons(), ("macro_accuracy", "tail5_accuracy"))]
     return "\n".join(lines)
 
 
@@ -153,7 +120,7 @@ def _comparisons() -> list[tuple[str, str]]:
 def best_within_label(result: dict[str, Any]) -> str:
     """The within_label choice with the highest macro accuracy, averaged over sizes and seeds."""
     means = {
-        name: np.mean([np.mean(_values(result, s, name, "macro_accuracy")) for s in result["sizes"]])
+        name: np.mean([np.mean(values_of(result, s, name, "macro_accuracy")) for s in result["sizes"]])
         for name in LABEL_AWARE
     }
     return max(means, key=lambda name: means[name]).split(" + ")[1]
@@ -165,7 +132,7 @@ def reading(result: dict[str, Any]) -> str:
     for size in result["sizes"]:
         for first, second in _comparisons():
             test = paired(
-                _values(result, size, first, "macro_accuracy"), _values(result, size, second, "macro_accuracy")
+                values_of(result, size, first, "macro_accuracy"), values_of(result, size, second, "macro_accuracy")
             )
             parts.append(f"at {size} rows, {second}: " + verdict(test, "macro accuracy", first) + ")")
     beats = [
@@ -174,7 +141,7 @@ def reading(result: dict[str, Any]) -> str:
         for name in LABEL_AWARE
         if (
             t := paired(
-                _values(result, size, BASELINE, "macro_accuracy"), _values(result, size, name, "macro_accuracy")
+                values_of(result, size, BASELINE, "macro_accuracy"), values_of(result, size, name, "macro_accuracy")
             )
         )["mean_diff"]
         > 0
@@ -191,21 +158,3 @@ def reading(result: dict[str, Any]) -> str:
         + f". In short: {winner}. Highest mean macro accuracy among the label-aware choices: within_label="
         f"'{best_within_label(result)}'. The test set is balanced, so overall accuracy equals macro accuracy."
     )
-
-
-def _plot(result: dict[str, Any]) -> None:
-    fig, axes = panels(2, width=6.0, sharey=False)
-    methods = _methods(result)
-    for ax, key in zip(axes, ("macro_accuracy", "tail5_accuracy")):
-        for i, method in enumerate(methods):
-            for j, size in enumerate(result["sizes"]):
-                values = _values(result, size, method, key)
-                offset = 0.12 * (i - (len(methods) - 1) / 2)
-                ax.scatter(
-                    np.full(len(values), j + offset), values, s=10, color=f"C{i}", label=method if j == 0 else None
-                )
-        ax.set_xticks(range(len(result["sizes"])), [f"{s} rows" for s in result["sizes"]])
-        ax.set_title(key.replace("_", " "))
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Curation by labels, then concepts ({len(result['seeds'])} seeds)")
-    save_figure(fig, NAME)

@@ -26,6 +26,7 @@ import coreset_split  # noqa: E402
 import coreset_split_text  # noqa: E402
 import curation_labels  # noqa: E402
 import curation_tail  # noqa: E402
+import curation_trees  # noqa: E402
 import gradient_noise  # noqa: E402
 from common import OUT, ROOT, load_vectors  # noqa: E402
 
@@ -37,6 +38,7 @@ STUDIES = {
     "coreset_split": ("5. Coreset split → training set quality", coreset_split),
     "coreset_split_text": ("6. Coreset split on text", coreset_split_text),
     "curation_labels": ("7. Curation by labels, then concepts", curation_labels),
+    "curation_trees": ("8. Curation without labels: metric and levels", curation_trees),
 }
 
 INTRO = """# The evidence: what curation and smart batching do to training
