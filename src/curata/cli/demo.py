@@ -56,6 +56,10 @@ __all__ = [
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+# the tree the evidence chose: of l2 [300, 30], l2 [500, 50], cosine [500, 50] and cosine [1000, 100, 10], the
+# last gave the highest rarest-5 accuracy without labels (docs/evidence.md, study 8, 6 paired seeds)
+TREE_METRIC, TREE_LEVELS = "cosine", (1000, 100, 10)
+TREE_WHY = "the tree of the highest rarest-5 probe accuracy without labels in docs/evidence.md, study 8"
 BY_LABEL = "demo: curate by label (balanced shares, uniform within each)"  # what chose the exported subset
 FOLDERS = [name.lower().replace("/", "-").replace(" ", "-") for name in CLASSES]  # a class folder per label
 
@@ -126,13 +130,16 @@ def write_image_folder(root: Path, images: FashionMNIST, indices: np.ndarray) ->
 
 
 def run_describe(out: Path, images: ImageFolder, size: int, batch_size: int) -> VectorTable:
-    """Describe the image folder into ``out / "pool"`` with EfficientNet-Lite0; prints what and how fast."""
+    """Describe the image folder into ``out / "pool"`` with EfficientNet-Lite0, read back centred and L2-normalised
+    (pooled CNN features are nearly parallel until centred: cosine needs it); prints what and how fast."""
     embedder = load_model("efficientnet-lite0", size=size).embedder()
     path = out / "pool"
     already = len(VectorTable.open(path).sample_ids()) if VectorTable.is_table(path) else 0
     start = time.perf_counter()
     try:
-        table = describe(images, embedder, path, batch_size=batch_size, label_key="label", progress=False)
+        table = describe(
+            images, embedder, path, batch_size=batch_size, label_key="label", normalize="center+l2", progress=False
+        )
     except ValueError as error:
         if "was made by a different job" not in str(error):
             raise
@@ -195,6 +202,7 @@ def run_curation(
     levels: Sequence[int] = (500, 50),
     label_names: Sequence[str] | None = None,
     seed: int = 0,
+    metric: str = "l2",
 ) -> tuple[HierarchicalKMeans, dict[str, np.ndarray]]:
     """Hierarchical k-means with resampling, then two subsets of ``target`` samples: ``curate`` without labels
     (Vo et al.: balances the embedding's clusters) and with the table's labels (``label_shares="balanced"``:
@@ -203,7 +211,7 @@ def run_curation(
     start = time.perf_counter()
     checkpoint = out / "tree"
     resumed = checkpoint.exists()
-    tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, seed=seed)
+    tree = HierarchicalKMeans(list(levels), n_resampling_steps=5, n_iter=20, metric=metric, seed=seed)
     tree.fit(table, checkpoint=checkpoint)
     labels = table.column("label")  # per row of the table, as the tree's rows
     named = np.asarray(label_names)[labels] if label_names is not None else labels
@@ -214,8 +222,8 @@ def run_curation(
     subsets["by label"], reports["by label"] = curate(tree, target, labels=named, report=True, seed=seed)
     fitted = f"read from its checkpoint {checkpoint}" if resumed else "fitted"
     print(
-        f"hierarchical k-means {list(levels)} with 5 resampling steps {fitted}, and two curate({target}), in "
-        f"{time.perf_counter() - start:.1f} s"
+        f"hierarchical k-means ({metric}) {list(levels)} with 5 resampling steps {fitted}, and two "
+        f"curate({target}), in {time.perf_counter() - start:.1f} s"
     )
     print("what each subset balanced (KL to uniform, 0 is perfectly even; level 1 is the finest):")
     print("  no labels: clusters of the embedding (Vo et al.)")
@@ -364,7 +372,10 @@ def _image_demo(args: argparse.Namespace) -> None:
         f"{root}/<class>/"
     )
     table = run_describe(args.out, images, args.size, args.batch_size)
-    tree, subsets = run_curation(table, args.out, args.target, label_names=images.classes, seed=args.seed)
+    print(f"tree: {TREE_METRIC} {list(TREE_LEVELS)}, {TREE_WHY}")
+    tree, subsets = run_curation(
+        table, args.out, args.target, TREE_LEVELS, label_names=images.classes, seed=args.seed, metric=TREE_METRIC
+    )
     sampler = run_smart_batches(table, seed=args.seed)
     run_export(table, subsets["by label"], args.out / "by_label", BY_LABEL)
     index = report(table, args.out / "report", tree=tree, curated=subsets["by label"], sampler=sampler)
