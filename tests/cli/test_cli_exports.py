@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import LETTERS
 
 from curata.cli.main import command_line, main
 
@@ -16,18 +17,7 @@ TOPICS = {"food": "bread apple soup", "law": "court judge verdict", "sea": "wave
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "letters.py").write_text(
-        "import torch\n"
-        "def make():\n"
-        "    def letters(texts):\n"
-        "        out = torch.zeros(len(texts), 26)\n"
-        "        for row, text in enumerate(texts):\n"
-        "            for char in text:\n"
-        "                if 'a' <= char <= 'z':\n"
-        "                    out[row, ord(char) - 97] += 1\n"
-        "        return out\n"
-        "    return letters\n"
-    )
+    (tmp_path / "letters.py").write_text(LETTERS)
     lines = []
     for n in range(30):
         topic = list(TOPICS)[n % 3]

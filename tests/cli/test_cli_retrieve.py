@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import LETTERS
 
 from curata import VectorTable, retrieve
 from curata.cli.main import command_line, main
@@ -45,20 +46,6 @@ def test_retrieve_writes_ids_seeds_and_similarities(workdir):
     )
     got = _read(workdir / "c", "retrieved_ids")
     assert got.tolist() == retrieve(pool, seeds, method="clusters", n_clusters=5, metric="l2")[0].tolist()
-
-
-LETTERS = (
-    "import torch\n"
-    "def make():\n"
-    "    def letters(texts):\n"
-    "        out = torch.zeros(len(texts), 26)\n"
-    "        for row, text in enumerate(texts):\n"
-    "            for char in text:\n"
-    "                if 'a' <= char <= 'z':\n"
-    "                    out[row, ord(char) - 97] += 1\n"
-    "        return out\n"
-    "    return letters\n"
-)
 
 
 def test_seeds_described_by_the_same_model_and_the_paths_of_the_ids(workdir):

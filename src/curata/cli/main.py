@@ -428,13 +428,20 @@ def _exact(args: argparse.Namespace) -> None:
     _finish(args.out, "exact", started, {"kept_rows": kept}, groups=len(groups), removed=removed)
 
 
+def _rows_of_both(vectors: Any, other: Any, flag: str, advice: str) -> tuple[int, int]:
+    """The rows of --vectors and of a second source compared with it (``flag``), refused before any work when
+    their dimensions differ (-1: not known before loading)."""
+    rows, dim = _source_shape(vectors, "--vectors")
+    other_rows, other_dim = _source_shape(other, flag)
+    if -1 not in (dim, other_dim) and dim != other_dim:
+        raise ValueError(f"{flag} has dim {other_dim}, --vectors has dim {dim}: {advice}")
+    return rows, other_rows
+
+
 def _contamination(args: argparse.Namespace) -> None:
     from curata.subsets.contamination import contamination, contamination_space
 
-    rows, dim = _source_shape(args.vectors, "--vectors")
-    reference_rows, reference_dim = _source_shape(args.reference, "--reference")
-    if -1 not in (dim, reference_dim) and dim != reference_dim:
-        raise ValueError(f"--reference has dim {reference_dim}, --vectors has dim {dim}: describe both alike")
+    rows, reference_rows = _rows_of_both(args.vectors, args.reference, "--reference", "describe both alike")
     table = _checked_vectors(args)
     reference = load_vectors(args.reference, args.out, "reference")
     started = time.perf_counter()
@@ -465,10 +472,7 @@ def _contamination(args: argparse.Namespace) -> None:
 def _retrieve(args: argparse.Namespace) -> None:
     from curata.subsets.retrieve import retrieve, retrieve_space
 
-    rows, dim = _source_shape(args.vectors, "--vectors")
-    seed_rows, seed_dim = _source_shape(args.seeds, "--seeds")
-    if -1 not in (dim, seed_dim) and dim != seed_dim:
-        raise ValueError(f"--seeds has dim {seed_dim}, --vectors has dim {dim}: describe both with the same model")
+    rows, seed_rows = _rows_of_both(args.vectors, args.seeds, "--seeds", "describe both with the same model")
     if args.method == "clusters" and (args.n_clusters is None) == (args.clusters_column is None):
         raise ValueError("--method clusters needs one of --n-clusters K or --clusters-column NAME")
     if args.method != "clusters" and (args.n_clusters is not None or args.clusters_column is not None):
